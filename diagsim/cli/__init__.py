@@ -1,0 +1,1 @@
+"""Command-line interface: ``diagsim <command>``; each command lives in its own module here."""

@@ -1,0 +1,55 @@
+"""``diagsim`` entry point: parses the command line and dispatches to one module per subcommand.
+
+Each subcommand module defines ``register(subparsers)`` that adds its parser and sets
+``func(args) -> int``. A :class:`~diagsim.errors.DiagsimError` is printed as one line
+``diagsim <cmd>: error: <message>`` and exits 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .._version import __version__
+from ..errors import DiagsimError
+
+#: subcommand modules, in the order ``--help`` lists them
+COMMANDS = ("run", "simulate", "predict", "sharpness", "verify", "sweep", "bench", "figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diagsim",
+        description="Implicit bias of SGD, Adam and friends on diagonal linear networks: discrete "
+                    "optimizers, Euler-Maruyama SDEs, slow flows and symbolic predictions.")
+    parser.add_argument("--version", action="version", version=f"diagsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f".{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.{name}":
+                continue  # command not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except DiagsimError as exc:
+        print(f"diagsim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"diagsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
