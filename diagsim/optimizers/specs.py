@@ -1,0 +1,272 @@
+"""Optimizer specifications: frozen, validated dataclasses (THEORY §2-3).
+
+A spec says *what* an optimizer is (hyperparameters, noise model); kernels in this package say how a
+step is computed, and :mod:`diagsim.sde` / :mod:`diagsim.slowflow` derive continuous-time models from the
+same spec. Every field is validated on construction with a one-line :class:`~diagsim.errors.DiagsimError`.
+
+Noise models (the gradient each step uses, THEORY §2):
+    LabelNoise(delta, dist)  g = grad L - (1/n) J^T xi, xi_j = ±delta ("rademacher", the paper's) or
+                             N(0, delta^2) ("gaussian"), fresh every step; covariance (delta^2/n^2) J^T J.
+    Minibatch(batch_size)    g = gradient of the loss on B rows drawn without replacement each step
+                             (a *different* noise model from label noise).
+    NoNoise()                full-batch gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
+
+from ..errors import DiagsimError, check_choice, check_int, check_interval, check_positive
+
+
+# --------------------------------------------------------------------------- noise models
+@dataclass(frozen=True)
+class LabelNoise:
+    delta: float = 0.5
+    dist: str = "rademacher"
+    kind: ClassVar[str] = "label"
+
+    def __post_init__(self):
+        object.__setattr__(self, "delta", check_positive("label_noise (delta)", self.delta, allow_zero=True))
+        check_choice("label-noise distribution", self.dist, ("rademacher", "gaussian"))
+
+
+@dataclass(frozen=True)
+class Minibatch:
+    batch_size: int = 1
+    kind: ClassVar[str] = "minibatch"
+
+    def __post_init__(self):
+        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
+
+
+@dataclass(frozen=True)
+class NoNoise:
+    kind: ClassVar[str] = "none"
+
+
+Noise = LabelNoise | Minibatch | NoNoise
+
+
+def _check_noise(noise) -> None:
+    if not isinstance(noise, (LabelNoise, Minibatch, NoNoise)):
+        raise DiagsimError(f"noise must be LabelNoise(...), Minibatch(...) or NoNoise(); got {noise!r}")
+
+
+# --------------------------------------------------------------------------- base
+@dataclass(frozen=True)
+class Optimizer:
+    """Base: learning rate ``lr`` (eta) and the gradient noise model."""
+
+    lr: float
+    noise: Noise = field(default_factory=lambda: LabelNoise())
+    name: ClassVar[str] = "optimizer"
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr", check_positive("lr", self.lr))
+        _check_noise(self.noise)
+
+    @property
+    def label_noise(self) -> float:
+        """delta (0 when the noise is not label noise)."""
+        return self.noise.delta if isinstance(self.noise, LabelNoise) else 0.0
+
+    def config(self) -> dict:
+        """JSON-serializable description (``from_config`` inverts it)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "noise"}
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        return {"optimizer": self.name, **d, "noise": {"kind": self.noise.kind, **asdict(self.noise)}}
+
+
+def _beta(name, x):
+    return check_interval(name, x, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- first-order
+@dataclass(frozen=True)
+class GD(Optimizer):
+    """theta <- theta - lr * grad L (no noise)."""
+
+    noise: Noise = field(default_factory=NoNoise)
+    name: ClassVar[str] = "gd"
+
+
+@dataclass(frozen=True)
+class SGD(Optimizer):
+    """theta <- theta - lr * g with g the noisy gradient of ``noise`` (label noise by default)."""
+
+    name: ClassVar[str] = "sgd"
+
+
+@dataclass(frozen=True)
+class Adam(Optimizer):
+    """Adam in the paper's form, with AdamE-lambda: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g*g;
+    theta <- theta - lr * m / (v**lam + eps). lam = 1/2 is Adam. Bias correction optional (off, as in
+    the paper's experiments); m_0 = 0, v_0 = ``v0`` (a scalar)."""
+
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-6
+    lam: float = 0.5
+    bias_correction: bool = False
+    v0: float = 0.0
+    name: ClassVar[str] = "adam"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "beta1", _beta("beta1", self.beta1))
+        object.__setattr__(self, "beta2", _beta("beta2", self.beta2))
+        object.__setattr__(self, "eps", check_positive("eps", self.eps, allow_zero=True))
+        object.__setattr__(self, "lam", check_interval("lam", self.lam, 0.0, 1.0))
+        object.__setattr__(self, "v0", check_positive("v0", self.v0, allow_zero=True))
+        object.__setattr__(self, "bias_correction", bool(self.bias_correction))
+
+
+@dataclass(frozen=True)
+class RMSProp(Adam):
+    """Adam with beta1 = 0."""
+
+    beta1: float = 0.0
+    name: ClassVar[str] = "rmsprop"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beta1 != 0.0:
+            raise DiagsimError(f"RMSProp has beta1 = 0; got beta1={self.beta1} (use Adam)")
+
+
+@dataclass(frozen=True)
+class AdamMini(Adam):
+    """One second-moment scalar per block b: v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2.
+
+    ``blocks``: a tuple of block ids, one per parameter (length 2d), or ``None`` for the default
+    {u, v} partition (block 0 = u, block 1 = v)."""
+
+    blocks: tuple | None = None
+    name: ClassVar[str] = "adam-mini"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.blocks is not None:
+            b = tuple(int(x) for x in self.blocks)
+            if min(b) < 0:
+                raise DiagsimError("blocks must be non-negative block ids, one per parameter")
+            object.__setattr__(self, "blocks", b)
+
+
+@dataclass(frozen=True)
+class Adalayer(AdamMini):
+    """Adalayer: AdamMini with one block per layer (for a diagonal net: {u, v})."""
+
+    name: ClassVar[str] = "adalayer"
+
+
+@dataclass(frozen=True)
+class AdaGrad(Optimizer):
+    """v <- v + g*g; theta <- theta - lr * g / (sqrt(v) + eps)."""
+
+    eps: float = 1e-10
+    v0: float = 0.0
+    name: ClassVar[str] = "adagrad"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "eps", check_positive("eps", self.eps, allow_zero=True))
+        object.__setattr__(self, "v0", check_positive("v0", self.v0, allow_zero=True))
+
+
+# --------------------------------------------------------------------------- SAM family
+SAM_VARIANTS = ("sam", "usam", "msam", "asam", "fisher", "ssam-f", "ssam-d", "block", "rsam")
+
+
+@dataclass(frozen=True)
+class SAM(Optimizer):
+    """Sharpness-aware minimization: eps = perturbation(g), theta <- theta - lr * grad L(theta + eps).
+
+    variant:
+        "sam"     eps = rho g / ||g||                     "usam"  eps = rho g (unnormalized)
+        "msam"    per-chunk perturbations: the batch is split into ``m_chunks`` chunks, each perturbed
+                  by its own normalized chunk gradient; the chunks' gradients are averaged
+                  (m_chunks = n is 1-SAM)
+        "asam"    eps = rho T^2 g / ||T g||, T = |theta| + asam_eta (0.01)
+        "fisher"  Fisher-SAM: eps = rho F^-1 g / sqrt(g^T F^-1 g), F = diag(1 + fisher_eta g*g)
+        "ssam-f"  sparse mask of the ``sparsity`` fraction of coordinates with the smallest Fisher
+                  score g^2 zeroed; normalized by the full ||g||
+        "ssam-d"  the mask is random (Bernoulli keep 1 - sparsity, redrawn each step)
+        "block"   perturb only the block ``block`` ("u" or "v"): the diagonal-net analogue of SAM-ON
+        "rsam"    Renyi-SAM: rho_eff = sign(1 - alpha) rho sum_j |g_j|^(2 alpha) / ||g||^(2 alpha + 2),
+                  eps = -rho_eff g
+    The base step is SGD with the spec's noise; the noisy gradient is the one perturbed.
+    """
+
+    rho: float = 0.05
+    variant: str = "sam"
+    m_chunks: int = 1
+    asam_eta: float = 0.01
+    fisher_eta: float = 1.0
+    sparsity: float = 0.5
+    block: str = "u"
+    alpha: float = 2.0
+    name: ClassVar[str] = "sam"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "rho", check_positive("rho", self.rho, allow_zero=True))
+        check_choice("variant", self.variant, SAM_VARIANTS)
+        object.__setattr__(self, "m_chunks", check_int("m_chunks", self.m_chunks))
+        object.__setattr__(self, "asam_eta", check_positive("asam_eta", self.asam_eta))
+        object.__setattr__(self, "fisher_eta", check_positive("fisher_eta", self.fisher_eta))
+        object.__setattr__(self, "sparsity", check_interval("sparsity", self.sparsity, 0.0, 1.0))
+        check_choice("block", self.block, ("u", "v"))
+        a = check_positive("alpha", self.alpha)
+        if a == 1.0:
+            raise DiagsimError("alpha = 1 is not allowed for RSAM (rho_eff has the factor sign(1 - alpha))")
+        object.__setattr__(self, "alpha", a)
+
+
+# --------------------------------------------------------------------------- SAF / MESA
+@dataclass(frozen=True)
+class SAF(Optimizer):
+    """Sharpness-aware training for free, regression form: minimize
+    L + lam_tra * (1/n) sum_j (f_j(theta) - fhat_j)^2 with fhat the outputs stored ``delay`` steps earlier."""
+
+    lam_tra: float = 0.3
+    delay: int = 5
+    name: ClassVar[str] = "saf"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "lam_tra", check_positive("lam_tra", self.lam_tra, allow_zero=True))
+        object.__setattr__(self, "delay", check_int("delay", self.delay))
+
+
+@dataclass(frozen=True)
+class MESA(Optimizer):
+    """MESA: as SAF but fhat = outputs of an EMA copy of theta (decay ``beta_ema``)."""
+
+    lam_tra: float = 0.3
+    beta_ema: float = 0.99
+    name: ClassVar[str] = "mesa"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "lam_tra", check_positive("lam_tra", self.lam_tra, allow_zero=True))
+        object.__setattr__(self, "beta_ema", _beta("beta_ema", self.beta_ema))
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    c.name: c for c in (GD, SGD, Adam, RMSProp, AdamMini, Adalayer, AdaGrad, SAM, SAF, MESA)
+}
+
+
+def from_config(cfg: dict) -> Optimizer:
+    """Inverse of :meth:`Optimizer.config`."""
+    cfg = dict(cfg)
+    name = cfg.pop("optimizer")
+    check_choice("optimizer", name, OPTIMIZERS)
+    noise_cfg = dict(cfg.pop("noise", {"kind": "label"}))
+    kind = noise_cfg.pop("kind")
+    noise = {"label": LabelNoise, "minibatch": Minibatch, "none": NoNoise}[kind](**noise_cfg)
+    if cfg.get("blocks") is not None:
+        cfg["blocks"] = tuple(cfg["blocks"])
+    return OPTIMIZERS[name](noise=noise, **cfg)
