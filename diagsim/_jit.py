@@ -26,3 +26,14 @@ def pjit(fn=None, **overrides):
 
 
 prange = numba.prange
+
+
+def jit_typed(signature, **overrides):
+    """njit with an explicit ``signature`` and the project's options (eager compilation, cached).
+
+    Used for functions passed as first-class function values (``numba.types.FunctionType``): a kernel
+    whose argument is typed by signature is compiled once for every function of that signature, and the
+    cache survives restarts (a kernel specialized on a dispatcher argument is not cached across processes).
+    """
+    opts = {**JIT_OPTIONS, **overrides}
+    return lambda f: numba.njit(signature, **opts)(f)

@@ -12,6 +12,19 @@ saved in checkpoints and results.
 
 Step counter: integer ``k`` = number of steps taken. Time of step k: ``t = k * dt`` on the SDE's clock
 (t = lr * k for a discrete optimizer), ``tau = lr * t`` (= lr**2 * k).
+
+Factory: each level exposes ``make_stepper(problem, optimizer, **model_options)``. The driver passes the
+run's noise seed as the keyword ``seed=`` when the factory accepts it (a ``seed`` parameter or
+``**kwargs``); otherwise it sets ``stepper.seed`` after construction if that attribute exists.
+
+Optional methods (the driver uses them when present, see :func:`diagsim.simulate.simulate`):
+
+* ``advance_checked(state, paths, step0, n_steps, active, limit, div_step, div_loss)``: as ``advance``,
+  and a path whose loss at step k is non-finite or exceeds ``limit[p]`` stops at step k with
+  ``active[p] = False``, ``div_step[p] = k``, ``div_loss[p]`` = that loss. Without it the driver checks
+  the loss itself at the end of every chunk of steps (so the reported step is the chunk's end).
+* ``divergence_hint() -> str``: which hyperparameter is likely too large, e.g.
+  ``"lr=0.5 is likely too large"`` (default: built from ``lr``).
 """
 from __future__ import annotations
 
@@ -44,4 +57,12 @@ class Stepper(Protocol):
         """JSON-serializable description of the dynamics and its hyperparameters."""
 
     def preconditioner_stats(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Per-path statistics of the preconditioner (empty dict if there is none)."""
+        """Per-path statistics of the preconditioner (empty dict if there is none): name -> (n_paths,)."""
+
+
+def divergence_hint(stepper) -> str:
+    """The stepper's ``divergence_hint()`` if it has one, else ``"lr=... is likely too large"``."""
+    fn = getattr(stepper, "divergence_hint", None)
+    if callable(fn):
+        return str(fn())
+    return f"lr={float(stepper.lr):g} is likely too large"

@@ -90,6 +90,12 @@ class GD(Optimizer):
     noise: Noise = field(default_factory=NoNoise)
     name: ClassVar[str] = "gd"
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.noise, NoNoise):
+            raise DiagsimError(f"GD uses the full-batch gradient (noise=NoNoise()); got noise={self.noise!r} "
+                               "(use SGD for a noisy gradient)")
+
 
 @dataclass(frozen=True)
 class SGD(Optimizer):
@@ -148,8 +154,14 @@ class AdamMini(Adam):
     def __post_init__(self):
         super().__post_init__()
         if self.blocks is not None:
-            b = tuple(int(x) for x in self.blocks)
-            if min(b) < 0:
+            try:
+                b = tuple(int(x) for x in self.blocks)
+                if any(x != y for x, y in zip(b, self.blocks)):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise DiagsimError("blocks must be a sequence of integer block ids, one per parameter "
+                                   f"(length 2d); got {self.blocks!r}"[:200]) from None
+            if not b or min(b) < 0:
                 raise DiagsimError("blocks must be non-negative block ids, one per parameter")
             object.__setattr__(self, "blocks", b)
 

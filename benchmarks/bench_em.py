@@ -1,0 +1,148 @@
+"""Generic Euler–Maruyama integrator vs a hand-fused kernel on the label-noise SGD SDE (issue 5).
+
+Reference problem (issue 7): "uu-vv", n = 40, d = 100, k = 5, N(0, 1) design from seed 0, w* = 1 on the
+first k coordinates, u0 = v0 = 0.1, lr = 0.01, delta = 1, dt = 0.01, T = 100, M in {1, 64, 1024}.
+
+* generic: ``diagsim.sde`` (the integrator calls the model's drift and diffusion as first-class functions).
+* fused:   the step written out by hand in one kernel (below): the same Brownian increments, the same
+           arithmetic in the same order, so the two final states agree bit for bit (checked).
+* noise:   the Brownian increments alone (the floor both share).
+
+Prints path-steps/s (best of ``--repeat`` interleaved runs) and generic/fused. Usage::
+
+    python benchmarks/bench_em.py [--quick] [--repeat 3] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+
+from diagsim import kernels as K
+from diagsim import rng
+from diagsim._jit import pjit, prange
+from diagsim.optimizers import SGD, LabelNoise
+from diagsim.parametrization import phi1
+from diagsim.problem import make_problem
+from diagsim.sde import make_stepper
+
+
+@pjit
+def fused_kernel(X, paths, active, step0, n_steps, dt, scale, k0, k1, code, depth, Z, ZT, y):
+    """theta += J^T (a dB - (r/n) dt), J^T x = [wu Z^T x, wv Z^T x]: one forward and one pullback per step."""
+    m = X.shape[0]
+    n, d = Z.shape
+    inv_n = 1.0 / n
+    for p in prange(m):
+        if not active[p]:
+            continue
+        x = X[p]
+        xi = np.empty(n)
+        w = np.empty(d)
+        r = np.empty(n)
+        g = np.empty(d)
+        pid = paths[p]
+        for k in range(step0, step0 + n_steps):
+            rng.fill_normals(k0, k1, pid, k, xi, scale)
+            loss = K.forward(x, code, depth, ZT, y, w, r)
+            if not np.isfinite(loss):
+                active[p] = False
+                break
+            for j in range(n):
+                xi[j] += -r[j] * inv_n * dt
+            K.pullback(Z, xi, 1.0, g)
+            for i in range(d):
+                _, wu, wv = phi1(code, depth, x[i], x[d + i])
+                x[i] += g[i] * wu
+                x[d + i] += g[i] * wv
+
+
+@pjit
+def noise_kernel(out, paths, step0, n_steps, n, scale, k0, k1):
+    m = paths.shape[0]
+    for p in prange(m):
+        xi = np.empty(n)
+        acc = 0.0
+        for k in range(step0, step0 + n_steps):
+            rng.fill_normals(k0, k1, paths[p], k, xi, scale)
+            acc += xi[0]
+        out[p] = acc
+
+
+def reference_problem():
+    return make_problem(40, 100, 5, design="gaussian", teacher="ones", parametrization="uu-vv",
+                        init="constant", alpha=0.1, seed=0, support=range(5))
+
+
+def run(quick: bool = False, repeat: int = 3, ensembles=(1, 64, 1024), T: float = 100.0) -> list[dict]:
+    P = reference_problem()
+    lr, delta, dt = 0.01, 1.0, 0.01
+    stepper = make_stepper(P, SGD(lr=lr, noise=LabelNoise(delta)), dt=dt, seed=0)
+    model = stepper.model
+    k0, k1 = stepper.brownian.key
+    scale = model.amplitude * math.sqrt(dt)
+    code, depth = P.param.code, P.param.depth
+    rows = []
+    for M in ensembles:
+        n_steps = int(round(T / dt))
+        if quick:
+            n_steps = max(100, n_steps * 8 // M) if M > 1 else 2000
+        paths = np.arange(M, dtype=np.int64)
+
+        def generic():
+            st = stepper.init_state(P.theta0(M))
+            act = np.ones(M, bool)
+            t0 = time.perf_counter()
+            stepper.advance(st, paths, 0, n_steps, act)
+            return time.perf_counter() - t0, st["theta"]
+
+        def fused():
+            X = P.theta0(M)
+            act = np.ones(M, bool)
+            t0 = time.perf_counter()
+            fused_kernel(X, paths, act, 0, n_steps, dt, scale, k0, k1, code, depth, P.Z, P.ZT, P.y)
+            return time.perf_counter() - t0, X
+
+        def noise():
+            out = np.empty(M)
+            t0 = time.perf_counter()
+            noise_kernel(out, paths, 0, n_steps, P.n, scale, k0, k1)
+            return time.perf_counter() - t0, None
+
+        for f in (generic, fused, noise):  # warm-up (compilation)
+            f()
+        best = {"generic": math.inf, "fused": math.inf, "noise": math.inf}
+        states = {}
+        for _ in range(repeat):
+            for name, f in (("generic", generic), ("fused", fused), ("noise", noise)):
+                el, X = f()
+                best[name] = min(best[name], el)
+                states[name] = X
+        same = bool(np.array_equal(states["generic"], states["fused"]))
+        row = {"M": M, "steps": n_steps,
+               **{f"{k}_path_steps_per_s": M * n_steps / v for k, v in best.items()},
+               "generic_over_fused": best["fused"] / best["generic"], "bitwise_equal": same}
+        rows.append(row)
+        print(f"M={M:5d} steps={n_steps:6d}  generic {row['generic_path_steps_per_s']:.3e}  "
+              f"fused {row['fused_path_steps_per_s']:.3e}  noise-only {row['noise_path_steps_per_s']:.3e}  "
+              f"generic/fused = {row['generic_over_fused']:.3f}  bitwise equal: {same}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", help="write the rows to this file")
+    a = ap.parse_args(argv)
+    rows = run(quick=a.quick, repeat=a.repeat)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

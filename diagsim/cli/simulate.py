@@ -1,0 +1,334 @@
+"""``diagsim simulate``: run an ensemble of an optimizer (or its SDE / slow flow) and summarize it.
+
+    diagsim simulate --optimizer adam --lr 0.1 --beta2 0.95 --steps 100000 --paths 64 --out run.npz
+    diagsim simulate --optimizer sgd --lr 0.005 --label-noise 0.5 --tau 1.0 --json
+    diagsim simulate --config run.toml --paths 16          # flags override the file
+    diagsim simulate --resume run.ckpt.npz                 # continue an interrupted run
+
+The horizon is one of --steps N, --t T (SDE time, dt per step) or --tau TAU (slow time, lr * t).
+--seed seeds the generated problem and, unless --noise-seed is given, the noise.
+--config FILE.toml: keys mirror the long flags (``label-noise`` or ``label_noise``); tables [problem],
+[optimizer] and [run] are flattened; a table [model_options] gives the model options. Flags given on
+the command line override the file.
+--checkpoint-every: seconds (``60``, ``60s``) or steps (``5000steps``).
+--json prints one JSON object: w_mean, w_se (d floats), the final observables (mean and *_se),
+n_paths, n_diverged, diverged, model, optimizer, steps, t, tau, seed, elapsed_s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+import numpy as np
+
+from ..errors import DiagsimError
+from .common import add_problem_args, print_json, print_table, problem_from_args
+
+OPTIMIZER_NAMES = ("gd", "sgd", "adam", "rmsprop", "adam-mini", "adalayer", "adagrad", "sam", "saf", "mesa")
+#: learning rate when --lr is not given (the paper's reference values: Adam 0.1, SGD 0.005)
+DEFAULT_LR = {"gd": 0.005, "sgd": 0.005, "adam": 0.1, "rmsprop": 0.1, "adam-mini": 0.1, "adalayer": 0.1,
+              "adagrad": 0.1, "sam": 0.005, "saf": 0.005, "mesa": 0.005}
+#: hyperparameter flag -> (spec field, optimizers that take it)
+_ADAM = ("adam", "rmsprop", "adam-mini", "adalayer")
+HYPER = {
+    "beta1": ("beta1", ("adam", "adam-mini", "adalayer")),
+    "beta2": ("beta2", _ADAM),
+    "eps": ("eps", _ADAM + ("adagrad",)),
+    "lam": ("lam", _ADAM),
+    "bias_correction": ("bias_correction", _ADAM),
+    "v0": ("v0", _ADAM + ("adagrad",)),
+    "rho": ("rho", ("sam",)),
+    "variant": ("variant", ("sam",)),
+    "m_chunks": ("m_chunks", ("sam",)),
+    "asam_eta": ("asam_eta", ("sam",)),
+    "fisher_eta": ("fisher_eta", ("sam",)),
+    "sparsity": ("sparsity", ("sam",)),
+    "block": ("block", ("sam",)),
+    "renyi_alpha": ("alpha", ("sam",)),
+    "lam_tra": ("lam_tra", ("saf", "mesa")),
+    "delay": ("delay", ("saf",)),
+    "beta_ema": ("beta_ema", ("mesa",)),
+}
+
+
+class _Default:
+    """Marks a value argparse filled in (not given on the command line), so --config can override it."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return repr(self.value)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("simulate", help="run an optimizer / SDE / slow flow over an ensemble of paths",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    o = p.add_argument_group("optimizer")
+    o.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZER_NAMES) + " (default sgd)")
+    o.add_argument("--lr", type=float, help="learning rate eta (default: adam family 0.1, others 0.005)")
+    o.add_argument("--beta1", type=float, help="first-moment decay (adam: 0.9)")
+    o.add_argument("--beta2", type=float, help="second-moment decay (0.95)")
+    o.add_argument("--eps", type=float, help="epsilon of the preconditioner (adam 1e-6, adagrad 1e-10)")
+    o.add_argument("--lam", type=float, help="AdamE-lambda exponent of v (0.5 = Adam)")
+    o.add_argument("--bias-correction", action="store_true", default=None, help="Adam bias correction (off)")
+    o.add_argument("--v0", type=float, help="initial second moment (0)")
+    o.add_argument("--blocks", help="adam-mini / adalayer partition: uv (default), all, or a file of 2d ids")
+    o.add_argument("--noise", help="rademacher | gaussian (label noise) | minibatch | none "
+                                   "(default rademacher; none for gd)")
+    o.add_argument("--label-noise", type=float, help="label-noise scale delta (0.5)")
+    o.add_argument("--batch-size", type=int, help="minibatch size B (with --noise minibatch; default 1)")
+    o.add_argument("--rho", type=float, help="SAM radius (0.05)")
+    o.add_argument("--variant", help="SAM variant: sam usam msam asam fisher ssam-f ssam-d block rsam")
+    o.add_argument("--m-chunks", type=int, help="m-SAM chunks (n = 1-SAM)")
+    o.add_argument("--asam-eta", type=float, help="ASAM offset in T = |theta| + eta (0.01)")
+    o.add_argument("--fisher-eta", type=float, help="Fisher-SAM eta (1)")
+    o.add_argument("--sparsity", type=float, help="SSAM fraction of coordinates not perturbed (0.5)")
+    o.add_argument("--block", help="block-restricted SAM: u or v")
+    o.add_argument("--renyi-alpha", type=float, help="RSAM order alpha (2)")
+    o.add_argument("--lam-tra", type=float, help="SAF / MESA weight of the trajectory term (0.3)")
+    o.add_argument("--delay", type=int, help="SAF delay in steps (5)")
+    o.add_argument("--beta-ema", type=float, help="MESA EMA decay (0.99)")
+
+    r = p.add_argument_group("run")
+    r.add_argument("--model", default="discrete", help="discrete | sde | slow-flow (default discrete)")
+    r.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="option of the model, e.g. dt=0.01 (repeatable; VALUE parsed as JSON if possible)")
+    h = r.add_mutually_exclusive_group()
+    h.add_argument("--steps", type=int, help="horizon in steps")
+    h.add_argument("--t", type=float, help="horizon in SDE time t = dt * steps")
+    h.add_argument("--tau", type=float, help="horizon in slow time tau = lr * t")
+    r.add_argument("--paths", type=int, default=1, help="ensemble size M (default 1)")
+    r.add_argument("--noise-seed", type=int, help="seed of the noise (default: --seed)")
+    r.add_argument("--record", default=None, help="record grid: an integer stride, log or linear (default)")
+    r.add_argument("--n-records", type=int, default=101, help="record points for log / linear (101)")
+    r.add_argument("--divergence-factor", type=float, default=1e6,
+                   help="a path diverges when its loss exceeds factor * (initial loss + 1) (1e6)")
+    r.add_argument("--config", metavar="FILE", help="TOML file whose keys mirror these flags")
+    r.add_argument("--out", metavar="FILE", help="save the result (.npz, plus a .json sidecar)")
+    r.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (written atomically)")
+    r.add_argument("--checkpoint-every", default="60", help="seconds (60, 60s) or steps (5000steps)")
+    r.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_problem_args(p)
+    for a in p._actions:
+        if a.dest not in ("help", "config") and a.default is not argparse.SUPPRESS:
+            a.default = _Default(a.default)
+    p.set_defaults(func=main)
+
+
+# --------------------------------------------------------------------------- arguments
+def _load_config(path) -> dict:
+    import tomllib
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise DiagsimError(f"config file {path!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DiagsimError(f"config file {path!r} is not valid TOML ({exc})") from None
+    out = {}
+    for key, val in raw.items():
+        if isinstance(val, dict) and key in ("problem", "optimizer", "run"):
+            for k2, v2 in val.items():
+                out[k2.replace("-", "_")] = v2
+        elif key in ("model_options", "model-options"):
+            if not isinstance(val, dict):
+                raise DiagsimError("config key model_options must be a table")
+            out["model_options"] = val
+        else:
+            out[key.replace("-", "_")] = val
+    return out
+
+
+def _resolve(args) -> argparse.Namespace:
+    """Command-line values, then the --config file, then the defaults."""
+    cfg = _load_config(args.config) if args.config else {}
+    known = set(vars(args)) - {"func", "command", "config"}
+    unknown = sorted(set(cfg) - known - {"model_options"})
+    if unknown:
+        raise DiagsimError(f"unknown key(s) in {args.config}: {', '.join(unknown)} "
+                           f"(keys mirror the flags, e.g. lr, beta2, label-noise, steps, paths)")
+    out = argparse.Namespace()
+    for key, val in vars(args).items():
+        if isinstance(val, _Default):
+            val = cfg.get(key, val.value)
+        setattr(out, key, val)
+    out.model_options_table = cfg.get("model_options", {})
+    if sum(getattr(out, k) is not None for k in ("steps", "t", "tau")) > 1:
+        raise DiagsimError("give only one of --steps, --t, --tau (the config file and the flags together)")
+    return out
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _model_options(a) -> dict:
+    opts = dict(a.model_options_table)
+    for item in a.model_option or []:
+        if "=" not in item:
+            raise DiagsimError(f"--model-option must be KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        opts[k.strip().replace("-", "_")] = _parse_value(v.strip())
+    return opts
+
+
+def _blocks(spec, dim: int):
+    if spec in (None, "uv"):
+        return None
+    if spec == "all":
+        return (0,) * dim
+    try:
+        ids = np.loadtxt(spec, dtype=np.int64, ndmin=1) if not str(spec).endswith(".npy") else np.load(spec)
+    except (OSError, ValueError) as exc:
+        raise DiagsimError(f"--blocks must be uv, all or a file of {dim} integer block ids ({exc})") from None
+    return tuple(int(x) for x in np.ravel(ids))
+
+
+def build_optimizer(a, dim: int):
+    """The optimizer spec of the resolved arguments."""
+    from ..errors import check_choice
+    from ..optimizers import specs as S
+
+    name = check_choice("--optimizer", a.optimizer, OPTIMIZER_NAMES)
+    noise_name = a.noise or ("none" if name == "gd" else "rademacher")
+    check_choice("--noise", noise_name, ("rademacher", "gaussian", "minibatch", "none"))
+    if noise_name in ("rademacher", "gaussian"):
+        noise = S.LabelNoise(0.5 if a.label_noise is None else a.label_noise, noise_name)
+    elif noise_name == "minibatch":
+        noise = S.Minibatch(1 if a.batch_size is None else a.batch_size)
+    else:
+        noise = S.NoNoise()
+    if a.label_noise is not None and noise_name not in ("rademacher", "gaussian"):
+        raise DiagsimError(f"--label-noise needs --noise rademacher or gaussian (got --noise {noise_name})")
+    if a.batch_size is not None and noise_name != "minibatch":
+        raise DiagsimError("--batch-size needs --noise minibatch")
+    kw = {}
+    for flag, (field, owners) in HYPER.items():
+        val = getattr(a, flag)
+        if val is None:
+            continue
+        if name not in owners:
+            raise DiagsimError(f"--{flag.replace('_', '-')} does not apply to --optimizer {name} "
+                               f"(it applies to {', '.join(owners)})")
+        kw[field] = val
+    if name in ("adam-mini", "adalayer"):
+        kw["blocks"] = _blocks(a.blocks, dim)
+    elif a.blocks is not None:
+        raise DiagsimError("--blocks applies to adam-mini and adalayer only")
+    lr = DEFAULT_LR[name] if a.lr is None else a.lr
+    cls = {"gd": S.GD, "sgd": S.SGD, "adam": S.Adam, "rmsprop": S.RMSProp, "adam-mini": S.AdamMini,
+           "adalayer": S.Adalayer, "adagrad": S.AdaGrad, "sam": S.SAM, "saf": S.SAF, "mesa": S.MESA}[name]
+    try:
+        return cls(lr=lr, noise=noise, **kw)
+    except TypeError as exc:  # e.g. a string where a number is needed, from the config file
+        raise DiagsimError(f"bad hyperparameter for {name}: {exc}") from None
+
+
+def _checkpoint_every(text):
+    s = str(text).strip()
+    try:
+        if s.endswith("steps"):
+            return int(s[:-5])
+        return float(s[:-1] if s.endswith("s") else s)
+    except ValueError:
+        raise DiagsimError(f"--checkpoint-every must be seconds (60, 60s) or steps (5000steps); got {text!r}") from None
+
+
+def _record(text):
+    if text is None or isinstance(text, int):
+        return text
+    s = str(text)
+    if s in ("log", "linear"):
+        return s
+    try:
+        return int(s)
+    except ValueError:
+        raise DiagsimError(f"--record must be an integer stride, log or linear; got {text!r}") from None
+
+
+# --------------------------------------------------------------------------- output
+def _print_summary(res, out_path, elapsed, w_star=None) -> None:
+    cfg = res.config
+    oc = dict(cfg["optimizer"])
+    name = oc.pop("optimizer")
+    noise = oc.pop("noise")
+    hyper = ", ".join(f"{k}={v}" for k, v in oc.items() if v is not None)
+    nz = {"label": lambda: f"label noise {noise['dist']} delta={noise['delta']}",
+          "minibatch": lambda: f"minibatch noise B={noise['batch_size']}",
+          "none": lambda: "no noise"}[noise["kind"]]()
+    pr = cfg["problem"]
+    print(f"optimizer   {name} ({hyper}); {nz}")
+    print(f"model       {cfg['model']}" + (f" {cfg['model_options']}" if cfg["model_options"] else ""))
+    print(f"problem     n={pr['n']} d={pr['d']} {pr['parametrization']} init={pr['init']} alpha={pr['alpha']} "
+          f"seed={pr['seed']} ({pr.get('source', '')})")
+    print(f"run         {res.n_paths} paths x {res.n_steps} steps, t = {cfg['t']:.6g}, tau = {cfg['tau']:.6g}, "
+          f"noise seed {cfg['seed']}, {elapsed:.3g} s")
+    print()
+    n_ok = res.n_paths - int(res.diverged_mask.sum())
+    rows = []
+    for key, val in res.final_observables.items():
+        mean, se = res.mean_se(val)
+        rows.append((key, float(mean), "-" if not np.isfinite(se) else float(se)))
+    print(f"final state: mean and standard error over {n_ok} path(s)")
+    print_table(rows, ("observable", "mean", "se"))
+    print()
+    mean, se = res.mean_se(res.w)
+    order = np.argsort(-np.abs(mean), kind="stable")[:8]
+    if w_star is not None:  # also show the teacher's support
+        order = np.unique(np.concatenate([order, np.flatnonzero(w_star)]))[:16]
+        order = order[np.argsort(-np.abs(mean[order]), kind="stable")]
+    rows = [(int(i), float(mean[i]), "-" if not np.isfinite(se[i]) else float(se[i]))
+            + (() if w_star is None else (float(w_star[i]),)) for i in order]
+    print("largest |w_mean| coordinates" + ("" if w_star is None else " and the teacher's support"))
+    print_table(rows, ("i", "w_mean", "w_se") + (() if w_star is None else ("w_star",)))
+    if res.diverged:
+        print()
+        for rep in res.diverged[:10]:
+            print(f"diverged: {rep['message']}")
+    if out_path:
+        print()
+        print(f"saved: {out_path}")
+
+
+def main(args) -> int:
+    from ..simulate import DivergenceWarning, resume, simulate
+
+    a = _resolve(args)
+    progress = False if a.quiet else None
+    w_star = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DivergenceWarning)
+        if a.resume:
+            res = resume(a.resume, progress=progress)
+        else:
+            problem = problem_from_args(a)
+            w_star = problem.w_star
+            opt = build_optimizer(a, problem.dim)
+            seed = a.seed if a.noise_seed is None else a.noise_seed
+            res = simulate(problem, opt, steps=a.steps, t=a.t, tau=a.tau, n_paths=a.paths, seed=seed,
+                           record=_record(a.record), n_records=a.n_records, model=a.model,
+                           model_options=_model_options(a), progress=progress, checkpoint=a.checkpoint,
+                           checkpoint_every=_checkpoint_every(a.checkpoint_every),
+                           divergence_factor=a.divergence_factor)
+    for w in caught:
+        if issubclass(w.category, DivergenceWarning):
+            print(f"diagsim simulate: warning: {w.message}", file=sys.stderr)
+    out_path = str(res.save(a.out)) if a.out else None
+    elapsed = float(res.info.get("elapsed_s", 0.0))
+    if a.json:
+        summ = res.summary()
+        summ["elapsed_s"] = elapsed
+        if out_path:
+            summ["out"] = out_path
+        print_json(summ)
+    else:
+        _print_summary(res, out_path, elapsed, w_star)
+    return 0

@@ -1,0 +1,163 @@
+"""diagsim on CUDA GPUs (optional extra ``gpu`` = numba-cuda), torch-free.
+
+Every ``numba.cuda`` import goes through :mod:`diagsim.cuda._lazy`, so ``import diagsim`` (and this
+package) works with plain numba; kernels are compiled on first use. One GPU thread advances one path by
+calling the same per-path ``@jit`` functions as the CPU kernels (see :mod:`._lazy`), and all randomness
+comes from :mod:`diagsim.rng` addressed by (seed, stream, path, step, index): a path computed on the GPU
+is the path computed on the CPU — bitwise for sign noise and for everything under the CUDA simulator; on
+a real device normals may differ in the last ulps (FMA contraction by the device compiler).
+
+Public API
+----------
+available() / unavailable_reason()
+    whether kernels can run here (a device, or the simulator with NUMBA_ENABLE_CUDASIM=1).
+advance_sde(stepper, state, paths, step0, n_steps, active)
+    :meth:`diagsim.sde.SDEStepper.advance` on the GPU (any SDE model of diagsim.sde).
+advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None)
+    :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance` on the GPU for GD, SGD and Adam /
+    RMSProp / AdamE-lambda with label noise (Rademacher or Gaussian) or none.
+SDELabelNoise(problem, lr, label_noise, dt, seed)
+    the benchmark's label-noise SGD SDE with device-resident data: ``run(theta0, paths, step0, n_steps)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DiagsimError
+from ._lazy import simulator, unavailable_reason
+
+__all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "SDELabelNoise"]
+
+THREADS = 128
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+def _require():
+    why = unavailable_reason()
+    if why:
+        raise DiagsimError(f"CUDA is not available: {why}")
+    from . import _lazy
+    return _lazy.cuda()
+
+
+def _grid(M: int) -> tuple[int, int]:
+    return (M + THREADS - 1) // THREADS, THREADS
+
+
+def _check_common(state, paths, active, M):
+    paths = np.ascontiguousarray(paths, dtype=np.int64)
+    if paths.shape != (M,):
+        raise DiagsimError(f"paths must have one id per row of theta ({M}), got shape {paths.shape}")
+    if not isinstance(active, np.ndarray) or active.dtype != np.bool_ or active.shape != (M,):
+        raise DiagsimError(f"active must be a bool array of shape ({M},)")
+    return paths
+
+
+def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray) -> None:
+    """Advance ``state`` in place on the GPU exactly as ``stepper.advance`` does on the CPU.
+
+    ``stepper`` is a :class:`diagsim.sde.SDEStepper`; ``state``/``paths``/``active`` as in the Stepper
+    protocol (host arrays; copied to the device and back).
+    """
+    cuda = _require()
+    from ..errors import check_int
+    from . import kernels as CK
+    n_steps = check_int("n_steps", n_steps, minimum=0)
+    model = stepper.model
+    X = np.ascontiguousarray(model.pack(state), dtype=np.float64)
+    M, dim = X.shape
+    paths = _check_common(state, paths, active, M)
+    if n_steps == 0 or M == 0:
+        return
+    bp = stepper.brownian
+    sub = bp.substeps(stepper.dt)
+    k0, k1 = bp.key
+    scale = float(model.amplitude) * float(np.sqrt(bp.dt_base))
+    L = int(sub).bit_length() - 1
+    nn = model.n_noise
+    Z, ZT, y, s, fpar, ipar = model.args
+    kern = CK.em_kernel(model.drift, model.diffusion)
+    dX = cuda.to_device(X)
+    dact = cuda.to_device(active)
+    dev = [cuda.to_device(np.ascontiguousarray(a)) for a in (Z, ZT, y, s, fpar, ipar)]
+    scratch = [cuda.device_array((M, dim)), cuda.device_array((M, nn)), cuda.device_array((M, nn)),
+               cuda.device_array((M, L + 1, nn)), cuda.device_array((M, max(model.n_work, 1)))]
+    kern[_grid(M)](dX, cuda.to_device(paths), dact, int(step0), n_steps, float(stepper.dt), int(sub), scale,
+                   np.uint64(k0), np.uint64(k1), *dev, *scratch)
+    X[...] = dX.copy_to_host()
+    active[...] = dact.copy_to_host()
+    model.unpack(X, state)
+
+
+def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray,
+                     limit=None) -> tuple[np.ndarray, np.ndarray]:
+    """Advance a discrete GD / SGD / Adam ensemble in place on the GPU, as ``stepper.advance`` does.
+
+    Returns (div_step, div_loss) per path (-1 / NaN for paths that did not diverge); ``limit`` (M,) is the
+    loss above which a path stops (default +inf).
+    """
+    cuda = _require()
+    from ..errors import check_int
+    from ..optimizers.lowering import (NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER, OPT_ADAM, OPT_SGD)
+    from . import kernels as CK
+    n_steps = check_int("n_steps", n_steps, minimum=0)
+    low = stepper.low
+    if low.opt not in (OPT_SGD, OPT_ADAM) or low.noise not in (NOISE_NONE, NOISE_RADEMACHER, NOISE_GAUSSIAN):
+        raise DiagsimError(f"the CUDA discrete kernel covers GD, SGD and Adam/RMSProp/AdamE with label noise or "
+                           f"none; got {stepper.optimizer.name} with {type(stepper.optimizer.noise).__name__}")
+    prob = stepper.problem
+    theta = state["theta"]
+    M, dim = theta.shape
+    paths = _check_common(state, paths, active, M)
+    n, d = prob.n, prob.d
+    m = state.get("m", np.zeros((M, 0)))
+    v = state.get("v", np.zeros((M, 0)))
+    if low.opt == OPT_ADAM and v.shape[1] != dim:
+        raise DiagsimError("the CUDA Adam kernel needs one second moment per parameter")
+    limit = np.full(M, np.inf) if limit is None else np.ascontiguousarray(limit, dtype=np.float64)
+    div_step = np.full(M, -1, np.int64)
+    div_loss = np.full(M, np.nan)
+    if n_steps == 0 or M == 0:
+        return div_step, div_loss
+    kern = CK.discrete_kernel()
+    dth, dm, dv, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, m, v, active))
+    dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
+    scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.device_array(M),
+               cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
+               cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)), cuda.device_array((M, d)),
+               cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
+    kern[_grid(M)](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
+                   cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
+                   cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
+                   cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl, *scratch)
+    theta[...] = dth.copy_to_host()
+    if "m" in state:
+        state["m"][...] = dm.copy_to_host()
+    if "v" in state:
+        state["v"][...] = dv.copy_to_host()
+    active[...] = dact.copy_to_host()
+    return dds.copy_to_host(), ddl.copy_to_host()
+
+
+class SDELabelNoise:
+    """The label-noise SGD SDE (THEORY §4.2) on the GPU, for the benchmark.
+
+    ``run(theta0, paths, step0, n_steps) -> theta`` integrates from theta0 (M, 2d) and returns the final
+    states; Brownian increments are those of ``diagsim.sde`` with the same ``seed`` (stream "brownian").
+    """
+
+    def __init__(self, problem, *, lr: float, label_noise: float, dt: float, seed: int = 0):
+        _require()
+        from ..optimizers import SGD, LabelNoise
+        from ..sde import make_stepper
+        self.stepper = make_stepper(problem, SGD(lr=lr, noise=LabelNoise(label_noise, "gaussian")), dt=dt,
+                                    seed=seed, check_stability=False)
+
+    def run(self, theta0, paths, step0: int, n_steps: int) -> np.ndarray:
+        state = self.stepper.init_state(theta0)
+        active = np.ones(state["theta"].shape[0], dtype=bool)
+        advance_sde(self.stepper, state, paths, step0, n_steps, active)
+        return state["theta"]

@@ -1,0 +1,81 @@
+"""Batched small linear algebra shared by the measures: n x n Gram matrices and their top eigenpairs.
+
+The central object is the weighted Gram matrix ``K[m] = Z diag(c[m]) Z^T`` (n x n) for a batch of weight
+vectors ``c`` of shape (M, d). Every Gauss-Newton spectrum on the manifold of minimizers is one of these:
+(1/n) J J^T = (1/n) Z diag(wu^2 + wv^2) Z^T, the u-block (1/n) Z diag(wu^2) Z^T, and so on.
+
+For all paths at once it is a single GEMM: with the d x n(n+1)/2 matrix of column products
+``P[i, (j, k)] = Z[j, i] Z[k, i]`` (j >= k), the lower triangles of all K are ``c @ P``. ``P`` depends only
+on Z and is cached per problem (it costs d n (n + 1) / 2 floats; above ``PAIR_MEMORY_LIMIT`` bytes a
+chunked batched product is used instead).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+PAIR_MEMORY_LIMIT = 256 * 2 ** 20
+_CHUNK = 64
+
+_pairs: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _pair_products(problem):
+    """(tril row indices, tril column indices, P^T of shape (d, n(n+1)/2)) or None if too large."""
+    hit = _pairs.get(problem)
+    if hit is not None:
+        return hit
+    n, d = problem.Z.shape
+    if d * n * (n + 1) // 2 * 8 > PAIR_MEMORY_LIMIT:
+        return None
+    rows, cols = np.tril_indices(n)
+    PT = np.ascontiguousarray((problem.Z[rows] * problem.Z[cols]).T)
+    _pairs[problem] = (rows, cols, PT)
+    return _pairs[problem]
+
+
+def weighted_gram(problem, c: np.ndarray) -> np.ndarray:
+    """K[m] = Z diag(c[m]) Z^T for c of shape (M, d); returns (M, n, n), symmetric.
+
+    Not divided by n: callers scale. Exact up to rounding (one GEMM per batch, no 2d x 2d matrix).
+    """
+    c = np.ascontiguousarray(c, dtype=np.float64)
+    M = c.shape[0]
+    n = problem.n
+    pairs = _pair_products(problem)
+    if pairs is not None:
+        rows, cols, PT = pairs
+        vals = c @ PT
+        K = np.empty((M, n, n))
+        K[:, rows, cols] = vals
+        K[:, cols, rows] = vals
+        return K
+    Z, ZT = problem.Z, problem.ZT
+    K = np.empty((M, n, n))
+    for s in range(0, M, _CHUNK):
+        cs = c[s:s + _CHUNK]
+        K[s:s + _CHUNK] = np.matmul(Z[None, :, :] * cs[:, None, :], ZT[None, :, :])
+    return 0.5 * (K + K.transpose(0, 2, 1))
+
+
+def top_eigpair(K: np.ndarray, eigenvalues: np.ndarray | None = None):
+    """Largest eigenvalue and a unit eigenvector of each symmetric K[m] (M, n, n).
+
+    Eigenvalues from ``eigvalsh`` (or the given ascending ``eigenvalues``); the vector by two steps of
+    inverse iteration shifted just above the top eigenvalue (a batched LU solve, much cheaper than a full
+    batched ``eigh``). Returns (kappa (M,), x (M, n)).
+    """
+    if eigenvalues is None:
+        eigenvalues = np.linalg.eigvalsh(K)
+    kappa = eigenvalues[:, -1]
+    M, n, _ = K.shape
+    spread = np.maximum(np.abs(eigenvalues).max(axis=1), np.finfo(float).tiny)
+    shift = kappa + 1e-10 * spread
+    A = K - shift[:, None, None] * np.eye(n)
+    x = np.ones((M, n)) + np.linspace(0.0, 1.0, n)[None, :]  # generic start
+    for _ in range(2):
+        x = np.linalg.solve(A, x[..., None])[..., 0]
+        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        x = x / np.where(nrm > 0, nrm, 1.0)
+    return kappa, x

@@ -1,0 +1,473 @@
+"""The Numba kernel that advances an ensemble of paths of any discrete optimizer (THEORY §2-3).
+
+One compiled kernel serves every optimizer: the family, noise model and SAM variant are integer codes
+(see :mod:`.lowering`). Layout of the work:
+
+* ``prange`` over *groups* of consecutive paths is the outer loop; the step loop runs inside, so a
+  path's state stays in cache for the whole chunk of steps. The products with Z of a group run in
+  lockstep (:mod:`._linalg`), the rest per path. Each path is computed by one thread in a fixed order
+  and its arithmetic does not depend on the group, so serial and parallel runs are bitwise equal, a path
+  replayed alone reproduces itself and adding paths changes nothing.
+* All randomness comes from :mod:`diagsim.rng`, addressed by (key, global path id, step, index).
+
+One step k of a path (theta_k -> theta_{k+1}):
+
+1. ``r = Z w(theta_k) - y`` and the clean loss ``L_k = |r|^2 / 2n``. If ``L_k`` is not finite or
+   exceeds ``limit[path]`` the path stops here: ``active = False``, ``div_step = k``, ``div_loss = L_k``,
+   and theta stays theta_k.
+2. Noise (:func:`draw_noise`): label noise xi (Rademacher ±delta or delta N(0, 1); rows weighted 1/n), or
+   a minibatch (B rows without replacement, weighted 1/B; xi = 0), or none.
+3. The noisy gradient ``g = J^T c`` with ``c_j = a_j (r_j - xi_j [+ 2 lam_tra (r_j - rhat_j)])``
+   (:func:`coefficients`); for SAF/MESA ``rhat`` is the residual of the stored / EMA model, so
+   ``r - rhat = f - fhat``.
+4. The update of the family (:func:`update_adam` and friends); the SAM family first forms the
+   perturbation (:func:`perturbation`) and evaluates the gradient at theta + eps with the *same* noise.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import kernels as K
+from .._jit import jit, pjit, prange
+from ..rng import fill_normals, fill_signs, fill_uniforms
+from ._linalg import forward_group, pullback_group, w_of
+from .lowering import (F_ASAM_ETA, F_BETA1, F_BETA2, F_BETA_EMA, F_DELTA, F_EPS, F_FISHER_ETA, F_LAM,
+                       F_LAM_TRA, F_LR, F_RENYI_ALPHA, F_RHO, F_SPARSITY, I_BATCH, I_BIAS, I_BLOCK,
+                       I_DELAY, I_M_CHUNKS, I_N_BLOCKS, I_SQRT, I_VARIANT, NOISE_GAUSSIAN, NOISE_MINIBATCH,
+                       NOISE_RADEMACHER, OPT_ADAGRAD, OPT_ADAM, OPT_ADAM_MINI, OPT_MESA, OPT_SAF, OPT_SAM,
+                       V_ASAM, V_BLOCK, V_FISHER, V_MSAM, V_RSAM, V_SAM, V_SSAM_D, V_SSAM_F, V_USAM)
+
+
+# --------------------------------------------------------------------------- noise and gradient
+@jit
+def draw_noise(noise, keys, delta, batch, path, step, xi, wrow, perm, ubuf):
+    """Noise of one (path, step); returns the number of rows R used by the step.
+
+    Fills xi (n,) (label noise; 0 otherwise), wrow (n,) row weights a_j and perm (n,) whose first R
+    entries are the rows used, in order.
+
+    Minibatch sampling (stream "minibatch"): uniforms u_0..u_{B-1} of (path, step); a partial
+    Fisher-Yates shuffle of 0..n-1: for i < B swap perm[i] and perm[i + floor(u_i (n - i))]. The batch is
+    perm[:B] (B distinct rows, every B-subset equally likely), each weighted 1/B.
+    """
+    n = xi.shape[0]
+    for j in range(n):
+        perm[j] = j
+        xi[j] = 0.0
+    if noise == NOISE_MINIBATCH:
+        u = ubuf[:batch]
+        fill_uniforms(keys[2], keys[3], path, step, u)
+        for i in range(batch):
+            j = i + int(u[i] * (n - i))
+            if j > n - 1:
+                j = n - 1
+            t = perm[i]
+            perm[i] = perm[j]
+            perm[j] = t
+        for j in range(n):
+            wrow[j] = 0.0
+        wb = 1.0 / batch
+        for i in range(batch):
+            wrow[perm[i]] = wb
+        return batch
+    wn = 1.0 / n
+    for j in range(n):
+        wrow[j] = wn
+    if noise == NOISE_RADEMACHER:
+        fill_signs(keys[0], keys[1], path, step, xi, delta)
+    elif noise == NOISE_GAUSSIAN:
+        fill_normals(keys[0], keys[1], path, step, xi, delta)
+    return n
+
+
+@jit
+def coefficients(r, xi, wrow, two_lam, rhat, c):
+    """c_j = a_j ((r_j - xi_j) + 2 lam_tra (r_j - rhat_j))   (the second term only if two_lam != 0)."""
+    n = r.shape[0]
+    if two_lam == 0.0:
+        for j in range(n):
+            c[j] = wrow[j] * (r[j] - xi[j])
+    else:
+        for j in range(n):
+            c[j] = wrow[j] * ((r[j] - xi[j]) + two_lam * (r[j] - rhat[j]))
+
+
+@jit
+def noisy_gradient_group(code, depth, Z, ZT, y, TH, idx_theta, ns, W, R, LOSS, XI, WROW, C, GW, GR):
+    """The shared gradient of every optimizer, for a group: GR[s] = J(theta_s)^T c_s with
+    c_s = a (r_s - xi_s), theta_s = TH[idx_theta[s]] (residuals R and losses LOSS are refreshed)."""
+    for s in range(ns):
+        w_of(TH[idx_theta[s]], code, depth, W[s])
+    forward_group(ZT, y, W, ns, R, LOSS)
+    for s in range(ns):
+        coefficients(R[s], XI[s], WROW[s], 0.0, R[s], C[s])
+    pullback_group(Z, C, ns, GW)
+    for s in range(ns):
+        K.chain(TH[idx_theta[s]], code, depth, GW[s], GR[s])
+
+
+# --------------------------------------------------------------------------- SAM family
+@jit
+def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf):
+    """out <- theta + eps(theta, g) for the SAM variants other than m-SAM (see specs.SAM).
+
+    Normalizations with a zero norm give eps = 0. SSAM-F zeroes the floor(sparsity * 2d) coordinates
+    with the smallest g_i^2 (ties: lower index first); SSAM-D keeps coordinate i iff u_i >= sparsity,
+    u_i the uniforms of stream "sam" at (path, step); "block" perturbs one block by rho g_b / |g_b|.
+    """
+    dim = g.shape[0]
+    d = dim // 2
+    rho = fp[F_RHO]
+    nrm2 = 0.0
+    for i in range(dim):
+        nrm2 += g[i] * g[i]
+    for i in range(dim):
+        out[i] = theta[i]
+    if variant == V_USAM:
+        for i in range(dim):
+            out[i] = theta[i] + rho * g[i]
+    elif variant == V_SAM:
+        if nrm2 > 0.0:
+            sc = rho / math.sqrt(nrm2)
+            for i in range(dim):
+                out[i] = theta[i] + sc * g[i]
+    elif variant == V_ASAM:
+        eta = fp[F_ASAM_ETA]
+        tg2 = 0.0
+        for i in range(dim):
+            tg = (abs(theta[i]) + eta) * g[i]
+            tg2 += tg * tg
+        if tg2 > 0.0:
+            sc = rho / math.sqrt(tg2)
+            for i in range(dim):
+                t = abs(theta[i]) + eta
+                out[i] = theta[i] + sc * (t * t * g[i])
+    elif variant == V_FISHER:
+        feta = fp[F_FISHER_ETA]
+        q = 0.0
+        for i in range(dim):
+            q += g[i] * g[i] / (1.0 + feta * g[i] * g[i])
+        if q > 0.0:
+            sc = rho / math.sqrt(q)
+            for i in range(dim):
+                out[i] = theta[i] + sc * (g[i] / (1.0 + feta * g[i] * g[i]))
+    elif variant == V_SSAM_F or variant == V_SSAM_D:
+        keep = ubuf[:dim]
+        if variant == V_SSAM_F:
+            score = np.empty(dim)
+            for i in range(dim):
+                score[i] = g[i] * g[i]
+                keep[i] = 1.0
+            order = np.argsort(score, kind="mergesort")
+            nz = int(fp[F_SPARSITY] * dim)
+            for t in range(nz):
+                keep[order[t]] = 0.0
+        else:
+            fill_uniforms(keys[4], keys[5], path, step, keep)
+            sp = fp[F_SPARSITY]
+            for i in range(dim):
+                keep[i] = 1.0 if keep[i] >= sp else 0.0
+        if nrm2 > 0.0:
+            sc = rho / math.sqrt(nrm2)
+            for i in range(dim):
+                if keep[i] != 0.0:
+                    out[i] = theta[i] + sc * g[i]
+    elif variant == V_BLOCK:
+        lo = d * ip[I_BLOCK]
+        nb2 = 0.0
+        for i in range(lo, lo + d):
+            nb2 += g[i] * g[i]
+        if nb2 > 0.0:
+            sc = rho / math.sqrt(nb2)
+            for i in range(lo, lo + d):
+                out[i] = theta[i] + sc * g[i]
+    elif variant == V_RSAM:
+        if nrm2 > 0.0:
+            alpha = fp[F_RENYI_ALPHA]
+            sa = 0.0
+            for i in range(dim):
+                sa += (g[i] * g[i]) ** alpha
+            sign = 1.0 if alpha < 1.0 else -1.0
+            rho_eff = sign * rho * sa / nrm2 ** (alpha + 1.0)
+            for i in range(dim):
+                out[i] = theta[i] - rho_eff * g[i]
+
+
+@jit
+def msam_gradient(code, depth, Z, y, fp, m_chunks, theta, r, xi, perm, n_rows, gout, gw, gc, th_c, w_c):
+    """m-SAM / 1-SAM gradient of one path: the rows perm[:n_rows] are split into ``m_chunks`` contiguous
+    chunks c (rows perm[c R / m : (c+1) R / m]); chunk c is perturbed by eps_c = rho g_c / |g_c| with g_c
+    its own mean noisy gradient, and gout = sum_c (|c| / R) grad L_c(theta + eps_c), L_c the mean
+    (noisy) loss of chunk c."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    dim = 2 * d
+    rho = fp[F_RHO]
+    for i in range(dim):
+        gout[i] = 0.0
+    for c in range(m_chunks):
+        lo = c * n_rows // m_chunks
+        hi = (c + 1) * n_rows // m_chunks
+        size = hi - lo
+        for i in range(d):
+            gw[i] = 0.0
+        for t in range(lo, hi):
+            j = perm[t]
+            cj = (r[j] - xi[j]) / size
+            row = Z[j]
+            for i in range(d):
+                gw[i] += row[i] * cj
+        K.chain(theta, code, depth, gw, gc)
+        nrm2 = 0.0
+        for i in range(dim):
+            nrm2 += gc[i] * gc[i]
+        sc = rho / math.sqrt(nrm2) if nrm2 > 0.0 else 0.0
+        for i in range(dim):
+            th_c[i] = theta[i] + sc * gc[i]
+        w_of(th_c, code, depth, w_c)
+        for i in range(d):
+            gw[i] = 0.0
+        for t in range(lo, hi):
+            j = perm[t]
+            row = Z[j]
+            acc = 0.0
+            for i in range(d):
+                acc += row[i] * w_c[i]
+            cj = ((acc - y[j]) - xi[j]) / size
+            for i in range(d):
+                gw[i] += row[i] * cj
+        K.chain(th_c, code, depth, gw, gc)
+        wt = size / n_rows
+        for i in range(dim):
+            gout[i] += wt * gc[i]
+
+
+# --------------------------------------------------------------------------- updates
+@jit
+def update_sgd(theta, g, lr):
+    """theta <- theta - lr g."""
+    for i in range(theta.shape[0]):
+        theta[i] -= lr * g[i]
+
+
+@jit
+def update_adam(theta, m, v, g, fp, ip, step):
+    """Adam / RMSProp / AdamE-lambda (THEORY §3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
+    theta <- theta - lr mh / (vh^lam + eps) with (mh, vh) = (m, v) / (1 - b^(k+1)) under bias correction,
+    else (m, v). lam = 1/2 uses sqrt."""
+    b1 = fp[F_BETA1]
+    b2 = fp[F_BETA2]
+    eps = fp[F_EPS]
+    lam = fp[F_LAM]
+    lr = fp[F_LR]
+    use_sqrt = ip[I_SQRT] != 0
+    bias = ip[I_BIAS] != 0
+    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
+    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
+    a1 = 1.0 - b1
+    a2 = 1.0 - b2
+    for i in range(theta.shape[0]):
+        gi = g[i]
+        mi = b1 * m[i] + a1 * gi
+        vi = b2 * v[i] + a2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if bias:
+            mi = mi / c1
+            vi = vi / c2
+        den = math.sqrt(vi) if use_sqrt else vi ** lam
+        theta[i] -= lr * mi / (den + eps)
+
+
+@jit
+def update_adam_mini(theta, m, v, g, fp, ip, blocks, bsize, sums, step):
+    """Adam-mini / Adalayer: one second moment per block b, v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2
+    (the block sum accumulated in index order, then divided by |b|); otherwise as :func:`update_adam`."""
+    b1 = fp[F_BETA1]
+    b2 = fp[F_BETA2]
+    eps = fp[F_EPS]
+    lam = fp[F_LAM]
+    lr = fp[F_LR]
+    use_sqrt = ip[I_SQRT] != 0
+    bias = ip[I_BIAS] != 0
+    nb = ip[I_N_BLOCKS]
+    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
+    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
+    for b in range(nb):
+        sums[b] = 0.0
+    for i in range(theta.shape[0]):
+        sums[blocks[i]] += g[i] * g[i]
+    for b in range(nb):
+        vb = b2 * v[b] + (1.0 - b2) * (sums[b] / bsize[b])
+        v[b] = vb
+        if bias:
+            vb = vb / c2
+        sums[b] = math.sqrt(vb) if use_sqrt else vb ** lam  # now the denominators
+    a1 = 1.0 - b1
+    for i in range(theta.shape[0]):
+        mi = b1 * m[i] + a1 * g[i]
+        m[i] = mi
+        if bias:
+            mi = mi / c1
+        theta[i] -= lr * mi / (sums[blocks[i]] + eps)
+
+
+@jit
+def update_adagrad(theta, v, g, fp):
+    """AdaGrad: v <- v + g^2; theta <- theta - lr g / (sqrt(v) + eps)."""
+    lr = fp[F_LR]
+    eps = fp[F_EPS]
+    for i in range(theta.shape[0]):
+        vi = v[i] + g[i] * g[i]
+        v[i] = vi
+        theta[i] -= lr * g[i] / (math.sqrt(vi) + eps)
+
+
+# --------------------------------------------------------------------------- the step loop
+@jit
+def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
+                  theta, m, v, buf, paths, step0, n_steps, active, limit, div_step, div_loss):
+    """Advance paths p0..p1-1 (one group, one thread) from step0 by n_steps steps."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    dim = 2 * d
+    G = p1 - p0
+    W = np.empty((G, d))
+    R = np.empty((G, n))
+    R2 = np.empty((G, n))
+    C = np.empty((G, n))
+    GW = np.empty((G, d))
+    GR = np.empty((G, dim))
+    TH = np.empty((G, dim))
+    LOSS = np.empty(G)
+    LOSS2 = np.empty(G)
+    XI = np.zeros((G, n))
+    WROW = np.empty((G, n))
+    PERM = np.empty((G, n), np.int64)
+    NROWS = np.empty(G, np.int64)
+    idx = np.empty(G, np.int64)
+    slot = np.arange(G)
+    ubuf = np.empty(max(n, dim))
+    sums = np.empty(max(ip[I_N_BLOCKS], 1))
+    tmp_d = np.empty(d)
+    tmp_d2 = np.empty(d)
+    tmp_dim = np.empty(dim)
+    tmp_dim2 = np.empty(dim)
+    lr = fp[F_LR]
+    delta = fp[F_DELTA]
+    batch = ip[I_BATCH]
+    variant = ip[I_VARIANT]
+    two_lam = 2.0 * fp[F_LAM_TRA] if (opt == OPT_SAF or opt == OPT_MESA) else 0.0
+    delay = ip[I_DELAY]
+    beta_ema = fp[F_BETA_EMA]
+
+    for k in range(step0, step0 + n_steps):
+        ns = 0
+        for p in range(p0, p1):
+            if active[p]:
+                idx[ns] = p
+                ns += 1
+        if ns == 0:
+            break
+        # 1. residuals and clean loss at theta_k; divergence check
+        for s in range(ns):
+            w_of(theta[idx[s]], code, depth, W[s])
+        forward_group(ZT, y, W, ns, R, LOSS)
+        kept = 0
+        for s in range(ns):
+            p = idx[s]
+            L = LOSS[s]
+            if not np.isfinite(L) or L > limit[p]:
+                active[p] = False
+                div_step[p] = k
+                div_loss[p] = L
+            else:
+                if kept != s:
+                    idx[kept] = p
+                    LOSS[kept] = L
+                    for j in range(n):
+                        R[kept, j] = R[s, j]
+                kept += 1
+        ns = kept
+        if ns == 0:
+            break
+        # 2. noise
+        for s in range(ns):
+            NROWS[s] = draw_noise(noise, keys, delta, batch, paths[idx[s]], k, XI[s], WROW[s], PERM[s], ubuf)
+        # 3. noisy gradient (with the SAF / MESA term)
+        if opt == OPT_MESA:
+            for s in range(ns):
+                w_of(m[idx[s]], code, depth, W[s])
+            forward_group(ZT, y, W, ns, R2, LOSS2)
+        elif opt == OPT_SAF:
+            sl = k % delay
+            for s in range(ns):
+                past = buf[idx[s], sl]
+                for j in range(n):
+                    R2[s, j] = past[j]
+                    past[j] = R[s, j]
+        for s in range(ns):
+            coefficients(R[s], XI[s], WROW[s], two_lam, R2[s], C[s])
+        pullback_group(Z, C, ns, GW)
+        for s in range(ns):
+            K.chain(theta[idx[s]], code, depth, GW[s], GR[s])
+        # 4. update
+        if opt == OPT_ADAM:
+            for s in range(ns):
+                p = idx[s]
+                update_adam(theta[p], m[p], v[p], GR[s], fp, ip, k)
+        elif opt == OPT_ADAM_MINI:
+            for s in range(ns):
+                p = idx[s]
+                update_adam_mini(theta[p], m[p], v[p], GR[s], fp, ip, blocks, bsize, sums, k)
+        elif opt == OPT_ADAGRAD:
+            for s in range(ns):
+                p = idx[s]
+                update_adagrad(theta[p], v[p], GR[s], fp)
+        elif opt == OPT_SAM:
+            if variant == V_MSAM:
+                for s in range(ns):
+                    p = idx[s]
+                    msam_gradient(code, depth, Z, y, fp, ip[I_M_CHUNKS], theta[p], R[s], XI[s], PERM[s],
+                                  NROWS[s], GR[s], tmp_d, tmp_dim, tmp_dim2, tmp_d2)
+                    update_sgd(theta[p], GR[s], lr)
+            else:
+                for s in range(ns):
+                    p = idx[s]
+                    perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf)
+                noisy_gradient_group(code, depth, Z, ZT, y, TH, slot, ns, W, R, LOSS2, XI, WROW, C, GW, GR)
+                for s in range(ns):
+                    update_sgd(theta[idx[s]], GR[s], lr)
+        else:  # SGD, GD, SAF, MESA
+            for s in range(ns):
+                update_sgd(theta[idx[s]], GR[s], lr)
+            if opt == OPT_MESA:
+                a = 1.0 - beta_ema
+                for s in range(ns):
+                    p = idx[s]
+                    th = theta[p]
+                    ema = m[p]
+                    for i in range(dim):
+                        ema[i] = beta_ema * ema[i] + a * th[i]
+
+
+@pjit
+def advance_kernel(opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y, theta, m, v, buf,
+                   paths, step0, n_steps, active, limit, div_step, div_loss, group):
+    """Advance every active path (rows of theta, m, v, buf) by n_steps steps from step0.
+
+    theta (M, 2d); m (M, 2d) momentum (Adam) or EMA parameters (MESA), else (M, 0); v (M, 2d) or
+    (M, n_blocks) second moments, else (M, 0); buf (M, delay, n) the SAF residual ring buffer, else
+    (M, 0, 0). paths (M,) global path ids; active (M,) bool; limit (M,) divergence thresholds;
+    div_step (M,) int64 / div_loss (M,) are written for paths that diverge. ``group`` paths per thread
+    task (any value gives the same numbers).
+    """
+    M = theta.shape[0]
+    ng = (M + group - 1) // group
+    for q in prange(ng):
+        p0 = q * group
+        p1 = min(p0 + group, M)
+        advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
+                      theta, m, v, buf, paths, step0, n_steps, active, limit, div_step, div_loss)

@@ -1,0 +1,113 @@
+"""Products with Z for a small group of paths at once (a register-blocked GEMM in plain loops).
+
+A thread advances a *group* of up to ``GROUP_MAX`` paths in lockstep, so that each row of Z loaded from
+the L2 cache serves every path of the group. The arithmetic of each path is exactly that of the per-path
+kernels :func:`diagsim.kernels.forward` / :func:`diagsim.kernels.pullback`:
+
+    forward:  r = -y;  r += Z[:, i] * w_i   for i = 0, 1, ..., d-1   (in that order)
+    pullback: gw = 0;  gw += Z[j, :] * c_j  for j = 0, 1, ..., n-1   (in that order)
+
+The loops are unrolled by 8 over the summation index, written as ``acc + a0*b0 + a1*b1 + ...`` which
+evaluates left to right, i.e. the same sequence of IEEE operations (no fastmath, so no reassociation and
+no FMA contraction). Vectorization runs over the other index, whose elements are independent. Hence a
+path's result does not depend on the group it is in, on the group size, on threading, or on how many
+paths run: bitwise.
+
+Shapes: Z (n, d), ZT (d, n) C-contiguous; W (G, d); R, C (G, n); GW (G, d); only the first ``ns`` rows
+of the group arrays are used.
+"""
+from __future__ import annotations
+
+from .._jit import jit
+from ..parametrization import phi
+
+#: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
+TILE = 512
+
+
+@jit(inline="always")
+def _axpy8(g, z0, z1, z2, z3, z4, z5, z6, z7, c0, c1, c2, c3, c4, c5, c6, c7):
+    for i in range(g.shape[0]):
+        g[i] = (g[i] + z0[i] * c0 + z1[i] * c1 + z2[i] * c2 + z3[i] * c3
+                + z4[i] * c4 + z5[i] * c5 + z6[i] * c6 + z7[i] * c7)
+
+
+@jit(inline="always")
+def _axpy1(g, z0, c0):
+    for i in range(g.shape[0]):
+        g[i] = g[i] + z0[i] * c0
+
+
+@jit
+def pullback_group(Z, C, ns, GW):
+    """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``)."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    for i0 in range(0, d, TILE):
+        i1 = min(i0 + TILE, d)
+        for s in range(ns):
+            GW[s, i0:i1] = 0.0
+        j = 0
+        while j + 8 <= n:
+            z0 = Z[j, i0:i1]
+            z1 = Z[j + 1, i0:i1]
+            z2 = Z[j + 2, i0:i1]
+            z3 = Z[j + 3, i0:i1]
+            z4 = Z[j + 4, i0:i1]
+            z5 = Z[j + 5, i0:i1]
+            z6 = Z[j + 6, i0:i1]
+            z7 = Z[j + 7, i0:i1]
+            for s in range(ns):
+                c = C[s]
+                _axpy8(GW[s, i0:i1], z0, z1, z2, z3, z4, z5, z6, z7,
+                       c[j], c[j + 1], c[j + 2], c[j + 3], c[j + 4], c[j + 5], c[j + 6], c[j + 7])
+            j += 8
+        while j < n:
+            z0 = Z[j, i0:i1]
+            for s in range(ns):
+                _axpy1(GW[s, i0:i1], z0, C[s, j])
+            j += 1
+
+
+@jit
+def forward_group(ZT, y, W, ns, R, loss):
+    """R[s] <- Z W[s] - y and loss[s] <- (1/2n) ||R[s]||^2 for s < ns (i-ordered sums; bitwise the
+    residual and loss of ``kernels.forward``)."""
+    d = ZT.shape[0]
+    n = ZT.shape[1]
+    for s in range(ns):
+        for j in range(n):
+            R[s, j] = -y[j]
+    i = 0
+    while i + 8 <= d:
+        a0 = ZT[i]
+        a1 = ZT[i + 1]
+        a2 = ZT[i + 2]
+        a3 = ZT[i + 3]
+        a4 = ZT[i + 4]
+        a5 = ZT[i + 5]
+        a6 = ZT[i + 6]
+        a7 = ZT[i + 7]
+        for s in range(ns):
+            w = W[s]
+            _axpy8(R[s], a0, a1, a2, a3, a4, a5, a6, a7,
+                   w[i], w[i + 1], w[i + 2], w[i + 3], w[i + 4], w[i + 5], w[i + 6], w[i + 7])
+        i += 8
+    while i < d:
+        a0 = ZT[i]
+        for s in range(ns):
+            _axpy1(R[s], a0, W[s, i])
+        i += 1
+    for s in range(ns):
+        acc = 0.0
+        for j in range(n):
+            acc += R[s, j] * R[s, j]
+        loss[s] = 0.5 * acc / n
+
+
+@jit
+def w_of(theta, code, depth, w):
+    """w <- w(theta) for one path (theta (2d,), w (d,)), by :func:`diagsim.parametrization.phi`."""
+    d = w.shape[0]
+    for i in range(d):
+        w[i] = phi(code, depth, theta[i], theta[d + i])

@@ -1,0 +1,138 @@
+"""The discrete-optimizer stepper: the :class:`~diagsim.stepper.Stepper` of ``model="discrete"``.
+
+``make_stepper(problem, optimizer, seed=0)`` lowers the spec (:mod:`.lowering`) and advances ensembles
+with the one Numba kernel of :mod:`._kernel`. State arrays (first axis = path):
+
+==========  ====================  ========================================================
+name        shape                 optimizers
+==========  ====================  ========================================================
+theta       (M, 2d)               all
+m           (M, 2d)               Adam, RMSProp, Adam-mini, Adalayer (first moment, m_0 = 0)
+v           (M, 2d) / (M, B)      Adam, RMSProp, AdaGrad (per parameter; v_0 = ``v0``);
+                                  Adam-mini, Adalayer (one per block)
+residuals   (M, delay, n)         SAF: ring buffer of the residuals r = Z w - y of the last ``delay``
+                                  steps (slot k mod delay); initialised with r(theta_0), so the stored
+                                  outputs at step k are those of step max(k - delay, 0)
+ema         (M, 2d)               MESA: EMA copy of theta (ema_0 = theta_0, updated after each step
+                                  with the new theta: ema <- beta_ema ema + (1 - beta_ema) theta)
+==========  ====================  ========================================================
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..errors import DiagsimError
+from . import specs as S
+from ._kernel import advance_kernel
+from .lowering import OPT_MESA, OPT_SAF, lower
+
+#: at most this many paths advance in lockstep on one thread (they share the loads of Z)
+GROUP_MAX = 4
+
+def group_size(n_paths: int) -> int:
+    """Paths per thread task: as large as GROUP_MAX while every thread still gets work (results do not
+    depend on it)."""
+    return max(1, min(GROUP_MAX, n_paths // max(1, numba.get_num_threads())))
+
+
+class DiscreteStepper:
+    """Advances paths of a discrete optimizer; see :mod:`diagsim.stepper` for the protocol.
+
+    ``dt = lr`` (one step is lr of SDE time t) and tau = lr * t = lr^2 k.
+    """
+
+    level = "discrete"
+
+    def __init__(self, problem, optimizer: S.Optimizer, seed: int = 0, group: int | None = None):
+        self.problem = problem
+        self.optimizer = optimizer
+        self.seed = int(seed)
+        self.low = lower(problem, optimizer, self.seed)
+        self.lr = float(optimizer.lr)
+        self.dt = self.lr
+        self.group = group
+
+    # ------------------------------------------------------------------ protocol
+    def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
+        th = np.array(self.problem.check_theta(theta0), dtype=np.float64, order="C")
+        M = th.shape[0]
+        st = {"theta": th}
+        opt = self.optimizer
+        if isinstance(opt, S.Adam):
+            st["m"] = np.zeros_like(th)
+            nv = self.low.block_size.shape[0] if isinstance(opt, S.AdamMini) else th.shape[1]
+            st["v"] = np.full((M, nv), float(opt.v0))
+        elif isinstance(opt, S.AdaGrad):
+            st["v"] = np.full_like(th, float(opt.v0))
+        elif self.low.opt == OPT_SAF:
+            r = self.problem.w(th) @ self.problem.Z.T - self.problem.y
+            st["residuals"] = np.ascontiguousarray(np.repeat(r[:, None, :], opt.delay, axis=1))
+        elif self.low.opt == OPT_MESA:
+            st["ema"] = th.copy()
+        return st
+
+    def advance(self, state, paths, step0: int, n_steps: int, active) -> None:
+        """Advance; paths whose loss becomes non-finite stop and are marked inactive."""
+        M = state["theta"].shape[0]
+        self.advance_checked(state, paths, step0, n_steps, active, np.full(M, np.inf),
+                             np.full(M, -1, np.int64), np.full(M, np.nan))
+
+    def advance_checked(self, state, paths, step0: int, n_steps: int, active, limit, div_step,
+                        div_loss) -> None:
+        """As :meth:`advance`, and a path whose loss at step k is non-finite or > ``limit[p]`` stops
+        at theta_k with ``div_step[p] = k``, ``div_loss[p]`` = that loss (optional protocol method)."""
+        th = state["theta"]
+        M = th.shape[0]
+        lo = self.low
+        m = state["ema"] if lo.opt == OPT_MESA else state.get("m", np.zeros((M, 0)))
+        v = state.get("v", np.zeros((M, 0)))
+        buf = state.get("residuals", np.zeros((M, 0, 0)))
+        group = self.group or group_size(M)
+        P = self.problem
+        advance_kernel(lo.opt, lo.noise, lo.fp, lo.ip, lo.keys, lo.blocks, lo.block_size,
+                       P.param.code, P.param.depth, P.Z, P.ZT, P.y, th, m, v, buf,
+                       np.ascontiguousarray(paths, dtype=np.int64), int(step0), int(n_steps), active,
+                       np.ascontiguousarray(limit, dtype=np.float64), div_step, div_loss, int(group))
+
+    def config(self) -> dict:
+        return {"level": self.level, "optimizer": self.optimizer.config(), "seed": self.seed}
+
+    def preconditioner_stats(self, state) -> dict[str, np.ndarray]:
+        """Per path: mean/min/max of v and of the preconditioner 1/(v^lam + eps) (v without bias
+        correction); empty for optimizers without one."""
+        opt = self.optimizer
+        if not isinstance(opt, (S.Adam, S.AdaGrad)):
+            return {}
+        v = state["v"]
+        lam = opt.lam if isinstance(opt, S.Adam) else 0.5
+        with np.errstate(all="ignore"):
+            pre = 1.0 / ((np.sqrt(v) if lam == 0.5 else v ** lam) + opt.eps)
+        return {"v_mean": v.mean(axis=1), "v_min": v.min(axis=1), "v_max": v.max(axis=1),
+                "precond_mean": pre.mean(axis=1), "precond_min": pre.min(axis=1),
+                "precond_max": pre.max(axis=1)}
+
+    def divergence_hint(self) -> str:
+        """Which hyperparameter is likely too large (optional protocol method)."""
+        opt = self.optimizer
+        hint = f"lr={opt.lr:g} is likely too large"
+        if isinstance(opt, S.SAM):
+            hint += f" (or rho={opt.rho:g})"
+        elif isinstance(opt, (S.SAF, S.MESA)):
+            hint += f" (or lam_tra={opt.lam_tra:g})"
+        elif isinstance(opt, (S.Adam, S.AdaGrad)) and opt.eps == 0.0:
+            hint += " (or eps=0 is too small)"
+        return hint
+
+
+def make_stepper(problem, optimizer: S.Optimizer, *, seed: int = 0, group: int | None = None,
+                 **model_options) -> DiscreteStepper:
+    """The stepper of a discrete optimizer on ``problem``; noise keyed by ``seed``.
+
+    ``group`` (paths per thread task) only affects speed. No other model options exist.
+    """
+    if model_options:
+        raise DiagsimError(f"model 'discrete' takes no model options; got {sorted(model_options)}")
+    if group is not None and (not isinstance(group, (int, np.integer)) or group < 1):
+        raise DiagsimError(f"group must be a positive integer, got {group!r}")
+    return DiscreteStepper(problem, optimizer, seed=seed, group=group)

@@ -1,0 +1,150 @@
+"""What a run records, and when: the record grid and the observables of an ensemble state.
+
+Record grid (:func:`record_steps`), a sorted array of step indices in [0, steps]:
+
+* ``None`` or ``"linear"``: ``n_records`` evenly spaced steps from 0 to ``steps`` (rounded, unique);
+* ``"log"``: step 0 and ``n_records - 1`` log-spaced steps from 1 to ``steps`` (rounded, unique, so
+  fewer when ``steps`` is small);
+* an integer stride ``s``: 0, s, 2s, ... and always the last step;
+* an array of steps: exactly those (sorted, unique, each in [0, steps]).
+
+The grid is fixed before the run, and ``n_records * n_paths`` is capped at :data:`MAX_RECORD_VALUES`
+per observable, so memory does not grow with the number of steps.
+
+Observables (:func:`observe`), each of shape (n_paths,), for theta of shape (n_paths, 2d):
+
+=======================  ===================================================================
+name                     definition
+=======================  ===================================================================
+train_loss               L = (1/2n) ||Z w - y||^2
+test_loss                ``problem.test_loss_w(w)`` (closed form 1/2 ||w - w*||^2 for generated
+                         problems; see :meth:`diagsim.problem.Problem.test_loss_w`)
+l1                       ||w||_1
+support                  #{i : |w_i| > support_threshold} (default :data:`SUPPORT_THRESHOLD`)
+trace_h                  tr H = sum of the exact diag H (residual term included)
+trace_sqrt_diag_h        tr diag(H)^{1/2} = sum_i sqrt(max(H_ii, 0)) of the exact diag H (on the
+                         manifold r = 0 this is 2 sum_i sqrt(s_i) (|u_i| + |v_i|) for "uu-vv")
+precond/<stat>           the stepper's ``preconditioner_stats`` (e.g. v_mean, precond_mean)
+=======================  ===================================================================
+
+Rows whose theta is not finite give NaN. Every value of a
+path is computed from that path's state alone, by row-wise kernels and reductions, so it does not depend
+on the other paths (a replayed path records the same bits).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DiagsimError, check_int
+
+#: |w_i| above this counts as in the support
+SUPPORT_THRESHOLD = 1e-3
+#: cap on n_records * n_paths (values per observable); 2e6 float64 = 16 MB
+MAX_RECORD_VALUES = 2_000_000
+#: default number of record points
+N_RECORDS = 101
+OBSERVABLES = ("train_loss", "test_loss", "l1", "support", "trace_h", "trace_sqrt_diag_h")
+
+
+def record_steps(steps: int, record=None, n_records: int = N_RECORDS, n_paths: int = 1) -> np.ndarray:
+    """The record grid (int64, sorted, unique) for a run of ``steps`` steps; see the module doc."""
+    steps = check_int("steps", steps, minimum=0)
+    n_records = check_int("n_records", n_records, minimum=1)
+    if record is None or (isinstance(record, str) and record == "linear"):
+        _check_size(min(n_records, steps + 1), n_paths)
+        grid = np.round(np.linspace(0, steps, max(n_records, 1))).astype(np.int64)
+    elif isinstance(record, str):
+        if record != "log":
+            raise DiagsimError(f"record must be an integer stride, 'log', 'linear' or an array of steps; "
+                               f"got {record!r}")
+        grid = np.zeros(1, np.int64)
+        if steps >= 1 and n_records > 1:
+            grid = np.concatenate([grid, np.round(np.logspace(0.0, np.log10(steps), n_records - 1))
+                                   .astype(np.int64)])
+    elif isinstance(record, (int, np.integer)) and not isinstance(record, bool):
+        stride = check_int("record (stride)", record, minimum=1)
+        _check_size(steps // stride + 2, n_paths)
+        grid = np.append(np.arange(0, steps + 1, stride, dtype=np.int64), steps)
+    else:
+        try:
+            arr = np.asarray(record)
+        except Exception:  # noqa: BLE001
+            arr = np.zeros(0)
+        if arr.ndim != 1 or arr.size == 0 or not (np.issubdtype(arr.dtype, np.integer) or (
+                np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+            raise DiagsimError("record must be an integer stride, 'log', 'linear' or a non-empty 1-D array "
+                               "of integer steps")
+        grid = arr.astype(np.int64)
+        if grid.min() < 0 or grid.max() > steps:
+            raise DiagsimError(f"record steps must lie in [0, {steps}]; got {grid.min()}..{grid.max()}")
+    grid = np.unique(np.clip(grid, 0, steps))
+    _check_size(grid.size, n_paths)
+    return grid
+
+
+def _check_size(n_points: int, n_paths: int) -> None:
+    if n_points * n_paths > MAX_RECORD_VALUES:
+        raise DiagsimError(f"recording {n_points} points x {n_paths} paths exceeds {MAX_RECORD_VALUES:,} values "
+                           f"per observable; use record='log', a larger stride or fewer n_records")
+
+
+def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_THRESHOLD,
+            extra: dict | None = None) -> dict[str, np.ndarray]:
+    """The observables of the module doc for states ``theta`` (n_paths, 2d); ``extra`` (name -> (n_paths,))
+    is appended as ``precond/<name>``."""
+    from .derivatives import hessian_diag, loss
+
+    theta = np.asarray(theta, dtype=np.float64)
+    M = theta.shape[0]
+    ok = np.all(np.isfinite(theta), axis=1)
+    out = {name: np.full(M, np.nan) for name in OBSERVABLES}
+    with np.errstate(all="ignore"):
+        w = problem.w(theta)
+        if problem.Z_test is not None:  # a product with Z_test: row by row, so each row is independent of M
+            out["test_loss"] = np.array([problem.test_loss_w(wi) for wi in w], dtype=np.float64).reshape(M)
+        else:
+            out["test_loss"] = problem.test_loss_w(w)
+        out["l1"] = np.sum(np.abs(w), axis=1)
+        out["support"] = np.sum(np.abs(w) > support_threshold, axis=1).astype(np.float64)
+    for name in ("test_loss", "l1", "support"):
+        out[name][~ok] = np.nan
+    if ok.any():
+        out["train_loss"][ok] = loss(problem, theta[ok])  # per-path kernel: bitwise independent of M
+        h = hessian_diag(problem, theta[ok])
+        out["trace_h"][ok] = h.sum(axis=1)
+        out["trace_sqrt_diag_h"][ok] = np.sqrt(np.maximum(h, 0.0)).sum(axis=1)
+    for key, val in (extra or {}).items():
+        out[f"precond/{key}"] = np.asarray(val, dtype=np.float64).reshape(M)
+    return out
+
+
+class Recorder:
+    """Preallocated records (n_records, n_paths) per observable, filled in grid order.
+
+    ``records[name][i, p]`` is the observable at step ``grid[i]``; NaN where path p had diverged before
+    that step.
+    """
+
+    def __init__(self, grid: np.ndarray, n_paths: int, records: dict | None = None, filled: int = 0):
+        self.grid = np.asarray(grid, dtype=np.int64)
+        self.n_paths = int(n_paths)
+        self.records: dict[str, np.ndarray] = dict(records or {})
+        self.filled = int(filled)
+
+    def due(self, step: int) -> bool:
+        return self.filled < self.grid.size and self.grid[self.filled] == step
+
+    def next_step(self) -> int | None:
+        return int(self.grid[self.filled]) if self.filled < self.grid.size else None
+
+    def add(self, values: dict[str, np.ndarray], dead: np.ndarray) -> None:
+        """Store the row for the current grid point; ``dead`` (n_paths,) bool masks paths to NaN."""
+        i = self.filled
+        for name, val in values.items():
+            arr = self.records.get(name)
+            if arr is None:
+                arr = self.records[name] = np.full((self.grid.size, self.n_paths), np.nan)
+            row = np.array(val, dtype=np.float64)
+            row[dead] = np.nan
+            arr[i] = row
+        self.filled += 1

@@ -1,0 +1,256 @@
+"""The result of :func:`diagsim.simulate`, the same for every level (discrete, SDE, slow flow).
+
+A :class:`Result` holds the record grid in steps and both time scales (t = dt k, tau = lr t; for a
+discrete optimizer dt = lr, so t = lr k and tau = lr^2 k), the recorded observables per path, the final
+states, the divergence report and the full configuration. ``save(path)`` writes one ``.npz`` (arrays +
+the configuration as embedded JSON) and a human-readable JSON sidecar ``<path>.json``;
+:func:`load_result` reads the ``.npz`` back exactly (float64 arrays bit for bit, JSON floats by repr).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DiagsimError
+from .parametrization import parametrization, w_numpy
+
+FORMAT = "diagsim-result"
+FORMAT_VERSION = 1
+
+
+@dataclass(eq=False)
+class Result:
+    """Outcome of a run.
+
+    Attributes
+    ----------
+    steps : (n_records,) int64 record steps; ``t`` = dt * steps and ``tau`` = lr * t (properties).
+    records : name -> (n_records, n_paths) observables (see :mod:`diagsim.recording`); NaN after a
+        path diverged.
+    final : name -> (n_paths, ...) final state arrays ("theta" (n_paths, 2d), optimizer moments, ...).
+    final_observables : name -> (n_paths,) the observables of the final state.
+    paths : (n_paths,) global path ids (the noise of path j depends only on (seed, j)).
+    div_step : (n_paths,) int64, the step at which a path diverged, -1 if it did not.
+    div_loss : (n_paths,) its loss there (NaN if it did not diverge).
+    config : the full configuration (problem incl. data hash, optimizer, model, seed, horizon,
+        record grid, versions); JSON-serializable.
+    info : run bookkeeping (elapsed seconds, resumes) that is not part of the result proper.
+    """
+
+    steps: np.ndarray
+    records: dict
+    final: dict
+    final_observables: dict
+    paths: np.ndarray
+    div_step: np.ndarray
+    div_loss: np.ndarray
+    config: dict
+    info: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def dt(self) -> float:
+        return float(self.config["dt"])
+
+    @property
+    def lr(self) -> float:
+        return float(self.config["lr"])
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.config["steps"])
+
+    @property
+    def model(self) -> str:
+        return str(self.config["model"])
+
+    @property
+    def t(self) -> np.ndarray:
+        """SDE time of the record steps, dt * k, shape (n_records,)."""
+        return self.dt * self.steps
+
+    @property
+    def tau(self) -> np.ndarray:
+        """Slow time of the record steps, lr * t, shape (n_records,)."""
+        return self.lr * self.t
+
+    @property
+    def n_paths(self) -> int:
+        return int(self.paths.shape[0])
+
+    @property
+    def diverged_mask(self) -> np.ndarray:
+        """(n_paths,) bool, True for the paths that diverged."""
+        return self.div_step >= 0
+
+    @property
+    def diverged(self) -> list[dict]:
+        """One dict per diverged path: path id, step, loss and the message."""
+        hint = self.config.get("divergence_hint", "")
+        out = []
+        for row in np.flatnonzero(self.diverged_mask):
+            p, k, L = int(self.paths[row]), int(self.div_step[row]), float(self.div_loss[row])
+            out.append({"path": p, "step": k, "loss": L,
+                        "message": f"path {p} diverged at step {k} (loss = {L:.6g}): {hint}"})
+        return out
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Final parameters, (n_paths, 2d)."""
+        return self.final["theta"]
+
+    @property
+    def w(self) -> np.ndarray:
+        """Final w(theta), (n_paths, d)."""
+        p = parametrization(self.config["problem"]["parametrization"])
+        return w_numpy(p, self.final["theta"])
+
+    def _valid(self) -> np.ndarray:
+        return ~self.diverged_mask
+
+    def mean_se(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard error over the non-diverged paths of per-path values (n_paths, ...).
+
+        The standard error is std(ddof=1) / sqrt(M); NaN when fewer than two paths remain.
+        """
+        v = np.asarray(values, dtype=np.float64)[self._valid()]
+        if v.shape[0] == 0:
+            nan = np.full(v.shape[1:], np.nan)
+            return nan, nan.copy()
+        mean = v.mean(axis=0)
+        se = v.std(axis=0, ddof=1) / math.sqrt(v.shape[0]) if v.shape[0] > 1 else np.full(v.shape[1:], np.nan)
+        return mean, se
+
+    @property
+    def w_mean(self) -> np.ndarray:
+        """Ensemble mean of the final w over non-diverged paths, (d,)."""
+        return self.mean_se(self.w)[0]
+
+    @property
+    def w_se(self) -> np.ndarray:
+        """Standard error of :attr:`w_mean`, (d,)."""
+        return self.mean_se(self.w)[1]
+
+    def summary(self) -> dict:
+        """JSON-ready summary: w_mean, w_se, final observables (mean and se), horizon, divergence."""
+        out = {"model": self.model, "optimizer": self.config["optimizer"].get("optimizer"),
+               "n_paths": self.n_paths, "n_diverged": int(self.diverged_mask.sum()),
+               "steps": self.n_steps, "t": self.n_steps * self.dt, "tau": self.n_steps * self.dt * self.lr,
+               "seed": self.config["seed"]}
+        for name, val in self.final_observables.items():
+            mean, se = self.mean_se(val)
+            out[name] = _json_float(mean)
+            out[f"{name}_se"] = _json_float(se)
+        mean, se = self.mean_se(self.w)
+        out["w_mean"] = [_json_float(x) for x in mean]
+        out["w_se"] = [_json_float(x) for x in se]
+        out["diverged"] = self.diverged
+        return out
+
+    # ------------------------------------------------------------------ i/o
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"steps": self.steps, "paths": self.paths, "div_step": self.div_step, "div_loss": self.div_loss}
+        arrays.update({f"rec__{k}": v for k, v in self.records.items()})
+        arrays.update({f"final__{k}": v for k, v in self.final.items()})
+        arrays.update({f"obs__{k}": v for k, v in self.final_observables.items()})
+        return arrays
+
+    def save(self, path, *, sidecar: bool = True) -> Path:
+        """Write ``path`` (.npz, atomically) and, with ``sidecar``, ``<path>.json`` (config + summary)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "config": self.config, "info": self.info,
+                "records": list(self.records), "final": list(self.final),
+                "final_observables": list(self.final_observables)}
+        write_npz_atomic(path, self.to_arrays(), meta)
+        if sidecar:
+            side = path.with_suffix(".json")
+            text = json.dumps({"config": self.config, "info": self.info, "summary": self.summary()}, indent=1,
+                              default=_json_default)
+            _write_text_atomic(side, text + "\n")
+        return path
+
+
+def load_result(path) -> Result:
+    """Read a result written by :meth:`Result.save`."""
+    arrays, meta = read_npz(path, FORMAT)
+    sub = lambda prefix, names: {k: arrays[f"{prefix}__{k}"] for k in names}  # noqa: E731
+    return Result(steps=arrays["steps"], records=sub("rec", meta["records"]), final=sub("final", meta["final"]),
+                  final_observables=sub("obs", meta["final_observables"]), paths=arrays["paths"],
+                  div_step=arrays["div_step"], div_loss=arrays["div_loss"], config=meta["config"],
+                  info=meta.get("info", {}))
+
+
+# --------------------------------------------------------------------------- npz helpers (shared with checkpoints)
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, (Path,)):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _json_float(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_npz_atomic(path, arrays: dict, meta: dict) -> Path:
+    """Write arrays + ``meta`` (embedded as the JSON string array ``__meta__``) to a temporary file in
+    the same directory, fsync it, then rename it over ``path``: a reader sees the old or the new file,
+    never a partial one."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise DiagsimError(f"directory {str(path.parent)!r} does not exist")
+    text = json.dumps(meta, default=_json_default)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, __meta__=np.array(text), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_npz(path, fmt: str) -> tuple[dict, dict]:
+    """(arrays, meta) of a file written by :func:`write_npz_atomic`, checking its format tag."""
+    path = Path(path)
+    if not path.exists():
+        raise DiagsimError(f"file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # noqa: BLE001
+        raise DiagsimError(f"{str(path)!r} is not a readable .npz ({exc})") from None
+    if "__meta__" not in arrays:
+        raise DiagsimError(f"{str(path)!r} is not a diagsim {fmt} file (no metadata)")
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if meta.get("format") != fmt:
+        raise DiagsimError(f"{str(path)!r} is a {meta.get('format')!r} file, expected {fmt!r}")
+    return arrays, meta

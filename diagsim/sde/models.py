@@ -1,0 +1,369 @@
+"""SDE models of the optimizers on a diagonal network (THEORY §4): drift and diffusion functions.
+
+Each model is a pair of small jitted functions in the form of :mod:`diagsim.sde.integrator`
+(drift b + s beta, diffusion a * s dB) plus the data they read, collected in an :class:`SDEModel`.
+Notation: L(theta) = (1/2n)||Z w(theta) - y||^2, r = Z w - y, J = df/dtheta (n x 2d),
+J^T x = [wu * Z^T x, wv * Z^T x] (wu = dw/du, wv = dw/dv, elementwise), delta = label noise,
+Sigma(theta) = (delta^2/n^2) J^T J the label-noise gradient covariance, diag Sigma = (delta^2/n) [s wu^2, s wv^2]
+(exact at every theta), B an n-dimensional Brownian motion, t = lr * k the SDE's time.
+
+Models (``SDEModel.name``):
+
+* ``"gradient-flow"``  d theta = -grad L dt.
+* ``"sgd-label-noise"``  d theta = -grad L dt + sqrt(lr) (delta/n) J^T dB.
+  The label-noise SDE of SGD (Li, Wang, Arora 2022); Rademacher and Gaussian label noise share it.
+* ``"adam-sde"``  the paper's regime 1 - beta2 = C lr^2 (beta1, eps fixed; C = (1 - beta2)/lr^2):
+  momentum averages out at leading order and the second moment is a slow variable,
+
+      d theta = -S(v) (grad L dt + sqrt(lr) (delta/n) J^T dB),     S(v) = diag(1 / (v^lam + eps)),
+      dv      = C lr (diag Sigma(theta) + grad L * grad L - v) dt.
+
+  lam = 1/2 is Adam and RMSProp (beta1 plays no role at this order), general lam is AdamE-lam.
+  Block variants (Adam-mini, Adalayer): one v_b per block b, S_i = 1/(v_b(i)^lam + eps),
+  dv_b = C lr (mean_{i in b} (diag Sigma + grad L^2)_i - v_b) dt.
+  (The noise enters as -S * sqrt(lr)(delta/n) J^T dB in THEORY; +S ... is the same law and what is
+  integrated here.)
+* ``"adam-momentum-sde"``  a coupled (theta, m, v) SDE of Malladi et al. (2022) type, in the scaling
+  1 - beta1 = c1 lr and 1 - beta2 = C lr^2 (time t = lr k; c1 = (1 - beta1)/lr, C = (1 - beta2)/lr^2):
+
+      d theta = -S(v) m dt,
+      dm      = c1 (grad L - m) dt + c1 sqrt(lr) (delta/n) J^T dB,
+      dv      = C lr (diag Sigma(theta) + grad L * grad L - v) dt.
+
+  (Malladi et al. scale 1 - beta1 with lr^2 and time with lr^2 k; here 1 - beta1 ~ lr keeps the
+  momentum's relaxation time 1/c1 fixed on the t clock, so that the model stays a refinement of
+  "adam-sde" at finite beta1. m is the momentum, not bias-corrected.)
+
+Second moments and preconditioner blocks: ``v`` has one entry per parameter (2d) or one per block.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import kernels as K
+from ..errors import DiagsimError, check_positive
+from ..parametrization import phi1
+from ..problem import Problem
+from .integrator import diffusion_function, drift_function
+
+# float parameters (fpar) --------------------------------------------------------------------------
+F_RATE_V = 0      # C * lr: relaxation rate of v on the t clock
+F_NOISE_VAR = 1   # delta^2 / n: diag Sigma = noise_var * s * wu^2
+F_EPS = 2
+F_LAM = 3
+F_C1 = 4          # momentum rate (adam-momentum-sde)
+N_FPAR = 5
+# integer parameters (ipar) ------------------------------------------------------------------------
+I_CODE = 0
+I_DEPTH = 1
+I_NV = 2          # number of second-moment entries (2d per-parameter, or the number of blocks)
+I_BLOCKED = 3     # 1: block preconditioner; then ipar[I_BLOCKS: I_BLOCKS + 2d] are block ids
+I_HALF = 4        # 1: lam == 1/2 (sqrt instead of pow)
+I_BLOCKS = 5
+
+
+# ================================================================== shared pieces (inlined helpers)
+@drift_function
+def _label_noise_drift(x, t, args, work, b, beta):
+    """-grad L = J^T (-r/n): b = 0, beta = -r/n (the drift lies in the range of J^T)."""
+    Z, ZT, y, s, fpar, ipar = args
+    n, d = Z.shape
+    loss = K.forward(x, ipar[I_CODE], ipar[I_DEPTH], ZT, y, work[:d], beta)
+    inv_n = 1.0 / n
+    for j in range(n):
+        beta[j] = -beta[j] * inv_n
+    for i in range(2 * d):
+        b[i] = 0.0
+    return loss
+
+
+@diffusion_function
+def _jt_diffusion(x, t, args, work, xi, out):
+    """out[:2d] += J^T xi = [wu * Z^T xi, wv * Z^T xi]."""
+    Z = args[0]
+    ipar = args[5]
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    n, d = Z.shape
+    gz = work[d + n:2 * d + n]
+    K.pullback(Z, xi, 1.0, gz)
+    for i in range(d):
+        _, wu, wv = phi1(code, depth, x[i], x[d + i])
+        out[i] += gz[i] * wu
+        out[d + i] += gz[i] * wv
+
+
+@drift_function
+def _adam_drift(x, t, args, work, b, beta):
+    """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
+
+    work layout: w (d) | r (n) | gw (d) | S (2d) | block accumulators (nv).
+    With ipar[I_NV] == 4d + nv - 2d ... (see _adam_layout): x = [theta (2d), (m (2d),) v (nv)];
+    fpar[F_C1] > 0 selects the momentum model (x carries m and theta follows -S m).
+    """
+    Z, ZT, y, s, fpar, ipar = args
+    n, d = Z.shape
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    nv = ipar[I_NV]
+    blocked = ipar[I_BLOCKED] == 1
+    half = ipar[I_HALF] == 1
+    rate = fpar[F_RATE_V]
+    noise_var = fpar[F_NOISE_VAR]
+    eps = fpar[F_EPS]
+    lam = fpar[F_LAM]
+    c1 = fpar[F_C1]
+    momentum = c1 > 0.0
+    w = work[:d]
+    r = work[d:d + n]
+    gw = work[d + n:2 * d + n]
+    S = work[2 * d + n:4 * d + n]
+    acc = work[4 * d + n:4 * d + n + nv]
+    voff = 4 * d if momentum else 2 * d
+    loss = K.forward(x, code, depth, ZT, y, w, r)
+    K.pullback(Z, r, 1.0 / n, gw)
+    # preconditioner S = 1 / (v^lam + eps)
+    if blocked:
+        for i in range(2 * d):
+            vb = x[voff + ipar[I_BLOCKS + i]]
+            S[i] = 1.0 / ((math.sqrt(vb) if half else vb ** lam) + eps)
+        for q in range(nv):
+            acc[q] = 0.0
+    else:
+        for i in range(2 * d):
+            vi = x[voff + i]
+            S[i] = 1.0 / ((math.sqrt(vi) if half else vi ** lam) + eps)
+    for i in range(d):
+        _, wu, wv = phi1(code, depth, x[i], x[d + i])
+        gu = gw[i] * wu
+        gv = gw[i] * wv
+        if momentum:
+            b[i] = -S[i] * x[2 * d + i]
+            b[d + i] = -S[d + i] * x[3 * d + i]
+            b[2 * d + i] = c1 * (gu - x[2 * d + i])
+            b[3 * d + i] = c1 * (gv - x[3 * d + i])
+        else:
+            b[i] = -S[i] * gu
+            b[d + i] = -S[d + i] * gv
+        tu = noise_var * s[i] * wu * wu + gu * gu
+        tv = noise_var * s[i] * wv * wv + gv * gv
+        if blocked:
+            acc[ipar[I_BLOCKS + i]] += tu
+            acc[ipar[I_BLOCKS + d + i]] += tv
+        else:
+            b[voff + i] = rate * (tu - x[voff + i])
+            b[voff + d + i] = rate * (tv - x[voff + d + i])
+    if blocked:
+        cnt = ipar[I_BLOCKS + 2 * d:I_BLOCKS + 2 * d + nv]
+        for q in range(nv):
+            b[voff + q] = rate * (acc[q] / cnt[q] - x[voff + q])
+    for j in range(n):
+        beta[j] = 0.0
+    return loss
+
+
+@diffusion_function
+def _adam_diffusion(x, t, args, work, xi, out):
+    """theta += S J^T xi (adam-sde), or m += c1 J^T xi (adam-momentum-sde); S from the drift's work."""
+    Z = args[0]
+    fpar = args[4]
+    ipar = args[5]
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    n, d = Z.shape
+    c1 = fpar[F_C1]
+    gz = work[:d]  # w is not needed any more this step
+    K.pullback(Z, xi, 1.0, gz)
+    if c1 > 0.0:
+        for i in range(d):
+            _, wu, wv = phi1(code, depth, x[i], x[d + i])
+            out[2 * d + i] += c1 * gz[i] * wu
+            out[3 * d + i] += c1 * gz[i] * wv
+    else:
+        S = work[2 * d + n:4 * d + n]
+        for i in range(d):
+            _, wu, wv = phi1(code, depth, x[i], x[d + i])
+            out[i] += S[i] * gz[i] * wu
+            out[d + i] += S[d + i] * gz[i] * wv
+
+
+# ================================================================== the model object
+@dataclass(frozen=True, eq=False)
+class SDEModel:
+    """A model lowered for the integrator.
+
+    Attributes
+    ----------
+    name, equation : identification and the SDE in words (recorded in every result).
+    drift, diffusion : the jitted functions (see :mod:`diagsim.sde.integrator`).
+    args : the model data tuple.
+    layout : ((key, size), ...): the state X (M, dim) is the concatenation of these state arrays.
+    n_noise, n_work : Brownian dimension and per-path scratch size.
+    amplitude : the noise amplitude a (0 for an ODE).
+    params : JSON-serializable hyperparameters of the model.
+    relaxation : rates of the linear relaxation terms on the t clock (C lr, c1); dt must resolve them.
+    """
+
+    name: str
+    equation: str
+    drift: object
+    diffusion: object
+    args: tuple
+    layout: tuple
+    n_noise: int
+    n_work: int
+    amplitude: float
+    params: dict = field(default_factory=dict)
+    relaxation: float = 0.0
+
+    @property
+    def dim(self) -> int:
+        return sum(size for _, size in self.layout)
+
+    def pack(self, state: dict) -> np.ndarray:
+        """The (M, dim) integrator state from the state dict (no copy for a theta-only model)."""
+        if len(self.layout) == 1:
+            key = self.layout[0][0]
+            a = state[key]
+            if a.dtype == np.float64 and a.flags.c_contiguous:
+                return a
+            return np.ascontiguousarray(a, dtype=np.float64)
+        return np.ascontiguousarray(np.concatenate([state[k] for k, _ in self.layout], axis=1))
+
+    def unpack(self, X: np.ndarray, state: dict) -> None:
+        """Write X back into the state dict's arrays (in place)."""
+        off = 0
+        for key, size in self.layout:
+            if state[key] is not X:
+                state[key][...] = X[:, off:off + size]
+            off += size
+
+    def preconditioner(self, state: dict) -> np.ndarray | None:
+        """S (M, 2d) of the adaptive models, None otherwise."""
+        if "v" not in state:
+            return None
+        fpar, ipar = self.args[4], self.args[5]
+        d = self.args[0].shape[1]
+        v = state["v"]
+        if ipar[I_BLOCKED] == 1:
+            v = v[:, ipar[I_BLOCKS:I_BLOCKS + 2 * d]]
+        return 1.0 / (v ** fpar[F_LAM] + fpar[F_EPS])
+
+
+def _base_args(problem: Problem, fpar: np.ndarray, ipar: np.ndarray) -> tuple:
+    return (problem.Z, problem.ZT, problem.y, problem.s, np.ascontiguousarray(fpar, dtype=np.float64),
+            np.ascontiguousarray(ipar, dtype=np.int64))
+
+
+def _theta_layout(problem):
+    return (("theta", problem.dim),)
+
+
+def gradient_flow(problem: Problem) -> SDEModel:
+    """d theta = -grad L dt (an ODE; integrated by explicit Euler)."""
+    ipar = np.array([problem.param.code, problem.param.depth, 0, 0, 0], dtype=np.int64)
+    return SDEModel("gradient-flow", "d theta = -grad L dt", _label_noise_drift, _jt_diffusion,
+                    _base_args(problem, np.zeros(N_FPAR), ipar), _theta_layout(problem), problem.n,
+                    2 * problem.d + problem.n, 0.0, {})
+
+
+def sgd_label_noise(problem: Problem, lr: float, label_noise: float) -> SDEModel:
+    """d theta = -grad L dt + sqrt(lr) (label_noise / n) J^T dB  (B in R^n)."""
+    lr = check_positive("lr", lr)
+    delta = check_positive("label_noise", label_noise, allow_zero=True)
+    ipar = np.array([problem.param.code, problem.param.depth, 0, 0, 0], dtype=np.int64)
+    return SDEModel("sgd-label-noise", "d theta = -grad L dt + sqrt(lr) (delta/n) J^T dB",
+                    _label_noise_drift, _jt_diffusion, _base_args(problem, np.zeros(N_FPAR), ipar),
+                    _theta_layout(problem), problem.n, 2 * problem.d + problem.n,
+                    math.sqrt(lr) * delta / problem.n, {"lr": lr, "label_noise": delta})
+
+
+def default_blocks(d: int) -> np.ndarray:
+    """The {u, v} partition: block 0 = u, block 1 = v."""
+    return np.repeat(np.arange(2, dtype=np.int64), d)
+
+
+def check_blocks(blocks, dim: int) -> np.ndarray:
+    """Block ids (dim,) as int64, relabelled to 0..nb-1 in order of first appearance."""
+    b = np.asarray(blocks)
+    if b.shape != (dim,) or not np.issubdtype(b.dtype, np.integer) or (b.size and b.min() < 0):
+        raise DiagsimError(f"blocks must be {dim} non-negative integer block ids (one per parameter, 2d), "
+                           f"got shape {b.shape}")
+    _, first, inv = np.unique(b, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inv].astype(np.int64)
+
+
+def adam_sde(problem: Problem, lr: float, label_noise: float, *, beta2: float, eps: float, lam: float = 0.5,
+             blocks=None, beta1: float | None = None, momentum: bool = False) -> SDEModel:
+    """The Adam SDE of the paper's regime (``momentum=False``) or the (theta, m, v) model.
+
+    Parameters
+    ----------
+    lr, label_noise : eta and delta.
+    beta2 : sets C = (1 - beta2) / lr^2.
+    eps, lam : S(v) = 1/(v^lam + eps); lam = 1/2 is Adam/RMSProp, otherwise AdamE-lam.
+    blocks : None (one v per parameter) or (2d,) block ids (Adam-mini / Adalayer).
+    beta1, momentum : with ``momentum=True`` the state carries m and c1 = (1 - beta1)/lr.
+    """
+    lr = check_positive("lr", lr)
+    delta = check_positive("label_noise", label_noise, allow_zero=True)
+    d, n = problem.d, problem.n
+    C = (1.0 - beta2) / lr ** 2
+    c1 = 0.0
+    if momentum:
+        if beta1 is None or not 0.0 <= beta1 < 1.0:
+            raise DiagsimError(f"beta1 must lie in [0, 1) for the momentum SDE, got {beta1!r}")
+        c1 = (1.0 - beta1) / lr
+    if blocks is None:
+        nv, blocked, bl, counts = 2 * d, 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    else:
+        bl = check_blocks(blocks, 2 * d)
+        counts = np.bincount(bl).astype(np.int64)
+        nv, blocked = counts.size, 1
+    fpar = np.zeros(N_FPAR)
+    fpar[F_RATE_V] = C * lr
+    fpar[F_NOISE_VAR] = delta ** 2 / n
+    fpar[F_EPS] = eps
+    fpar[F_LAM] = lam
+    fpar[F_C1] = c1
+    ipar = np.concatenate([[problem.param.code, problem.param.depth, nv, blocked, int(lam == 0.5)],
+                           bl, counts]).astype(np.int64)
+    layout = (("theta", 2 * d),) + ((("m", 2 * d),) if momentum else ()) + (("v", nv),)
+    params = {"lr": lr, "label_noise": delta, "beta2": beta2, "C": C, "eps": eps, "lam": lam,
+              "blocks": None if blocks is None else bl.tolist()}
+    if momentum:
+        params.update(beta1=beta1, c1=c1)
+        name = "adam-momentum-sde"
+        eq = ("d theta = -S(v) m dt; dm = c1 (grad L - m) dt + c1 sqrt(lr) (delta/n) J^T dB; "
+              "dv = C lr (diag Sigma + grad L^2 - v) dt; S = 1/(v^lam + eps), c1 = (1-beta1)/lr, "
+              "C = (1-beta2)/lr^2")
+    else:
+        name = "adam-sde"
+        eq = ("d theta = -S(v) (grad L dt + sqrt(lr) (delta/n) J^T dB); dv = C lr (diag Sigma + grad L^2 - v) dt; "
+              "S = 1/(v^lam + eps), C = (1-beta2)/lr^2")
+    if blocked:
+        eq += "; v per block (mean over the block)"
+    return SDEModel(name, eq, _adam_drift, _adam_diffusion, _base_args(problem, fpar, ipar), layout, n,
+                    4 * d + n + nv, math.sqrt(lr) * delta / n, params, relaxation=max(C * lr, c1))
+
+
+def v_target(problem: Problem, theta: np.ndarray, label_noise: float, blocks=None) -> np.ndarray:
+    """The drift target of v at theta: diag Sigma + grad L^2, per parameter (M, 2d) or per block."""
+    from ..derivatives import _first_second, gradient
+    th = problem.check_theta(theta)
+    wu, wv, *_ = _first_second(problem, th)
+    g = gradient(problem, th)
+    c = label_noise ** 2 / problem.n
+    tgt = np.concatenate([c * problem.s * wu ** 2, c * problem.s * wv ** 2], axis=1) + g * g
+    if blocks is None:
+        return tgt
+    bl = check_blocks(blocks, problem.dim)
+    counts = np.bincount(bl)
+    out = np.zeros((th.shape[0], counts.size))
+    for q in range(counts.size):
+        out[:, q] = tgt[:, bl == q].mean(axis=1)
+    return out

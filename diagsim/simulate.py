@@ -1,0 +1,457 @@
+"""``simulate`` and ``resume``: the one driver that runs every level of dynamics.
+
+:func:`simulate` builds the stepper of ``model`` ("discrete": :mod:`diagsim.optimizers`, "sde":
+:mod:`diagsim.sde`, "slow-flow": :mod:`diagsim.slowflow`; see :mod:`diagsim.stepper`), then advances the
+ensemble in chunks of steps. Between chunks it records observables on the record grid
+(:mod:`diagsim.recording`), updates the progress bar (:mod:`diagsim.progress`), handles divergence and
+writes checkpoints. Chunking never changes the numbers: a stepper's result depends only on
+(seed, path id, step), so a run resumed from a checkpoint ends bit for bit where an uninterrupted one
+does.
+
+Divergence: path p is stopped at the first step k whose training loss is not finite or exceeds
+``limit_p = divergence_factor * (L_p(theta_0) + 1)`` (default factor 1e6, i.e. 1e6 x initial loss + 1e6).
+The path keeps theta_k; its records after step k are NaN; the result lists it (path, step, loss and the
+hyperparameter that is likely too large) and a :class:`DivergenceWarning` is issued. The other paths go
+on. If every path diverges, :class:`~diagsim.errors.DivergenceError` is raised with that message.
+Discrete steppers check every step; steppers without ``advance_checked`` are checked at the end of
+each chunk (the reported step is then the chunk's end).
+
+Checkpoints: ``checkpoint="run.ckpt.npz"`` writes the complete run state (stepper state, records,
+divergence bookkeeping, the problem's data and the configuration) atomically every
+``checkpoint_every`` (a float: seconds of wall time; an int: steps), on Ctrl-C (the interrupt is
+deferred to the end of the current chunk, the checkpoint written, then ``KeyboardInterrupt`` raised;
+press twice to abort at once), and at the end. A killed or crashed process keeps the last checkpoint;
+:func:`resume` continues from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import platform
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from ._version import __version__
+from .errors import DiagsimError, DivergenceError, check_choice, check_int, check_positive
+from .problem import Problem
+from .progress import Progress
+from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, observe, record_steps
+from .result import Result, read_npz, write_npz_atomic
+from .stepper import divergence_hint
+
+#: model name -> module providing ``make_stepper``
+MODELS = {"discrete": "diagsim.optimizers", "sde": "diagsim.sde", "slow-flow": "diagsim.slowflow"}
+CHECKPOINT_FORMAT = "diagsim-checkpoint"
+#: wall-clock seconds one chunk of steps aims at (progress / interrupt / checkpoint granularity)
+CHUNK_SECONDS = 0.5
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Some (not all) paths of a run diverged; they are listed in ``Result.diverged``."""
+
+
+# --------------------------------------------------------------------------- helpers
+def versions() -> dict:
+    import numba
+    return {"diagsim": __version__, "numpy": np.__version__, "numba": numba.__version__,
+            "python": platform.python_version()}
+
+
+def data_hash(problem: Problem) -> str:
+    """sha256 of the problem's arrays (Z, y, w_star, Z_test, y_test), in that order."""
+    h = hashlib.sha256()
+    for a in (problem.Z, problem.y, problem.w_star, problem.Z_test, problem.y_test):
+        h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_options: dict | None = None):
+    """The stepper of ``model`` (imported lazily) for ``problem`` and ``optimizer``, noise keyed by seed."""
+    check_choice("model", model, MODELS)
+    modname = MODELS[model]
+    try:
+        mod = importlib.import_module(modname)
+    except ModuleNotFoundError as exc:
+        if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
+            raise DiagsimError(f"model {model!r} is not available (module {modname} is not installed)") from None
+        raise
+    factory = getattr(mod, "make_stepper", None)
+    if not callable(factory):
+        raise DiagsimError(f"model {model!r} is not available ({modname} has no make_stepper)")
+    opts = dict(model_options or {})
+    if "seed" in opts:
+        raise DiagsimError("pass the seed as simulate(..., seed=S), not in model_options")
+    if _accepts(factory, "seed"):
+        stepper = factory(problem, optimizer, seed=seed, **opts)
+    else:
+        stepper = factory(problem, optimizer, **opts)
+        if hasattr(stepper, "seed"):
+            stepper.seed = seed
+    return stepper
+
+
+def horizon_steps(stepper, steps=None, t=None, tau=None) -> int:
+    """Number of steps for a horizon given in steps, in t (= dt k) or in tau (= lr t): the nearest
+    whole number of steps."""
+    given = [name for name, x in (("steps", steps), ("t", t), ("tau", tau)) if x is not None]
+    if len(given) != 1:
+        raise DiagsimError(f"give exactly one of steps, t, tau; got {', '.join(given) or 'none'}")
+    if steps is not None:
+        return check_int("steps", steps, minimum=0)
+    if t is not None:
+        x = check_positive("t", t, allow_zero=True) / float(stepper.dt)
+    else:
+        x = check_positive("tau", tau, allow_zero=True) / (float(stepper.lr) * float(stepper.dt))
+    if x > 2 ** 62:
+        raise DiagsimError(f"the horizon is {x:.3g} steps; too many")
+    return int(round(x))
+
+
+def _checkpoint_every(value) -> tuple[int | None, float | None]:
+    """(steps, seconds) from an int (steps) or a float (seconds)."""
+    if value is None:
+        return None, None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return check_int("checkpoint_every (steps)", value), None
+    return None, check_positive("checkpoint_every (seconds)", value)
+
+
+def _paths(n_paths, paths) -> np.ndarray:
+    if paths is None:
+        return np.arange(check_int("n_paths", n_paths), dtype=np.int64)
+    arr = np.asarray(paths)
+    if arr.ndim == 0:
+        arr = arr[None]
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0:
+        raise DiagsimError("paths must be a non-empty 1-D array of non-negative integer path ids")
+    if np.unique(arr).size != arr.size:
+        raise DiagsimError("paths must be distinct")
+    if n_paths not in (1, arr.size):
+        raise DiagsimError(f"n_paths={n_paths} conflicts with {arr.size} explicit paths")
+    return arr.astype(np.int64)
+
+
+class _DeferredInterrupt:
+    """Turn the first SIGINT into a flag checked between chunks (main thread only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.flag = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __enter__(self):
+        if self.enabled:
+            self._old = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# --------------------------------------------------------------------------- the run
+class _Run:
+    """Everything a run needs to continue; what a checkpoint stores."""
+
+    def __init__(self, problem, optimizer, stepper, config, paths, state, active, div_step, div_loss, limit,
+                 recorder, step=0, elapsed=0.0, resumes=0):
+        self.problem = problem
+        self.optimizer = optimizer
+        self.stepper = stepper
+        self.config = config
+        self.paths = paths
+        self.state = state
+        self.active = active
+        self.div_step = div_step
+        self.div_loss = div_loss
+        self.limit = limit
+        self.recorder = recorder
+        self.step = int(step)
+        self.elapsed = float(elapsed)
+        self.resumes = int(resumes)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.config["steps"])
+
+    # ---------------------------------------------------------------- pieces
+    def _losses(self) -> np.ndarray:
+        from .derivatives import loss
+        th = self.state["theta"]
+        out = np.full(th.shape[0], np.nan)
+        ok = np.all(np.isfinite(th), axis=1)
+        if ok.any():
+            out[ok] = loss(self.problem, th[ok])
+        return out
+
+    def _check(self, k: int) -> None:
+        """Driver-side divergence check of the current state at step k (active paths, and paths the
+        stepper stopped without saying when)."""
+        L = self._losses()
+        bad = self.active & (~np.isfinite(L) | (L > self.limit))
+        stopped = ~self.active & (self.div_step < 0)
+        for row in np.flatnonzero(bad | stopped):
+            self.active[row] = False
+            self.div_step[row] = k
+            self.div_loss[row] = L[row]
+
+    def _observe(self) -> dict:
+        stats = self.stepper.preconditioner_stats(self.state) or {}
+        return observe(self.problem, self.state["theta"], support_threshold=self.config["support_threshold"],
+                       extra=stats)
+
+    def _record(self) -> None:
+        dead = (self.div_step >= 0) & (self.div_step < self.step)
+        self.recorder.add(self._observe(), dead)
+
+    def _advance(self, k0: int, nk: int) -> None:
+        st = self.stepper
+        if callable(getattr(st, "advance_checked", None)):
+            st.advance_checked(self.state, self.paths, k0, nk, self.active, self.limit, self.div_step,
+                               self.div_loss)
+        else:
+            st.advance(self.state, self.paths, k0, nk, self.active)
+            self._check(k0 + nk)
+
+    def message(self) -> str:
+        rows = np.flatnonzero(self.div_step >= 0)
+        parts = [f"path {int(self.paths[r])} at step {int(self.div_step[r])} (loss = {float(self.div_loss[r]):.6g})"
+                 for r in rows[:5]]
+        more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+        return f"{', '.join(parts)}{more}: {self.config['divergence_hint']}"
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path, checkpoint_every) -> None:
+        P = self.problem
+        arrays = {f"state__{k}": v for k, v in self.state.items()}
+        arrays.update({f"rec__{k}": v for k, v in self.recorder.records.items()})
+        arrays.update(grid=self.recorder.grid, paths=self.paths, active=self.active, div_step=self.div_step,
+                      div_loss=self.div_loss, limit=self.limit, problem__Z=P.Z, problem__y=P.y)
+        for name in ("w_star", "Z_test", "y_test"):
+            if getattr(P, name) is not None:
+                arrays[f"problem__{name}"] = getattr(P, name)
+        meta = {"format": CHECKPOINT_FORMAT, "version": 1, "config": self.config, "step": self.step,
+                "recorded": self.recorder.filled, "records": list(self.recorder.records),
+                "state": list(self.state), "elapsed_s": self.elapsed, "resumes": self.resumes,
+                "checkpoint_every": checkpoint_every, "complete": self.step >= self.n_steps,
+                "problem": {"parametrization": P.param.name, "init": P.init, "alpha": P.alpha, "seed": P.seed,
+                            "meta": P.meta}}
+        write_npz_atomic(path, arrays, meta)
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        arrays, meta = read_npz(path, CHECKPOINT_FORMAT)
+        cfg = meta["config"]
+        pm = meta["problem"]
+        get = lambda k: arrays.get(f"problem__{k}")  # noqa: E731
+        problem = Problem(arrays["problem__Z"], arrays["problem__y"], get("w_star"), pm["parametrization"],
+                          pm["init"], pm["alpha"], pm["seed"], pm["meta"], get("Z_test"), get("y_test"))
+        if data_hash(problem) != cfg["problem"]["data_sha256"]:
+            raise DiagsimError(f"checkpoint {str(path)!r} is corrupt: its data do not match the recorded hash")
+        from .optimizers.specs import from_config
+        optimizer = from_config(cfg["optimizer"])
+        stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"])
+        state = {k: arrays[f"state__{k}"].copy() for k in meta["state"]}
+        recorder = Recorder(arrays["grid"], arrays["paths"].shape[0],
+                            {k: arrays[f"rec__{k}"].copy() for k in meta["records"]}, meta["recorded"])
+        run = cls(problem, optimizer, stepper, cfg, arrays["paths"], state, arrays["active"].copy(),
+                  arrays["div_step"].copy(), arrays["div_loss"].copy(), arrays["limit"], recorder,
+                  meta["step"], meta["elapsed_s"], meta["resumes"] + 1)
+        return run, meta["checkpoint_every"]
+
+    # ---------------------------------------------------------------- main loop
+    def execute(self, *, progress=None, checkpoint=None, checkpoint_every=60.0, callback=None) -> Result:
+        N = self.n_steps
+        ck_steps, ck_secs = _checkpoint_every(checkpoint_every if checkpoint else None)
+        desc = f"{self.config['model']} {self.config['optimizer'].get('optimizer', '')}".strip()
+        bar = Progress(N, desc=desc, enabled=progress, initial=self.step)
+        wall0 = time.perf_counter()
+        last_ck = wall0
+        chunk = 16
+        if self.recorder.due(self.step):
+            self._record()
+        try:
+            with _DeferredInterrupt(checkpoint is not None) as intr:
+                while self.step < N and self.active.any():
+                    target = min(N, self.step + chunk)
+                    nxt = self.recorder.next_step()
+                    if nxt is not None and nxt > self.step:
+                        target = min(target, nxt)
+                    if ck_steps:
+                        target = min(target, (self.step // ck_steps + 1) * ck_steps)
+                    t0 = time.perf_counter()
+                    self._advance(self.step, target - self.step)
+                    wall = time.perf_counter() - t0
+                    rate = (target - self.step) / max(wall, 1e-6)
+                    chunk = int(max(1, min(4 * max(chunk, target - self.step), rate * CHUNK_SECONDS)))
+                    self.step = target
+                    if self.recorder.due(self.step):
+                        self._record()
+                    bar.update(self.step)
+                    if callback is not None:
+                        callback(self.step, self.state)
+                    now = time.perf_counter()
+                    if checkpoint is not None and (intr.flag or (ck_steps and self.step % ck_steps == 0)
+                                                   or (ck_secs and now - last_ck >= ck_secs)):
+                        self.elapsed += now - wall0
+                        wall0 = now
+                        self.save_checkpoint(checkpoint, checkpoint_every)
+                        last_ck = time.perf_counter()
+                    if intr.flag:
+                        raise KeyboardInterrupt
+        finally:
+            bar.close()
+        self._check(self.step)  # the final state (discrete steppers check only states they step from)
+        self.elapsed += time.perf_counter() - wall0
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint, checkpoint_every)
+        if not self.active.any():
+            raise DivergenceError(f"all {self.active.size} paths diverged: {self.message()}")
+        if (self.div_step >= 0).any():
+            warnings.warn(f"{int((self.div_step >= 0).sum())} of {self.active.size} paths diverged: "
+                          f"{self.message()}", DivergenceWarning, stacklevel=3)
+        return self.result()
+
+    def result(self) -> Result:
+        final_obs = self._observe()
+        dead = self.div_step >= 0
+        for v in final_obs.values():
+            v[dead] = np.nan
+        info = {"elapsed_s": self.elapsed, "resumes": self.resumes}
+        return Result(steps=self.recorder.grid.copy(), records=self.recorder.records,
+                      final={k: v.copy() for k, v in self.state.items()}, final_observables=final_obs,
+                      paths=self.paths.copy(), div_step=self.div_step.copy(), div_loss=self.div_loss.copy(),
+                      config=self.config, info=info)
+
+
+# --------------------------------------------------------------------------- public API
+def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float | None = None,
+             tau: float | None = None, n_paths: int = 1, seed: int = 0, record=None, n_records: int = N_RECORDS,
+             model: str = "discrete", model_options: dict | None = None, paths=None, theta0=None,
+             progress: bool | None = None, checkpoint=None, checkpoint_every: float | int = 60.0,
+             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD,
+             callback=None) -> Result:
+    """Run an ensemble of ``n_paths`` independent paths of ``optimizer`` on ``problem``.
+
+    Parameters
+    ----------
+    problem : a :class:`~diagsim.problem.Problem` (``make_problem`` / ``load_problem``).
+    optimizer : an optimizer spec (``diagsim.optimizers.SGD(lr=...)``, ``Adam(...)``, ...).
+    steps, t, tau : the horizon, exactly one of: a number of steps; SDE time t = dt k; slow time
+        tau = lr t (dt = lr for discrete optimizers, so tau = lr^2 k). t and tau round to the nearest step.
+    n_paths : ensemble size (path ids 0..n_paths-1), or ``paths``: explicit path ids (replay).
+    seed : the noise seed; path j's noise depends only on (seed, j, step), so any subset of paths
+        replays exactly and adding paths leaves the others unchanged.
+    record, n_records : the record grid (see :func:`diagsim.recording.record_steps`): None/"linear"
+        (``n_records`` evenly spaced points, default 101), "log", an integer stride, or an array of steps.
+    model : "discrete" (default), "sde" or "slow-flow"; ``model_options`` are passed to that level's
+        ``make_stepper`` (e.g. the SDE's dt).
+    theta0 : initial states (n_paths, 2d) or (2d,); default ``problem.theta0(n_paths)``.
+    progress : progress bar on stderr (None: only when stderr is a terminal; False: never).
+    checkpoint, checkpoint_every : checkpoint file (.npz) and period: a float is seconds, an int steps
+        (default 60.0 s); see the module doc and :func:`resume`.
+    divergence_factor : a path diverges when its loss is not finite or exceeds
+        ``divergence_factor * (initial loss + 1)``.
+    support_threshold : |w_i| above which a coordinate counts in the recorded support size.
+    callback : ``callback(step, state)`` called after every chunk of steps (state is live: do not modify).
+
+    Returns
+    -------
+    :class:`~diagsim.result.Result`
+
+    Raises
+    ------
+    DiagsimError for bad arguments (one line naming the argument); DivergenceError if every path diverges.
+    """
+    if not isinstance(problem, Problem):
+        raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); got {type(problem).__name__}")
+    from .optimizers.specs import Optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise DiagsimError(f"optimizer must be a diagsim.optimizers spec (SGD(...), Adam(...), ...); got {optimizer!r}")
+    seed = check_int("seed", seed, minimum=0)
+    model_options = dict(model_options or {})
+    try:
+        json.dumps(model_options)
+    except TypeError:
+        raise DiagsimError("model_options must be JSON-serializable (numbers, strings, lists)") from None
+    factor = check_positive("divergence_factor", divergence_factor)
+    support_threshold = check_positive("support_threshold", support_threshold, allow_zero=True)
+    ids = _paths(n_paths, paths)
+    M = ids.size
+    stepper = make_stepper(model, problem, optimizer, seed, model_options)
+    N = horizon_steps(stepper, steps, t, tau)
+    grid = record_steps(N, record, n_records, M)
+    _checkpoint_every(checkpoint_every)
+    if theta0 is None:
+        th0 = problem.theta0(M)
+    else:
+        th0 = problem.check_theta(theta0, "theta0")
+        if th0.shape[0] == 1 and M > 1:
+            th0 = np.repeat(th0, M, axis=0)
+        if th0.shape[0] != M:
+            raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); got {np.shape(theta0)}")
+    state = stepper.init_state(th0)
+    from .derivatives import loss
+    L0 = loss(problem, state["theta"])
+    if not np.all(np.isfinite(L0)):
+        raise DiagsimError("theta0 gives a non-finite loss")
+    dt, lr = float(stepper.dt), float(stepper.lr)
+    config = {
+        "problem": {**problem.describe(), "data_sha256": data_hash(problem)},
+        "optimizer": optimizer.config(),
+        "model": model, "model_options": model_options, "stepper": stepper.config(),
+        "seed": seed, "n_paths": M, "steps": N, "dt": dt, "lr": lr, "t": N * dt, "tau": N * dt * lr,
+        "record": record if (record is None or isinstance(record, (str, int))) else "array",
+        "n_records": int(grid.size), "theta0": "problem.theta0" if theta0 is None else "given",
+        "divergence_factor": factor, "support_threshold": support_threshold,
+        "divergence_hint": divergence_hint(stepper), "versions": versions(),
+    }
+    run = _Run(problem, optimizer, stepper, config, ids, state, np.ones(M, bool), np.full(M, -1, np.int64),
+               np.full(M, np.nan), factor * (L0 + 1.0), Recorder(grid, M))
+    return run.execute(progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                       callback=callback)
+
+
+def resume(checkpoint, *, progress: bool | None = None, checkpoint_every: float | int | None = None,
+           callback=None) -> Result:
+    """Continue the run saved in ``checkpoint`` to its horizon; the result equals, bit for bit, that of
+    the uninterrupted run. Further checkpoints go to the same file (period as saved unless
+    ``checkpoint_every`` is given). A finished run's checkpoint returns its result at once."""
+    run, every = _Run.from_checkpoint(checkpoint)
+    return run.execute(progress=progress, checkpoint=checkpoint,
+                       checkpoint_every=every if checkpoint_every is None else checkpoint_every,
+                       callback=callback)
+
+
+class _CallableModule(type(importlib)):
+    """``diagsim.simulate`` is both this module (once imported) and the function: calling the module
+    calls :func:`simulate`, so ``diagsim.simulate(...)`` works however it was resolved."""
+
+    def __call__(self, *args, **kwargs):
+        return simulate(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,298 @@
+"""The slow-flow level of the Stepper protocol: an optimizer spec -> its flow on Gamma (time tau).
+
+``make_stepper(problem, optimizer, **options)`` is what ``simulate(..., model="slow-flow")`` calls:
+
+==========================================  ==========================================================
+optimizer (label noise delta > 0)           flow (:mod:`diagsim.slowflow.flows`), c = delta^2 / n
+==========================================  ==========================================================
+SGD                                         -(c/4) P grad tr H
+Adam / RMSProp (lam = 1/2), AdamE-lam       adaptive semi-gradient flow, S = 1/(v^lam + eps)
+AdamMini / Adalayer                         the same with one v per block (default blocks {u, v})
+==========================================  ==========================================================
+
+GD (no noise) does not move on Gamma at this time scale and has no slow flow; AdaGrad, the SAM family,
+SAF, MESA and minibatch noise have none here either (DiagsimError).
+
+One step advances tau by ``dtau`` (so ``stepper.dt = dtau / lr`` on the t clock, tau = lr t): an explicit
+Euler step in tau followed by the Newton retraction onto Gamma, subdivided when needed so that no
+coordinate moves by more than ``kappa`` of its size per substep (the adaptive flows are singular where a
+coordinate reaches 0 in finite time: such coordinates are set to 0 once below ``zero_tol``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from ..derivatives import gradient
+from ..errors import DiagsimError, check_choice, check_int, check_positive
+from ..manifold import residual_norm, retract
+from ..optimizers import specs as O
+from ..problem import Problem
+from .flows import SlowFlow, rate_bound
+
+STARTS = ("given", "gradient-flow")
+
+
+def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) -> SlowFlow:
+    """The slow flow of an optimizer spec (see the module table)."""
+    opt = optimizer
+    noise = getattr(opt, "noise", None)
+    name = getattr(opt, "name", type(opt).__name__)
+    if isinstance(noise, O.Minibatch):
+        raise DiagsimError(f"no slow flow for minibatch noise ({name}): the slow flows model label noise")
+    if type(opt) not in (O.GD, O.SGD, O.Adam, O.RMSProp, O.AdamMini, O.Adalayer):
+        raise DiagsimError(f"no continuous model exists for optimizer {name!r}; the slow-flow level covers sgd, "
+                           "adam, rmsprop, adam-mini and adalayer with label noise")
+    delta = opt.label_noise
+    if type(opt) is O.GD or delta == 0.0:
+        raise DiagsimError(f"{name} without label noise has no slow flow: with c = delta^2/n = 0 it does not move "
+                           "on the manifold of minimizers at the slow time scale (use model='sde' for its "
+                           "gradient flow)")
+    c = delta ** 2 / problem.n
+    if type(opt) is O.SGD:
+        return SlowFlow(problem, c, name="sgd-slow-flow")
+    check_choice("v", v, ("quasi-static", "ode"))
+    if v == "ode" and opt.bias_correction:
+        raise DiagsimError("no slow flow with v='ode' for bias_correction=True; use v='quasi-static' or "
+                           "bias_correction=False")
+    blocks = None
+    if isinstance(opt, O.AdamMini):
+        from ..sde.models import check_blocks, default_blocks
+        blocks = default_blocks(problem.d) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
+    lam = opt.lam
+    label = {O.Adam: "adam", O.RMSProp: "rmsprop", O.AdamMini: "adam-mini", O.Adalayer: "adalayer"}[type(opt)]
+    if lam != 0.5:
+        label += f"-e{lam:g}"
+    return SlowFlow(problem, c, lam=lam, eps=opt.eps if eps is None else eps, blocks=blocks, v_mode=v,
+                    C=(1.0 - opt.beta2) / opt.lr ** 2, name=f"{label}-slow-flow")
+
+
+def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e-9, t_max: float = 1e7
+                        ) -> np.ndarray:
+    """Phi(theta0): the limit of gradient flow from each row of theta0 (M, 2d), on Gamma.
+
+    Integrated with DOP853 (rtol 1e-10) until max|Z w - y| <= 1e-6 (1 + max|y|), then retracted (Newton)
+    to ``tol``. For the Adam family with a scalar v0 the fast phase is the same flow up to a constant time
+    change (S(v0) is a multiple of the identity), so this is the start of their slow flows too.
+    """
+    th = problem.check_theta(theta0).copy()
+    out = np.empty_like(th)
+    scale = 1.0 + np.abs(problem.y).max()
+    for p in range(th.shape[0]):
+        y = th[p]
+        t, span = 0.0, 10.0
+        while residual_norm(problem, y[None])[0] > 1e-6 * scale:
+            if t > t_max:
+                raise DiagsimError(f"gradient flow from path {p} did not reach the manifold by t = {t_max:g}")
+            sol = solve_ivp(lambda _t, z: -gradient(problem, z[None])[0], (t, t + span), y, method="DOP853",
+                            rtol=1e-10, atol=1e-13)
+            if not sol.success:
+                raise DiagsimError(f"gradient flow from path {p} failed: {sol.message}")
+            y = sol.y[:, -1]
+            t += span
+            span *= 2.0
+        out[p] = y
+    return retract(problem, out, tol=tol)
+
+
+class SlowFlowStepper:
+    """Explicit Euler in tau + Newton retraction for a :class:`SlowFlow` (implements the Stepper protocol).
+
+    Parameters
+    ----------
+    flow : the flow.
+    lr : the optimizer's learning rate (t = tau / lr; ``dt = dtau / lr``).
+    dtau : slow-time step.
+    start : "given" (theta0 must be within ``max_start_residual`` of Gamma; it is then retracted) or
+        "gradient-flow" (start at the gradient-flow limit Phi(theta0)).
+    v0 : v_mode="ode": initial v, None for the quasi-static value c diag H at the start, or a number.
+    kappa : at most this relative change of any coordinate per substep.
+    zero_tol : adaptive flows: coordinates with |theta_i| < zero_tol are set to 0 (they reach 0 in
+        finite time; the flow is singular there).
+    max_substeps : per step, else a DiagsimError.
+    """
+
+    level = "slow-flow"
+
+    def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "given",
+                 max_start_residual: float = 1e-3, v0=None, kappa: float = 0.1, zero_tol: float = 1e-9,
+                 max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12):
+        self.flow = flow
+        self.problem = flow.problem
+        self.lr = check_positive("lr", lr)
+        self.dtau = check_positive("dtau", dtau)
+        self.dt = self.dtau / self.lr
+        self.start = check_choice("start", start, STARTS)
+        self.max_start_residual = check_positive("max_start_residual", max_start_residual)
+        self.v0 = None if v0 is None else check_positive("v0", v0, allow_zero=True)
+        self.kappa = check_positive("kappa", kappa)
+        self.zero_tol = check_positive("zero_tol", zero_tol, allow_zero=True)
+        self.max_substeps = check_int("max_substeps", max_substeps)
+        self.optimizer = optimizer
+        self.retract_tol = retract_tol
+        self.substeps_taken = 0
+
+    @property
+    def has_v(self) -> bool:
+        return self.flow.adaptive and self.flow.v_mode == "ode"
+
+    # ------------------------------------------------------------------ protocol
+    def start_point(self, theta0: np.ndarray) -> np.ndarray:
+        """The point of Gamma the flow starts from (see ``start``), (M, 2d)."""
+        th = self.problem.check_theta(theta0, "theta0")
+        if self.start == "gradient-flow":
+            return gradient_flow_limit(self.problem, th, tol=self.retract_tol)
+        return retract(self.problem, th, tol=self.retract_tol, max_start_residual=self.max_start_residual)
+
+    def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
+        th = np.ascontiguousarray(self.start_point(theta0))
+        state = {"theta": th}
+        if self.has_v:
+            if self.v0 is None:
+                state["v"] = self.flow.v_quasi_static(th)
+            else:
+                state["v"] = np.full((th.shape[0], self.flow.n_v), self.v0)
+        return state
+
+    def advance(self, state, paths, step0, n_steps, active) -> None:
+        n_steps = check_int("n_steps", n_steps, minimum=0)
+        idx = np.flatnonzero(active)
+        if n_steps == 0 or idx.size == 0:
+            return
+        th = state["theta"][idx].copy()
+        v = state["v"][idx].copy() if self.has_v else None
+        alive = np.ones(idx.size, bool)
+        for _ in range(n_steps):
+            th, v, ok = self._step(th, v, alive)
+            alive &= ok
+            if not alive.any():
+                break
+        state["theta"][idx[alive]] = th[alive]
+        if v is not None:
+            state["v"][idx[alive]] = v[alive]
+        bad = idx[~alive]
+        if bad.size:
+            state["theta"][bad] = np.nan
+            active[bad] = False
+
+    def _step(self, th, v, alive):
+        """One step of dtau for the rows with ``alive``; returns (theta, v, still finite)."""
+        rem = np.where(alive, self.dtau, 0.0)
+        ok = alive.copy()
+        floor = max(self.zero_tol, 1e-300)
+        for _ in range(self.max_substeps):
+            run = rem > 0
+            if not run.any():
+                return th, v, ok
+            t_r = th[run]
+            v_r = None if v is None else v[run]
+            vel, dv = self.flow.velocity(t_r, v_r)
+            rate = rate_bound(t_r, vel, floor)
+            with np.errstate(divide="ignore"):
+                h = np.minimum(rem[run], np.where(rate > 0, self.kappa / rate, np.inf))
+            if dv is not None:  # explicit Euler on dv/dtau = -C v + ...: stable for C h < 2
+                h = np.minimum(h, 0.5 / self.flow.C)
+            new = t_r + h[:, None] * vel
+            if self.flow.adaptive and self.zero_tol > 0:
+                new[np.abs(new) < self.zero_tol] = 0.0
+            finite = np.isfinite(new).all(axis=1)
+            if dv is not None:
+                v_r = v_r + h[:, None] * dv
+                finite &= np.isfinite(v_r).all(axis=1)
+            rows = np.flatnonzero(run)
+            if not finite.all():
+                ok[rows[~finite]] = False
+                rem[rows[~finite]] = 0.0
+                new = new[finite]
+                rows, h = rows[finite], h[finite]
+                if v_r is not None:
+                    v_r = v_r[finite]
+            if rows.size:
+                try:
+                    th[rows] = retract(self.problem, new, tol=self.retract_tol)
+                except DiagsimError as exc:
+                    raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa") from None
+                if v is not None:
+                    v[rows] = v_r
+                rem[rows] = np.where(h >= rem[rows], 0.0, rem[rows] - h)
+            self.substeps_taken += 1
+        raise DiagsimError(f"slow flow needed more than {self.max_substeps} substeps for one step of dtau = "
+                           f"{self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger zero_tol")
+
+    def config(self) -> dict:
+        cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
+               "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start, "kappa": self.kappa,
+               "zero_tol": self.zero_tol, "integrator": "explicit Euler in tau + Newton retraction",
+               "params": self.flow.describe()}
+        if self.has_v:
+            cfg["v0"] = "quasi-static" if self.v0 is None else self.v0
+        if self.optimizer is not None:
+            cfg["optimizer"] = self.optimizer.config()
+        return cfg
+
+    def preconditioner_stats(self, state) -> dict[str, np.ndarray]:
+        if not self.flow.adaptive:
+            return {}
+        S = self.flow.preconditioner(state["theta"], state.get("v"))
+        out = {"precond_mean": S.mean(axis=1), "precond_min": S.min(axis=1), "precond_max": S.max(axis=1)}
+        if "v" in state:
+            out["v_mean"] = state["v"].mean(axis=1)
+        return out
+
+    # ------------------------------------------------------------------ observables
+    def measure(self, state) -> np.ndarray:
+        """The flow's sharpness measure per path (tr H, tr diag(H)^(1/2), ...)."""
+        return self.flow.measure(state["theta"])
+
+
+def auto_dtau(flow: SlowFlow, theta: np.ndarray, rel_change: float = 0.01) -> float:
+    """dtau such that the flow's measure changes by about ``rel_change`` per step at theta (one significant
+    digit, rounded down). Fast coordinates are resolved by the substeps, not by dtau."""
+    v = flow.v_quasi_static(theta) if (flow.adaptive and flow.v_mode == "ode") else None
+    vel, _ = flow.velocity(theta, v)
+    S = flow.preconditioner(theta, v)
+    speed = np.abs((flow.semi_gradient(theta, S) * vel).sum(axis=1))
+    level = np.abs(flow.potential(theta)) if flow.potential(theta) is not None else flow.measure(theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = float(np.nanmin(rel_change * level / speed))
+    if flow.adaptive and flow.v_mode == "ode":
+        x = min(x, 0.1 / flow.C)
+    if not np.isfinite(x) or x <= 0:
+        return 1e-3
+    e = np.floor(np.log10(x))
+    return float(np.floor(x / 10 ** e) * 10 ** e)
+
+
+def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-static", v0=None,
+                 start: str = "given", max_start_residual: float = 1e-3, eps=None, kappa: float = 0.1,
+                 zero_tol: float = 1e-9, max_substeps: int = 100000) -> SlowFlowStepper:
+    """The slow-flow stepper of ``optimizer`` (what ``simulate(model="slow-flow")`` runs).
+
+    Parameters
+    ----------
+    dtau : slow-time step, or "auto": the flow's measure changes by about 1% per step at the start point
+        of ``problem.theta0`` (one significant digit; v="ode": also dtau <= 0.1 / C). ``stepper.dt = dtau / lr``.
+    v : "quasi-static" (v = c diag H) or "ode" (dv/dtau = C (c diag H - v)); adaptive flows.
+    v0 : initial v for v="ode" (None: quasi-static value).
+    start : "given" (theta0 must lie within ``max_start_residual`` of Gamma) or "gradient-flow".
+    eps : override the optimizer's eps in S = 1/(v^lam + eps) (e.g. 0 for the exact eps -> 0 flow).
+    kappa, zero_tol, max_substeps : substep control (see :class:`SlowFlowStepper`).
+    """
+    flow = flow_for(problem, optimizer, v=v, eps=eps)
+    st = SlowFlowStepper(flow, lr=optimizer.lr, dtau=1.0, start=start, max_start_residual=max_start_residual,
+                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps, optimizer=optimizer)
+    if isinstance(dtau, str):
+        check_choice("dtau", dtau, ("auto",))
+        th0 = problem.theta0(1)
+        if start == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
+            ref = st.start_point(th0)
+        else:
+            from ..sde.stability import teacher_point
+            tp = teacher_point(problem)
+            if tp is None:
+                raise DiagsimError("dtau='auto' needs a start point near the manifold; give dtau explicitly")
+            ref = tp[None]
+        dtau = auto_dtau(flow, ref)
+    st.dtau = check_positive("dtau", dtau)
+    st.dt = st.dtau / st.lr
+    return st

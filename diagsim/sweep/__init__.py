@@ -1,0 +1,23 @@
+"""Parameter sweeps: a base configuration plus a grid, run serially, on a process pool or on Dask, with
+every job's result cached on disk under a hash of (config, diagsim version).
+
+    >>> from diagsim.sweep import load_sweep, run_sweep, collect, plot_phase
+    >>> sweep = load_sweep("sweep.toml")                            # doctest: +SKIP
+    >>> run_sweep(sweep, "results/cache", backend="local")          # doctest: +SKIP
+    >>> table = collect(sweep, "results/cache"); table.save("table.csv")   # doctest: +SKIP
+
+Modules: :mod:`~diagsim.sweep.config` (format, expansion), :mod:`~diagsim.sweep.cache` (keys, atomic
+files), :mod:`~diagsim.sweep.jobs` (job kinds), :mod:`~diagsim.sweep.simjob` (the ``simulate`` job),
+:mod:`~diagsim.sweep.backends` (serial / local / dask), :mod:`~diagsim.sweep.runner` (run_sweep),
+:mod:`~diagsim.sweep.table` (collect, Table), :mod:`~diagsim.sweep.plot` (phase diagrams).
+"""
+from .cache import Cache, job_key
+from .config import Job, Sweep, load_sweep, sweep_from_dict
+from .jobs import JobKind, kind_for
+from .plot import phase_grid, plot_phase, save_figure
+from .runner import Plan, SweepReport, plan_sweep, run_sweep
+from .table import Table, collect, load_results, load_table
+
+__all__ = ["Sweep", "Job", "load_sweep", "sweep_from_dict", "plan_sweep", "Plan", "run_sweep",
+           "SweepReport", "collect", "load_results", "Table", "load_table", "phase_grid", "plot_phase",
+           "save_figure", "Cache", "job_key", "JobKind", "kind_for"]

@@ -1,0 +1,214 @@
+"""Collect a sweep's cached results into a table: one row per grid point, one column per swept key and
+per summary value, saved as ``.npz`` (lossless) or ``.csv``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DiagsimError, check_choice
+from .runner import Plan, plan_sweep
+
+META_COLUMNS = ("index", "key", "status")
+
+
+def _column(values: list) -> np.ndarray:
+    """The tightest dtype: bool, int64, float64 (None -> NaN) or str."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, (bool, np.bool_)) for v in present) and len(present) == len(values):
+        return np.array(values, dtype=bool)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in present) \
+            and len(present) == len(values) and present:
+        return np.array(values, dtype=np.int64)
+    if all(isinstance(v, (int, float, np.integer, np.floating, bool, np.bool_)) for v in present):
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return np.array([v if isinstance(v, str) else ("" if v is None else json.dumps(v)) for v in values],
+                    dtype=str)
+
+
+class Table:
+    """Columns of equal length (a dict of 1-D NumPy arrays), in insertion order.
+
+    ``table["optimizer.lr"]`` is a column; ``table.where({"optimizer.optimizer": "adam"})`` the rows that
+    match; ``table.save("out.npz")`` / ``table.save("out.csv")``; :func:`load_table` reads either back.
+    """
+
+    def __init__(self, columns: dict):
+        cols = {str(k): np.asarray(v) for k, v in columns.items()}
+        lens = {len(v) for v in cols.values()}
+        if len(lens) > 1:
+            raise DiagsimError(f"table columns must have equal lengths, got {sorted(lens)}")
+        self.columns = cols
+
+    @classmethod
+    def from_rows(cls, rows: list[dict]) -> "Table":
+        names: list[str] = []
+        for r in rows:
+            names += [k for k in r if k not in names]
+        return cls({k: _column([r.get(k) for r in rows]) for k in names})
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.columns:
+            raise DiagsimError(f"no column {name!r} in the table; columns: {', '.join(self.columns)}")
+        return self.columns[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.columns
+
+    def mask(self, where: dict | None) -> np.ndarray:
+        m = np.ones(len(self), dtype=bool)
+        for k, v in (where or {}).items():
+            col = self[k]
+            if isinstance(v, (list, tuple)):
+                m &= np.isin(col, np.asarray(v, dtype=col.dtype))
+            else:
+                m &= col == np.asarray(v).astype(col.dtype)
+        return m
+
+    def where(self, where: dict | None = None, mask: np.ndarray | None = None) -> "Table":
+        m = self.mask(where)
+        if mask is not None:
+            m &= mask
+        return Table({k: v[m] for k, v in self.columns.items()})
+
+    def rows(self) -> list[dict]:
+        return [{k: v[i].item() for k, v in self.columns.items()} for i in range(len(self))]
+
+    # ---------------------------------------------------------------- i/o
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.names)
+        for i in range(len(self)):
+            w.writerow([_csv_cell(self.columns[k][i]) for k in self.names])
+        return buf.getvalue()
+
+    def save(self, path) -> Path:
+        """Write ``.npz`` (exact, column order kept) or ``.csv`` (floats as repr) by the suffix."""
+        path = Path(path)
+        check_choice("table file suffix", path.suffix, (".npz", ".csv"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            path.write_text(self.to_csv())
+        else:
+            np.savez(path, **{f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
+        return path
+
+
+def _csv_cell(x) -> str:
+    x = x.item() if hasattr(x, "item") else x
+    if isinstance(x, float):
+        return "nan" if math.isnan(x) else repr(x)
+    return str(x)
+
+
+def load_table(path) -> Table:
+    """Read a table written by :meth:`Table.save` (``.npz`` exactly; ``.csv`` with inferred types)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiagsimError(f"table file {str(path)!r} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            items = sorted(f.files)
+            return Table({name.split(":", 1)[1]: f[name] for name in items})
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise DiagsimError(f"table file {str(path)!r} is empty")
+    head, body = rows[0], rows[1:]
+    cols = {}
+    for j, name in enumerate(head):
+        vals = [r[j] for r in body]
+        cols[name] = _parse_csv_column(vals)
+    return Table(cols)
+
+
+def _parse_csv_column(vals: list[str]) -> np.ndarray:
+    if vals and all(v in ("True", "False") for v in vals):
+        return np.array([v == "True" for v in vals])
+    try:
+        return np.array([int(v) for v in vals], dtype=np.int64)
+    except ValueError:
+        pass
+    try:
+        return np.array([float(v) for v in vals], dtype=np.float64)
+    except ValueError:
+        return np.array(vals, dtype=str)
+
+
+# --------------------------------------------------------------------------- collecting
+def _missing_error(plan: Plan, n_missing: int) -> DiagsimError:
+    src = plan.sweep.source
+    how = f"diagsim sweep --config {src}" if src else "run_sweep(...)"
+    return DiagsimError(f"{n_missing} of {len(plan.unique)} jobs of sweep {plan.sweep.name!r} are not in "
+                        f"the cache {str(plan.cache.root)!r}; compute them first ({how})")
+
+
+def load_results(sweep, cache_dir, *, job=None, quick: bool = False, missing: str = "error"):
+    """The cached results of a sweep: a list of ``(Job, result or None)`` in expansion order.
+
+    ``missing``: "error" (raise if any job is not computed), "skip" or "none" (None for missing and
+    failed jobs). Failed jobs (a recorded DiagsimError) give None.
+    """
+    check_choice("missing", missing, ("error", "skip", "none"))
+    plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
+    status = plan.status()
+    n_missing = sum(s == "missing" for s in status.values())
+    if n_missing and missing == "error":
+        raise _missing_error(plan, n_missing)
+    out, loaded = [], {}
+    for j in plan.jobs:
+        s = status[j.key]
+        if s != "ok":
+            if missing != "skip":
+                out.append((j, None))
+            continue
+        if j.key not in loaded:
+            loaded[j.key] = plan.kind.load(plan.cache.result_path(j.key))
+        out.append((j, loaded[j.key]))
+    return out
+
+
+def collect(sweep, cache_dir, *, job=None, quick: bool = False, missing: str = "error") -> Table:
+    """The sweep's table: ``index``, ``key``, ``status`` ("ok" | "failed" | "missing"), one column per
+    swept key, then the summary columns of the job kind (NaN where a job failed or is missing), and
+    ``error`` (the failure's message, "" otherwise) when a job failed.
+
+    ``missing``: "error" (raise if a job is not in the cache) or "nan" (keep its row with NaNs).
+    """
+    check_choice("missing", missing, ("error", "nan"))
+    plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
+    status = plan.status()
+    n_missing = sum(s == "missing" for s in status.values())
+    if n_missing and missing == "error":
+        raise _missing_error(plan, n_missing)
+    summaries: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    for key, s in status.items():
+        if s == "ok":
+            obj = plan.kind.load(plan.cache.result_path(key))
+            summaries[key] = plan.kind.summarize(obj, plan.sweep.summary, plan.unique[key].config)
+        elif s == "failed":
+            errors[key] = plan.cache.read_error(key).get("message", "")
+    rows = []
+    for j in plan.jobs:
+        row = {"index": j.index, "key": j.key, "status": status[j.key]}
+        for k in plan.sweep.keys:
+            row[k] = j.params[k]
+        row.update(summaries.get(j.key, {}))
+        if errors:
+            row["error"] = errors.get(j.key, "")
+        rows.append(row)
+    return Table.from_rows(rows)

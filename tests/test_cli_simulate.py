@@ -1,0 +1,114 @@
+"""``diagsim simulate``: flags, --config precedence, --json contents, --out, checkpoints, errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import diagsim
+from diagsim.cli.main import main
+from diagsim.optimizers import SAM, Adam, AdamMini, LabelNoise, Minibatch
+from diagsim.result import load_result
+
+SMALL = ["--n", "10", "--d", "40", "--k", "3", "--seed", "5"]
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_matches_the_api(capsys):
+    out = _json(capsys, ["simulate", "--optimizer", "adam", "--lr", "0.02", "--beta2", "0.99", "--steps", "60",
+                         "--paths", "3", "--noise-seed", "4", "--json", "--quiet", *SMALL])
+    for key in ("w_mean", "w_se", "train_loss", "test_loss", "n_paths", "model", "steps", "t", "tau"):
+        assert key in out
+    assert out["n_paths"] == 3 and out["steps"] == 60 and out["model"] == "discrete"
+    assert out["t"] == pytest.approx(1.2) and out["tau"] == pytest.approx(0.024)
+    problem = diagsim.make_problem(10, 40, 3, seed=5)
+    res = diagsim.simulate(problem, Adam(lr=0.02, beta2=0.99), steps=60, n_paths=3, seed=4)
+    np.testing.assert_array_equal(out["w_mean"], res.w_mean)
+    np.testing.assert_array_equal(out["w_se"], res.w_se)
+    assert out["train_loss"] == res.summary()["train_loss"]
+
+
+def test_sgd_summary_and_out(tmp_path, capsys):
+    path = tmp_path / "res.npz"
+    assert main(["simulate", "--optimizer", "sgd", "--lr", "0.05", "--label-noise", "0.3", "--noise", "gaussian",
+                 "--tau", "0.05", "--paths", "2", "--out", str(path), "--quiet", *SMALL]) == 0
+    text = capsys.readouterr().out
+    assert "label noise gaussian delta=0.3" in text and "train_loss" in text and "saved:" in text
+    res = load_result(path)
+    assert res.n_steps == 20 and res.config["optimizer"]["noise"]["dist"] == "gaussian"
+
+
+def test_config_file_and_flag_precedence(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('optimizer = "adam-mini"\nlr = 0.03\nbeta2 = 0.9\nsteps = 30\npaths = 2\n'
+                   '[problem]\nn = 10\nd = 40\nk = 3\nseed = 5\n[run]\nnoise = "minibatch"\nbatch-size = 4\n')
+    out = _json(capsys, ["simulate", "--config", str(cfg), "--json", "--quiet"])
+    problem = diagsim.make_problem(10, 40, 3, seed=5)
+    ref = diagsim.simulate(problem, AdamMini(lr=0.03, beta2=0.9, noise=Minibatch(4)), steps=30, n_paths=2, seed=5)
+    np.testing.assert_array_equal(out["w_mean"], ref.w_mean)
+    # flags override the file
+    out2 = _json(capsys, ["simulate", "--config", str(cfg), "--lr", "0.01", "--paths", "3", "--json", "--quiet"])
+    ref2 = diagsim.simulate(problem, AdamMini(lr=0.01, beta2=0.9, noise=Minibatch(4)), steps=30, n_paths=3, seed=5)
+    np.testing.assert_array_equal(out2["w_mean"], ref2.w_mean)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("learning_rate = 0.1\n")
+    assert main(["simulate", "--config", str(bad), "--steps", "3"]) == 2
+    assert "unknown key(s)" in capsys.readouterr().err
+
+
+def test_sam_flags(capsys):
+    out = _json(capsys, ["simulate", "--optimizer", "sam", "--variant", "msam", "--m-chunks", "5", "--rho", "0.1",
+                         "--lr", "0.05", "--steps", "10", "--json", "--quiet", *SMALL])
+    problem = diagsim.make_problem(10, 40, 3, seed=5)
+    ref = diagsim.simulate(problem, SAM(lr=0.05, rho=0.1, variant="msam", m_chunks=5, noise=LabelNoise(0.5)),
+                           steps=10, seed=5)
+    np.testing.assert_array_equal(out["w_mean"], ref.w_mean)
+    assert out["w_se"] == [None] * 40  # one path: no standard error
+
+
+def test_checkpoint_and_resume(tmp_path, capsys):
+    ck = tmp_path / "ck.npz"
+    out = _json(capsys, ["simulate", "--optimizer", "adam", "--lr", "0.02", "--steps", "40", "--paths", "2",
+                         "--checkpoint", str(ck), "--checkpoint-every", "10steps", "--json", "--quiet", *SMALL])
+    again = _json(capsys, ["simulate", "--resume", str(ck), "--json", "--quiet"])
+    assert again["w_mean"] == out["w_mean"]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--optimizer", "adamw"], "--optimizer must be one of"),
+    (["--optimizer", "adam", "--beta2", "1.5"], "beta2 must lie in"),
+    (["--optimizer", "sgd", "--lr", "-1"], "lr must be finite and > 0"),
+    (["--optimizer", "sgd", "--beta1", "0.9"], "--beta1 does not apply to --optimizer sgd"),
+    (["--optimizer", "sgd", "--noise", "minibatch", "--batch-size", "99"], "batch_size must be <= n"),
+    (["--optimizer", "sgd", "--noise", "uniform"], "--noise must be one of"),
+    (["--optimizer", "sam", "--variant", "xsam"], "variant must be one of"),
+    (["--optimizer", "sgd", "--lr", "50"], "diverged.*lr=50 is likely too large"),
+    (["--optimizer", "sgd", "--record", "sqrt"], "--record must be"),
+    (["--optimizer", "sgd", "--model", "ode"], "model must be one of"),
+])
+def test_errors_are_one_line(argv, match, capsys):
+    steps = [] if "--steps" in argv else ["--steps", "200"]
+    assert main(["simulate", *argv, *steps, "--quiet", *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("diagsim simulate: error:") and "\n" not in err and "Traceback" not in err
+    import re
+    assert re.search(match, err), err
+
+
+def test_missing_horizon_is_an_error(capsys):
+    assert main(["simulate", "--quiet", *SMALL]) == 2
+    assert "exactly one of steps, t, tau" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "diagsim", "simulate", "--optimizer", "sgd", "--steps", "5",
+                           "--json", *SMALL], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_paths"] == 1 and proc.stderr == ""  # no progress bar in a pipe

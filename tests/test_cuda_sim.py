@@ -1,0 +1,167 @@
+"""The CUDA kernels (diagsim.cuda) against the CPU kernels.
+
+``cudasim`` tests run the kernels on numba's CUDA simulator in a subprocess (NUMBA_ENABLE_CUDASIM=1 must be
+set before numba is imported) at tiny sizes and require *bitwise* agreement with the CPU steppers for the
+same (seed, path, step): the simulator checks the kernels' indexing and step logic around the shared
+per-path functions. ``gpu`` tests do the same on a real device (skipped without one): bitwise for sign
+noise, a few ulps for normals (the device compiler may contract a*b + c into an FMA).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(r'''
+    import json, sys
+    import numpy as np
+    from diagsim import make_problem, rng
+    from diagsim import cuda as dc
+    from diagsim.optimizers import SGD, Adam, GD, LabelNoise, NoNoise, make_stepper as discrete_stepper
+    from diagsim.sde import make_stepper as sde_stepper
+
+    out = {"reason": dc.unavailable_reason(), "simulator": dc.simulator()}
+    prob = make_problem(6, 5, 2, init="gaussian", seed=3)
+    paths = np.array([0, 5, 2], dtype=np.int64)
+
+    def diff(a, b):
+        a = np.asarray(a); b = np.asarray(b)
+        if a.shape != b.shape:
+            return float("inf")
+        scale = np.maximum(np.abs(a), np.abs(b))
+        ulp = np.abs(a - b) / np.spacing(np.where(scale > 0, scale, 1.0))
+        return float(ulp.max()) if ulp.size else 0.0
+
+    # 1. SDE models: label-noise SGD (dt = 2 dt_base exercises the dyadic increments) and the Adam SDE
+    cases = {"sgd-label-noise": (SGD(lr=0.05, noise=LabelNoise(0.5)), dict(dt=0.05, dt_base=0.025)),
+             "adam-sde": (Adam(lr=0.05, beta2=0.99, eps=1e-3, noise=LabelNoise(0.5)), dict(dt=0.01, v0=1e-3)),
+             "gradient-flow": (GD(lr=0.05), dict(dt=0.05))}
+    for name, (opt, kw) in cases.items():
+        st = sde_stepper(prob, opt, seed=7, check_stability=False, **kw)
+        s_cpu = st.init_state(prob.theta0(3))
+        s_gpu = {k: v.copy() for k, v in s_cpu.items()}
+        a_cpu = np.ones(3, bool); a_gpu = a_cpu.copy()
+        st.advance(s_cpu, paths, 3, 4, a_cpu)
+        dc.advance_sde(st, s_gpu, paths, 3, 4, a_gpu)
+        out["sde:" + name] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+        out["sde:" + name]["moved"] = float(np.abs(s_cpu["theta"] - prob.theta0(3)).max())
+        out["sde:" + name]["active_equal"] = bool(np.array_equal(a_cpu, a_gpu))
+
+    # 2. discrete optimizers with sign and Gaussian label noise, and without noise
+    opts = {"sgd-rademacher": SGD(lr=0.05, noise=LabelNoise(0.5)),
+            "sgd-gaussian": SGD(lr=0.05, noise=LabelNoise(0.5, "gaussian")),
+            "gd": GD(lr=0.05),
+            "adam-rademacher": Adam(lr=0.01, noise=LabelNoise(0.5)),
+            "adam-gaussian": Adam(lr=0.01, beta1=0.8, lam=0.3, noise=LabelNoise(0.5, "gaussian"))}
+    for name, opt in opts.items():
+        ds = discrete_stepper(prob, opt, seed=2)
+        s_cpu = ds.init_state(prob.theta0(3))
+        s_gpu = {k: v.copy() for k, v in s_cpu.items()}
+        a_cpu = np.ones(3, bool); a_gpu = a_cpu.copy()
+        ds.advance(s_cpu, paths, 4, 5, a_cpu)
+        dc.advance_discrete(ds, s_gpu, paths, 4, 5, a_gpu)
+        out["discrete:" + name] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+
+    # 3. a path that blows up stops at the same step on both (huge lr)
+    ds = discrete_stepper(prob, SGD(lr=50.0, noise=LabelNoise(0.5)), seed=2)
+    s_gpu = ds.init_state(prob.theta0(3))
+    a_gpu = np.ones(3, bool)
+    div_step, _ = dc.advance_discrete(ds, s_gpu, paths, 0, 40, a_gpu)
+    out["diverged"] = {"active": a_gpu.tolist(), "div_step": div_step.tolist()}
+
+    # 4. a replayed path alone equals its row in the ensemble
+    st = sde_stepper(prob, SGD(lr=0.05, noise=LabelNoise(0.5)), dt=0.05, seed=7, check_stability=False)
+    s_all = st.init_state(prob.theta0(3)); s_one = st.init_state(prob.theta0(1))
+    dc.advance_sde(st, s_all, paths, 0, 3, np.ones(3, bool))
+    dc.advance_sde(st, s_one, paths[1:2], 0, 3, np.ones(1, bool))
+    out["replay"] = bool(np.array_equal(s_all["theta"][1], s_one["theta"][0]))
+    print("RESULT " + json.dumps(out))
+''')
+
+
+def _run(env_extra: dict) -> dict:
+    env = dict(os.environ)
+    env.update(env_extra)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def _check(res: dict, normal_ulps: float) -> None:
+    for key, val in res.items():
+        if key.startswith("sde:"):
+            assert val["active_equal"], key
+            if not key.endswith("gradient-flow"):
+                assert val["moved"] > 0.0, key
+            for name in ("theta", "m", "v"):
+                if name in val:
+                    assert val[name] <= normal_ulps, (key, name, val[name])
+        elif key.startswith("discrete:"):
+            tol = normal_ulps if ("gaussian" in key or "adam" in key) else 0.0
+            for name, ulps in val.items():
+                assert ulps <= tol, (key, name, ulps)
+    assert res["replay"]
+    assert res["diverged"]["active"] == [False, False, False]
+    assert all(s >= 0 for s in res["diverged"]["div_step"])
+
+
+@pytest.mark.cudasim
+def test_cuda_kernels_match_cpu_on_simulator():
+    pytest.importorskip("numba.cuda")
+    res = _run({"NUMBA_ENABLE_CUDASIM": "1"})
+    assert res["reason"] is None and res["simulator"]
+    _check(res, normal_ulps=0.0)
+
+
+def _gpu_present() -> bool:
+    try:
+        from diagsim.cuda import _lazy
+        return not _lazy.simulator() and _lazy.unavailable_reason() is None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_present(), reason="no CUDA device")
+def test_cuda_kernels_match_cpu_on_device():
+    res = _run({"NUMBA_ENABLE_CUDASIM": "0"})
+    assert res["reason"] is None and not res["simulator"]
+    # normals: a few ulps per step, compounded over a few steps of a contracting map
+    _check(res, normal_ulps=64.0)
+
+
+def test_import_diagsim_cuda_is_lazy():
+    # importing the package must not import numba.cuda
+    code = ("import sys, diagsim, diagsim.cuda, diagsim.bench; "
+            "print('numba.cuda' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
+def test_no_device_gives_a_clean_error():
+    if _gpu_present():
+        pytest.skip("a CUDA device is present")
+    code = textwrap.dedent('''
+        import numpy as np
+        from diagsim import make_problem, cuda as dc
+        from diagsim.errors import DiagsimError
+        from diagsim.optimizers import SGD, make_stepper
+        prob = make_problem(4, 3, 1)
+        st = make_stepper(prob, SGD(lr=0.1))
+        s = st.init_state(prob.theta0(2))
+        try:
+            dc.advance_discrete(st, s, np.arange(2), 0, 1, np.ones(2, bool))
+        except DiagsimError as e:
+            print("ERR", e)
+    ''')
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ERR CUDA is not available")

@@ -1,0 +1,385 @@
+"""Sweeps: grid expansion, the result cache (re-runs compute nothing, interrupted sweeps resume),
+backends agree bitwise, tables, phase diagrams, CLI errors.
+
+The machinery is tested with a small stand-in job defined here (a pure function of its config); the
+real ``simulate`` job has its own tests at the end (skipped until diagsim.simulate exists).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diagsim.errors import DiagsimError
+from diagsim.sweep import (collect, job_key, load_results, load_sweep, load_table, phase_grid, plan_sweep,
+                           run_sweep, sweep_from_dict)
+from diagsim.sweep.cache import canonical_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- the stand-in job
+INTERRUPT_AT: int | None = None   # serial backend: raise KeyboardInterrupt when problem.n equals this
+
+
+def standin_job(config: dict) -> dict:
+    """Pure function of its config: seeded normals scaled by lr; logs each call to config["log"]."""
+    p, o = config["problem"], config["optimizer"]
+    if INTERRUPT_AT is not None and p["n"] == INTERRUPT_AT:
+        raise KeyboardInterrupt
+    if o.get("fail"):
+        raise DiagsimError(f"every path diverged (lr={o['lr']})")
+    if o.get("crash"):
+        raise RuntimeError("a bug")
+    if config.get("log"):
+        with open(config["log"], "a") as f:
+            f.write(json.dumps([p["n"], o["lr"], p["seed"]]) + "\n")
+    if o.get("sleep"):
+        time.sleep(o["sleep"])
+    rng = np.random.default_rng(np.random.SeedSequence([p["seed"], p["n"]]))
+    x = o["lr"] * rng.standard_normal(p["n"])
+    return {"value": float(x.sum()), "abs_mean": float(np.abs(x).mean()), "trace": np.cumsum(x),
+            "n_seen": p["n"], "name": np.array(o["name"])}
+
+
+def standin_sweep(log=None, **over) -> dict:
+    raw = {
+        "sweep": {"name": "standin"},
+        "base": {"problem": {"n": 5, "seed": 0}, "optimizer": {"name": "sgd", "lr": 0.1}},
+        "grid": {"problem.n": [3, 4, 5], "problem.seed": {"range": [2]}},
+        "zip": [{"optimizer.name": ["sgd", "adam"], "optimizer.lr": [0.5, 2.0]}],
+    }
+    if log is not None:
+        raw["base"]["log"] = str(log)
+    raw.update(over)
+    return raw
+
+
+def log_lines(path) -> list:
+    return Path(path).read_text().splitlines() if Path(path).exists() else []
+
+
+# --------------------------------------------------------------------------- expansion
+def test_grid_expansion_is_cartesian_times_zip_last_axis_fastest():
+    sw = sweep_from_dict(standin_sweep())
+    assert sw.keys == ["problem.n", "problem.seed", "optimizer.name", "optimizer.lr"]
+    assert sw.shape == (3, 2, 2) and len(sw) == 12
+    points = list(sw.points())
+    expect = [{"problem.n": n, "problem.seed": s, "optimizer.name": name, "optimizer.lr": lr}
+              for n, s, (name, lr) in itertools.product([3, 4, 5], [0, 1], [("sgd", 0.5), ("adam", 2.0)])]
+    assert points == expect
+    cfgs = [c for _, c in sw.job_configs()]
+    assert cfgs[3] == {"problem": {"n": 3, "seed": 1}, "optimizer": {"name": "adam", "lr": 2.0},
+                       "job": "simulate"}
+    # the base config is not mutated by the expansion
+    assert sw.base == {"problem": {"n": 5, "seed": 0}, "optimizer": {"name": "sgd", "lr": 0.1}}
+
+
+def test_value_generators_and_quick_overrides():
+    raw = {"base": {"a": {"x": 1}},
+           "grid": {"a.lr": {"logspace": [-3, -1, 3]}, "a.k": {"range": [1, 7, 3]}},
+           "quick": {"grid": {"a.k": [9]}, "base": {"a": {"y": 2}}}}
+    sw = sweep_from_dict(raw)
+    np.testing.assert_allclose([p["a.lr"] for p in sw.points()][::2], [1e-3, 1e-2, 1e-1], rtol=1e-15)
+    assert sorted({p["a.k"] for p in sw.points()}) == [1, 4]
+    q = sweep_from_dict(raw, quick=True)
+    assert q.shape == (3, 1) and q.base == {"a": {"x": 1, "y": 2}}
+    assert {p["a.k"] for p in q.points()} == {9}
+    assert sweep_from_dict({"base": {"a": {"x": 1}}}).shape == () and len(sweep_from_dict({})) == 1
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"grid": {"a.b": 3}}, r"grid\['a.b'\] must be a list"),
+    ({"grid": {"a.b": []}}, "must not be empty"),
+    ({"grid": {"a..b": [1]}}, "dotted paths"),
+    ({"zip": [{"a.x": [1, 2], "a.y": [1]}]}, "equal lengths"),
+    ({"grid": {"a.x": [1]}, "zip": {"a.x": [2]}}, "overlaps"),
+    ({"grid": {"a": [1], "a.x": [2]}}, "overlaps"),
+    ({"grid": {"job": ["x"]}}, "reserved"),
+    ({"grdi": {}}, "unknown top-level key"),
+    ({"sweep": {"nmae": "x"}}, r"unknown key\(s\) 'nmae' in \[sweep\]"),
+    ({"sweep": {"name": "a b"}}, "sweep.name"),
+    ({"grid": {"a.x": {"linspace": [0, 1]}}}, "start, stop, num"),
+    ({"plot": {"z": 1}}, r"in \[plot\]"),
+])
+def test_bad_configs_raise_one_line_errors(raw, match):
+    with pytest.raises(DiagsimError, match=match) as e:
+        sweep_from_dict(raw)
+    assert "\n" not in str(e.value)
+
+
+def test_keys_are_pure_functions_of_config_and_version():
+    a = {"x": 1.0, "y": {"b": [1, 2], "a": "s"}}
+    b = {"y": {"a": "s", "b": [1, 2]}, "x": 1.0}
+    assert job_key(a) == job_key(b)
+    assert job_key(a) != job_key({**a, "x": 1.0 + 1e-16 * 4})
+    assert job_key(a) != job_key(a, version="0.0.0")
+    assert canonical_json(a) == '{"x":1.0,"y":{"a":"s","b":[1,2]}}'
+
+
+# --------------------------------------------------------------------------- caching
+def test_second_run_computes_nothing(tmp_path):
+    log = tmp_path / "calls.log"
+    raw = standin_sweep(log)
+    r1 = run_sweep(raw, tmp_path / "cache", job=standin_job, progress=False)
+    assert (r1.total, r1.unique, r1.cached, r1.computed, r1.failed) == (12, 12, 0, 12, 0)
+    assert len(log_lines(log)) == 12
+    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()}
+    r2 = run_sweep(raw, tmp_path / "cache", job=standin_job, progress=False)
+    assert (r2.cached, r2.computed) == (12, 0)
+    assert len(log_lines(log)) == 12                       # the job function was not called again
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").iterdir()} == files
+    # growing the grid computes only the new points
+    raw["grid"]["problem.n"] = [3, 4, 5, 6]
+    r3 = run_sweep(raw, tmp_path / "cache", job=standin_job, progress=False)
+    assert (r3.total, r3.cached, r3.computed) == (16, 12, 4)
+    assert len(log_lines(log)) == 16
+
+
+def test_cached_results_equal_direct_calls_and_table(tmp_path):
+    raw = standin_sweep()
+    run_sweep(raw, tmp_path, job=standin_job, progress=False)
+    results = load_results(raw, tmp_path, job=standin_job)
+    assert len(results) == 12
+    for job, res in results:
+        direct = standin_job(job.config)
+        assert set(res) == set(direct)
+        for k in direct:
+            np.testing.assert_array_equal(res[k], direct[k])
+    t = collect(raw, tmp_path, job=standin_job)
+    assert t.names[:3] == ["index", "key", "status"]
+    assert len(t) == 12 and set(t["status"]) == {"ok"}
+    assert t["problem.n"].dtype == np.int64 and t["optimizer.lr"].dtype == np.float64
+    assert t["optimizer.name"].dtype.kind == "U"
+    for i, (job, _) in enumerate(results):
+        assert t["value"][i] == standin_job(job.config)["value"]
+        assert t["n_seen"][i] == job.params["problem.n"]
+    # npz round trip is exact; csv keeps the types and values (floats written as repr)
+    for suffix in (".npz", ".csv"):
+        back = load_table(t.save(tmp_path / f"table{suffix}"))
+        assert back.names == t.names
+        for n in t.names:
+            np.testing.assert_array_equal(back[n], t[n])
+            assert back[n].dtype.kind == t[n].dtype.kind
+
+
+def test_duplicate_points_share_one_job(tmp_path):
+    raw = {"base": {"problem": {"n": 3, "seed": 0}, "optimizer": {"name": "a", "lr": 1.0}},
+           "grid": {"optimizer.lr": [1.0, 1.0, 2.0]}}
+    r = run_sweep(raw, tmp_path, job=standin_job, progress=False)
+    assert (r.total, r.unique, r.computed) == (3, 2, 2)
+    t = collect(raw, tmp_path, job=standin_job)
+    assert t["key"][0] == t["key"][1] != t["key"][2]
+    assert t["value"][0] == t["value"][1]
+
+
+def test_interrupted_sweep_resumes_and_equals_uninterrupted(tmp_path):
+    global INTERRUPT_AT
+    raw = standin_sweep()
+    INTERRUPT_AT = 5                    # the third value of problem.n: jobs 0..7 finish first
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sweep(raw, tmp_path / "a", job=standin_job, progress=False)
+    finally:
+        INTERRUPT_AT = None
+    done = sorted(p.name for p in (tmp_path / "a").glob("*.npz"))
+    assert len(done) == 8
+    assert not list((tmp_path / "a").glob("*.part"))
+    r = run_sweep(raw, tmp_path / "a", job=standin_job, progress=False)
+    assert (r.cached, r.computed) == (8, 4)
+    run_sweep(raw, tmp_path / "b", job=standin_job, progress=False)
+    files_a = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files_a == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in files_a:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_killed_process_loses_nothing_computed(tmp_path):
+    """SIGKILL a CLI sweep mid-way: every result file on disk is complete and the re-run computes
+    exactly the rest."""
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text(textwrap.dedent("""
+        [sweep]
+        name = "slow"
+        job = "test_sweep:standin_job"
+        [base.problem]
+        n = 3
+        seed = 0
+        [base.optimizer]
+        name = "sgd"
+        lr = 0.1
+        sleep = 0.05
+        [grid]
+        "problem.seed" = {range = [30]}
+    """))
+    env = dict(os.environ, PYTHONPATH=f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"),
+           "--out", str(tmp_path / "o"), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while len(list((tmp_path / "c").glob("*.npz"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = len(list((tmp_path / "c").glob("*.npz")))
+    assert 3 <= before < 30
+    sys.path.insert(0, str(Path(__file__).parent))
+    for p in (tmp_path / "c").glob("*.npz"):
+        with np.load(p) as f:
+            assert set(f.files) == {"value", "abs_mean", "trace", "n_seen", "name"}
+    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"{before} cached, {30 - before} computed" in out.stdout
+
+
+def test_failures_are_cached_and_crashes_are_not(tmp_path):
+    log = tmp_path / "calls.log"
+    raw = {"base": {"problem": {"n": 3, "seed": 0}, "optimizer": {"name": "a", "lr": 1.0}, "log": str(log)},
+           "grid": {"optimizer.fail": [False, True]}}
+    r = run_sweep(raw, tmp_path / "c", job=standin_job, progress=False)
+    assert (r.computed, r.failed) == (2, 1)
+    t = collect(raw, tmp_path / "c", job=standin_job)
+    assert list(t["status"]) == ["ok", "failed"]
+    assert np.isnan(t["value"][1]) and np.isfinite(t["value"][0])
+    assert t["error"][1] == "every path diverged (lr=1.0)" and t["error"][0] == ""
+    r = run_sweep(raw, tmp_path / "c", job=standin_job, progress=False)
+    assert (r.cached, r.computed, r.failed) == (2, 0, 1)
+    crash = {**raw, "grid": {"optimizer.crash": [False, True]}}
+    with pytest.raises(DiagsimError, match=r"1 of 2 jobs crashed .* RuntimeError: a bug"):
+        run_sweep(crash, tmp_path / "d", job=standin_job, progress=False)
+    r = run_sweep(crash, tmp_path / "d", job=standin_job, progress=False, raise_on_crash=False)
+    assert (r.cached, r.computed, len(r.crashed)) == (1, 0, 1)     # the crash was retried, not cached
+    with pytest.raises(DiagsimError, match="1 of 2 jobs .* not in the cache"):
+        collect(crash, tmp_path / "d", job=standin_job)
+    assert list(collect(crash, tmp_path / "d", job=standin_job, missing="nan")["status"]) == ["ok", "missing"]
+
+
+# --------------------------------------------------------------------------- backends
+def _cache_bytes(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_serial_and_local_backends_give_identical_files(tmp_path):
+    raw = standin_sweep()
+    run_sweep(raw, tmp_path / "serial", job=standin_job, progress=False)
+    r = run_sweep(raw, tmp_path / "local", job=standin_job, backend="local", workers=2, progress=False)
+    assert r.computed == 12
+    assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "local")
+
+
+def test_dask_backend_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")
+    raw = standin_sweep()
+    run_sweep(raw, tmp_path / "serial", job=standin_job, progress=False)
+    r = run_sweep(raw, tmp_path / "dask", job=standin_job, backend="dask", progress=False,
+                  cluster_options={"processes": False, "n_workers": 1})
+    assert r.computed == 12
+    assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "dask")
+
+
+def test_dask_missing_or_bad_backend_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(DiagsimError, match="backend must be one of"):
+        run_sweep(standin_sweep(), tmp_path, job=standin_job, backend="mpi")
+    import builtins
+    real_import = builtins.__import__
+
+    def no_dask(name, *a, **k):
+        if name == "dask" or name.startswith("dask."):
+            raise ImportError("no dask")
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    with pytest.raises(DiagsimError, match=r"needs dask.distributed.*diagsim\[distributed\]"):
+        run_sweep(standin_sweep(), tmp_path, job=standin_job, backend="dask", progress=False)
+
+
+# --------------------------------------------------------------------------- tables and plots
+def test_phase_grid_aggregates_over_other_parameters(tmp_path):
+    raw = standin_sweep()
+    run_sweep(raw, tmp_path, job=standin_job, progress=False)
+    t = collect(raw, tmp_path, job=standin_job)
+    xs, ys, Z = phase_grid(t, "problem.n", "optimizer.name", "abs_mean")
+    assert list(xs) == [3, 4, 5] and list(ys) == ["adam", "sgd"]
+    for i, name in enumerate(ys):
+        for j, n in enumerate(xs):
+            rows = [standin_job(job.config)["abs_mean"] for job, _ in load_results(raw, tmp_path, job=standin_job)
+                    if job.params["problem.n"] == n and job.params["optimizer.name"] == name]
+            assert len(rows) == 2 and Z[i, j] == pytest.approx(np.mean(rows), rel=1e-15)
+
+
+def test_phase_plot_writes_a_figure(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from diagsim.sweep.plot import plot_sweep
+    raw = standin_sweep()
+    run_sweep(raw, tmp_path, job=standin_job, progress=False)
+    t = collect(raw, tmp_path, job=standin_job)
+    out = plot_sweep(t, {"x": "problem.n", "y": "optimizer.lr", "value": "abs_mean"}, tmp_path / "p.png",
+                     keys=sweep_from_dict(raw).keys)
+    assert out.stat().st_size > 1000
+    with pytest.raises(DiagsimError, match="no column 'nope'"):
+        plot_sweep(t, {"x": "problem.n", "y": "nope"}, tmp_path / "q.png", keys=[])
+
+
+# --------------------------------------------------------------------------- CLI
+def _cli(*argv, cwd=None):
+    env = dict(os.environ, PYTHONPATH=f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "diagsim", *argv], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+def test_cli_sweep_runs_writes_table_and_plot(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(textwrap.dedent("""
+        [sweep]
+        name = "cli-demo"
+        job = "test_sweep:standin_job"
+        [base.problem]
+        n = 3
+        seed = 0
+        [base.optimizer]
+        name = "sgd"
+        lr = 0.1
+        [grid]
+        "problem.n" = [2, 3]
+        "optimizer.lr" = [0.1, 1.0, 10.0]
+        [plot]
+        value = "abs_mean"
+    """))
+    out = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
+               "--plot", str(tmp_path / "phase.png"), "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "6 points, 6 jobs: 0 cached, 6 computed, 0 failed" in out.stdout
+    t = load_table(tmp_path / "o" / "cli-demo.csv")
+    assert len(t) == 6 and (tmp_path / "o" / "cli-demo.npz").exists()
+    assert (tmp_path / "phase.png").stat().st_size > 1000
+    dry = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "6 cached" in dry.stdout and "0 to compute" in dry.stdout
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[grid]\n'a.b' = 3\n", r"grid\['a.b'\] must be a list"),
+    ("[grid\n", "not valid TOML"),
+    ("[sweep]\njob = 'nosuchmodule:f'\n", "cannot import"),
+    ("[sweep]\njob = 'bogus'\n", "job must be one of"),
+])
+def test_cli_bad_config_is_one_line_error(tmp_path, text, match):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    out = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("diagsim sweep: error: ")
+    import re
+    assert re.search(match, lines[0]), lines[0]
+    missing = _cli("sweep", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
