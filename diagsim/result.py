@@ -138,7 +138,8 @@ class Result:
         return self.mean_se(self.w)[1]
 
     def summary(self) -> dict:
-        """JSON-ready summary: w_mean, w_se, final observables (mean and se), horizon, divergence."""
+        """JSON-ready summary: w_mean, w_se, final observables (mean and se), horizon, divergence.
+        Non-finite numbers (e.g. a standard error of one path, an infinite loss) become None."""
         out = {"model": self.model, "optimizer": self.config["optimizer"].get("optimizer"),
                "n_paths": self.n_paths, "n_diverged": int(self.diverged_mask.sum()),
                "steps": self.n_steps, "t": self.n_steps * self.dt, "tau": self.n_steps * self.dt * self.lr,
@@ -150,7 +151,7 @@ class Result:
         mean, se = self.mean_se(self.w)
         out["w_mean"] = [_json_float(x) for x in mean]
         out["w_se"] = [_json_float(x) for x in se]
-        out["diverged"] = self.diverged
+        out["diverged"] = [{**rep, "loss": _json_float(rep["loss"])} for rep in self.diverged]
         return out
 
     # ------------------------------------------------------------------ i/o

@@ -12,7 +12,8 @@ Divergence: path p is stopped at the first step k whose training loss is not fin
 ``limit_p = divergence_factor * (L_p(theta_0) + 1)`` (default factor 1e6, i.e. 1e6 x initial loss + 1e6).
 The path keeps theta_k; its records after step k are NaN; the result lists it (path, step, loss and the
 hyperparameter that is likely too large) and a :class:`DivergenceWarning` is issued. The other paths go
-on. If every path diverges, :class:`~diagsim.errors.DivergenceError` is raised with that message.
+on. If every path diverges, :class:`~diagsim.errors.DivergenceError` is raised with that message (its
+``result`` attribute holds the partial result).
 Discrete steppers check every step; steppers without ``advance_checked`` are checked at the end of
 each chunk (the reported step is then the chunk's end).
 
@@ -327,7 +328,9 @@ class _Run:
         if checkpoint is not None:
             self.save_checkpoint(checkpoint, checkpoint_every)
         if not self.active.any():
-            raise DivergenceError(f"all {self.active.size} paths diverged: {self.message()}")
+            exc = DivergenceError(f"all {self.active.size} paths diverged: {self.message()}")
+            exc.result = self.result()  # the partial result (records up to the divergence) for inspection
+            raise exc
         if (self.div_step >= 0).any():
             warnings.warn(f"{int((self.div_step >= 0).sum())} of {self.active.size} paths diverged: "
                           f"{self.message()}", DivergenceWarning, stacklevel=3)

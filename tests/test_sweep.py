@@ -207,10 +207,10 @@ def test_killed_process_loses_nothing_computed(tmp_path):
     """SIGKILL a CLI sweep mid-way: every result file on disk is complete and the re-run computes
     exactly the rest."""
     cfg = tmp_path / "slow.toml"
-    cfg.write_text(textwrap.dedent("""
+    cfg.write_text(textwrap.dedent(f"""
         [sweep]
         name = "slow"
-        job = "test_sweep:standin_job"
+        job = "{standin_job.__module__}:standin_job"
         [base.problem]
         n = 3
         seed = 0
@@ -219,9 +219,10 @@ def test_killed_process_loses_nothing_computed(tmp_path):
         lr = 0.1
         sleep = 0.05
         [grid]
-        "problem.seed" = {range = [30]}
+        "problem.seed" = {{range = [30]}}
     """))
-    env = dict(os.environ, PYTHONPATH=f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(ROOT),
+                                                      os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"),
            "--out", str(tmp_path / "o"), "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -232,7 +233,6 @@ def test_killed_process_loses_nothing_computed(tmp_path):
     proc.wait()
     before = len(list((tmp_path / "c").glob("*.npz")))
     assert 3 <= before < 30
-    sys.path.insert(0, str(Path(__file__).parent))
     for p in (tmp_path / "c").glob("*.npz"):
         with np.load(p) as f:
             assert set(f.files) == {"value", "abs_mean", "trace", "n_seen", "name"}
@@ -330,19 +330,22 @@ def test_phase_plot_writes_a_figure(tmp_path):
 
 
 # --------------------------------------------------------------------------- CLI
-def _cli(*argv, cwd=None):
-    env = dict(os.environ, PYTHONPATH=f"{Path(__file__).parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "diagsim", *argv], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+JOB_REF = f"{standin_job.__module__}:standin_job"
 
 
-def test_cli_sweep_runs_writes_table_and_plot(tmp_path):
+def _cli(argv, capsys):
+    from diagsim.cli.main import main
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_sweep_runs_writes_table_and_plot(tmp_path, capsys):
     cfg = tmp_path / "s.toml"
-    cfg.write_text(textwrap.dedent("""
+    cfg.write_text(textwrap.dedent(f"""
         [sweep]
         name = "cli-demo"
-        job = "test_sweep:standin_job"
+        job = "{JOB_REF}"
         [base.problem]
         n = 3
         seed = 0
@@ -355,15 +358,15 @@ def test_cli_sweep_runs_writes_table_and_plot(tmp_path):
         [plot]
         value = "abs_mean"
     """))
-    out = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
-               "--plot", str(tmp_path / "phase.png"), "--no-progress", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "6 points, 6 jobs: 0 cached, 6 computed, 0 failed" in out.stdout
+    rc, out, err = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out",
+                         str(tmp_path / "o"), "--plot", str(tmp_path / "phase.png"), "--no-progress"], capsys)
+    assert rc == 0, err
+    assert "6 points, 6 jobs: 0 cached, 6 computed, 0 failed" in out
     t = load_table(tmp_path / "o" / "cli-demo.csv")
     assert len(t) == 6 and (tmp_path / "o" / "cli-demo.npz").exists()
     assert (tmp_path / "phase.png").stat().st_size > 1000
-    dry = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--dry-run", cwd=tmp_path)
-    assert dry.returncode == 0 and "6 cached" in dry.stdout and "0 to compute" in dry.stdout
+    rc, out, _ = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--dry-run"], capsys)
+    assert rc == 0 and "6 cached" in out and "0 to compute" in out
 
 
 @pytest.mark.parametrize("text, match", [
@@ -371,15 +374,119 @@ def test_cli_sweep_runs_writes_table_and_plot(tmp_path):
     ("[grid\n", "not valid TOML"),
     ("[sweep]\njob = 'nosuchmodule:f'\n", "cannot import"),
     ("[sweep]\njob = 'bogus'\n", "job must be one of"),
+    ("[base.optimizer]\noptimizer = 'adam'\nlr = 0\n", "lr must be finite and > 0"),
 ])
-def test_cli_bad_config_is_one_line_error(tmp_path, text, match):
+def test_cli_bad_config_is_one_line_error(tmp_path, capsys, text, match):
+    import re
     cfg = tmp_path / "bad.toml"
     cfg.write_text(text)
-    out = _cli("sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), cwd=tmp_path)
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("diagsim sweep: error: ")
-    import re
+    rc, _, err = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c")], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("diagsim sweep: error: ")
     assert re.search(match, lines[0]), lines[0]
-    missing = _cli("sweep", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_cli_missing_config_and_bad_flags(tmp_path, capsys):
+    rc, _, err = _cli(["sweep", "--config", str(tmp_path / "nope.toml")], capsys)
+    assert rc == 2 and "does not exist" in err
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text("[base.problem]\nn = 3\n")
+    rc, _, err = _cli(["sweep", "--config", str(cfg), "--scheduler", "tcp://x:1"], capsys)
+    assert rc == 2 and "--scheduler needs --backend dask" in err
+    rc, _, err = _cli(["sweep", "--config", str(cfg), "--backend", "mpi"], capsys)
+    assert rc == 2 and "backend must be one of 'serial', 'local', 'dask'" in err
+
+
+# --------------------------------------------------------------------------- the real job kinds
+SIM_RAW = {
+    "base": {"problem": {"n": 8, "d": 12, "k": 2, "seed": 3},
+             "optimizer": {"optimizer": "sgd", "lr": 0.05, "label_noise": 0.5},
+             "simulate": {"steps": 300, "n_paths": 2, "record": 50}},
+    "zip": {"optimizer.optimizer": ["sgd", "adam"], "optimizer.lr": [0.05, 0.01]},
+}
+
+
+def test_simulate_job_canonical_config_fills_defaults():
+    from diagsim.optimizers import Adam, LabelNoise
+    from diagsim.problem import make_problem
+    plan = plan_sweep(SIM_RAW, "unused")
+    cfg = plan.jobs[1].config
+    assert cfg["job"] == "simulate"
+    assert cfg["optimizer"] == Adam(lr=0.01, noise=LabelNoise(0.5)).config()
+    assert cfg["problem"]["design"] == "gaussian" and cfg["problem"]["alpha"] == 0.1
+    assert cfg["simulate"]["model"] == "discrete" and cfg["simulate"]["seed"] == 0
+    # the same job spelled differently (explicit defaults, int lr, noise table) has the same key
+    raw2 = {"base": {"problem": {"n": 8, "d": 12, "k": 2, "seed": 3, "design": "gaussian"},
+                     "optimizer": {"optimizer": "adam", "lr": 0.01, "beta2": 0.95,
+                                   "noise": {"kind": "label", "delta": 0.5}},
+                     "simulate": {"steps": 300, "n_paths": 2, "record": 50, "model": "discrete"}}}
+    assert plan_sweep(raw2, "unused").jobs[0].key == plan.jobs[1].key
+    assert make_problem(**cfg["problem"]).n == 8
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"optimizer.lr": [-1.0]}, r"job 0 \(optimizer.lr=-1.0\): lr must be finite and > 0"),
+    ({"optimizer.betaa": [0.9]}, "optimizer 'sgd'"),
+    ({"simulate.stpes": [10]}, "unknown simulate argument"),
+    ({"problem.nn": [10]}, "unknown problem argument"),
+    ({"simulate.t": [1.0]}, "exactly one of steps, t, tau"),
+])
+def test_simulate_job_bad_values_fail_before_running(tmp_path, over, match):
+    raw = {**SIM_RAW, "zip": [], "grid": over}
+    with pytest.raises(DiagsimError, match=match):
+        run_sweep(raw, tmp_path, progress=False)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_simulate_sweep_matches_direct_runs_and_backends_agree(tmp_path):
+    from diagsim import load_result, make_problem, simulate
+    from diagsim.optimizers import from_config
+    r = run_sweep(SIM_RAW, tmp_path / "s", progress=False)
+    assert r.computed == 2
+    results = load_results(SIM_RAW, tmp_path / "s")
+    for job, res in results:
+        c = job.config
+        direct = simulate(make_problem(**c["problem"]), from_config(c["optimizer"]), progress=False,
+                          **c["simulate"])
+        np.testing.assert_array_equal(res.final["theta"], direct.final["theta"])
+        for k in direct.records:
+            np.testing.assert_array_equal(res.records[k], direct.records[k])
+    run_sweep(SIM_RAW, tmp_path / "l", backend="local", workers=2, progress=False)
+    for p in sorted((tmp_path / "s").glob("*.npz")):
+        a, b = load_result(p), load_result(tmp_path / "l" / p.name)
+        np.testing.assert_array_equal(a.final["theta"], b.final["theta"])
+        for k in a.records:
+            np.testing.assert_array_equal(a.records[k], b.records[k])
+        assert {k: v for k, v in a.config.items() if k != "versions"} == \
+               {k: v for k, v in b.config.items() if k != "versions"}
+    t = collect(SIM_RAW, tmp_path / "s")
+    for i, (job, res) in enumerate(results):
+        w_star = make_problem(**job.config["problem"]).w_star
+        rel = np.linalg.norm(res.w - w_star, axis=1) / np.linalg.norm(w_star)
+        assert t["rel_error"][i] == pytest.approx(rel.mean(), rel=1e-12)
+        assert t["test_loss"][i] == pytest.approx(np.mean(0.5 * np.sum((res.w - w_star) ** 2, axis=1)), rel=1e-12)
+        assert t["n_diverged"][i] == 0
+
+
+def test_diverging_simulate_job_is_a_cached_failure(tmp_path):
+    raw = {**SIM_RAW, "zip": [], "grid": {"optimizer.lr": [0.05, 50.0]}}
+    r = run_sweep(raw, tmp_path, progress=False)
+    assert (r.computed, r.failed) == (2, 1)
+    t = collect(raw, tmp_path)
+    assert list(t["status"]) == ["ok", "failed"]
+    assert "diverged" in t["error"][1] and np.isnan(t["test_loss"][1])
+
+
+def test_predict_job_matches_predict(tmp_path):
+    from diagsim.predict import predict
+    from diagsim.problem import make_problem
+    raw = {"sweep": {"job": "predict"}, "base": {"problem": {"n": 6, "d": 12, "k": 2, "seed": 5}},
+           "grid": {"predict.optimizer": ["sgd", "adam"]}}
+    run_sweep(raw, tmp_path, progress=False)
+    t = collect(raw, tmp_path)
+    P = make_problem(6, 12, 2, seed=5)
+    for i, (job, res) in enumerate(load_results(raw, tmp_path)):
+        pred = predict(P, job.params["predict.optimizer"])
+        np.testing.assert_array_equal(res["w"], pred.w)
+        assert t["test_loss"][i] == 0.5 * np.sum((pred.w - P.w_star) ** 2)
+        assert t["measure_trace"][i] == pred.measures["trace"]

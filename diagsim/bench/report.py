@@ -12,17 +12,18 @@ def _f(x, fmt="{:.3g}"):
 
 def sde_table(res: dict) -> str:
     """Markdown table: one row per (contestant, M)."""
-    head = ("| contestant | M | warm-up s | wall s | path-steps/s | diagsim ÷ this | % dgemm | "
+    head = ("| contestant | M | warm-up s | wall s | path-steps/s | per CPU-s | diagsim ÷ this | % dgemm | "
             "loss (± se) | z | ‖w−w*‖₁ (± se) | z |")
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in res["results"]:
         if "error" in r:
-            lines.append(f"| {r['contestant']} | {r['M']} | failed: {r['error'][:60]} |" + " |" * 8)
+            lines.append(f"| {r['contestant']} | {r['M']} | failed: {r['error'][:60]} |" + " |" * 9)
             continue
         flag = "" if r.get("ok", True) else " **✗**"
         lines.append(
             f"| {r['contestant']} | {r['M']} | {_f(r['warmup_s'], '{:.2f}')} | {_f(r['wall_s'], '{:.3g}')} | "
-            f"{_f(r['path_steps_per_s'], '{:.3g}')} | {_f(r.get('diagsim_over_this'), '{:.2f}')} | "
+            f"{_f(r['path_steps_per_s'], '{:.3g}')} | {_f(r.get('path_steps_per_cpu_s'), '{:.3g}')} | "
+            f"{_f(r.get('diagsim_over_this'), '{:.2f}')} | "
             f"{_f(r['pct_dgemm'], '{:.1f}')} | {_f(r['loss_mean'], '{:.4g}')} ± {_f(r['loss_se'], '{:.2g}')} | "
             f"{_f(r['loss_z'], '{:+.2f}')}{flag} | {_f(r['l1_mean'], '{:.4g}')} ± {_f(r['l1_se'], '{:.2g}')} | "
             f"{_f(r['l1_z'], '{:+.2f}')}{flag} |")
@@ -33,7 +34,11 @@ def summary_lines(res: dict) -> list[str]:
     fl = res["floors"]
     ref = res["reference"]
     g = res["goals"]
-    out = [f"floors: dgemm {fl['dgemm_flop_per_s'] / 1e9:.1f} GFLOP/s = "
+    env = res["environment"]
+    out = [f"{env['date']}, {env['processor']}, {env['cpu_count']} cores, numba threads {env['numba_threads']}, "
+           f"load average {env.get('load_avg_1min', float('nan')):.2f} at start, "
+           f"{env.get('load_avg_1min_end', float('nan')):.2f} at end",
+           f"floors: dgemm {fl['dgemm_flop_per_s'] / 1e9:.1f} GFLOP/s = "
            f"{fl['arithmetic_floor_path_steps_per_s']:.3g} path-steps/s ({fl['flops_per_path_step']} FLOP each); "
            f"normals/s per thread: NumPy {fl['numpy_generator_per_s']:.3g}, diagsim Philox "
            f"{fl['diagsim_philox_per_s']:.3g}",

@@ -15,7 +15,9 @@ iteration is monotone):
 * Projected gradient (otherwise, or after a rejected Newton step): x <- P(x + eta g / ||g||); eta doubles
   after an accepted step and shrinks 4x after a rejected one.
 
-A row stops when its tangential gradient ||g - mu x|| <= gtol ||g|| on the sphere (a KKT point), when
+A candidate is accepted only if it increases f by more than 4 ulp. A row stops when its tangential
+gradient ||g - mu x|| <= gtol ||g|| on the sphere (a KKT point), when a Newton step is rejected at
+||g - mu x|| <= 1e-6 ||g|| (the value is then converged to rounding: its error is O(||g - mu x||^2)), when
 eta < eta_tol * radius, or after ``steps`` iterations.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _dot(a, b):
 
 
 def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndarray, *, steps: int = 100,
-                gtol: float = 1e-10, eta_tol: float = 1e-12, newton: bool = True):
+                gtol: float = 1e-9, eta_tol: float = 1e-10, newton: bool = True):
     """Maximize from every start.
 
     Parameters
@@ -95,7 +97,8 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
         else:
             is_newton = np.zeros(act.size, dtype=bool)
         fc, gc, _ = objective(cand, rows[act], False)
-        acc = fc > f[act]
+        fa = f[act]
+        acc = fc > fa + 4 * np.finfo(float).eps * np.abs(fa)   # an increase beyond rounding
         ia = act[acc]
         x[ia], f[ia], g[ia] = cand[acc], fc[acc], gc[acc]
         pg = ~is_newton
@@ -105,7 +108,7 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
         use_newton[act[~acc & is_newton]] = False
         use_newton[act[acc & pg]] = bool(newton)
         # a rejected Newton step at a point whose tangential gradient is at rounding level is converged
-        tiny = ~acc & is_newton & (np.linalg.norm(t, axis=1) <= 1e-7 * gn)
+        tiny = ~acc & is_newton & (np.linalg.norm(t, axis=1) <= 1e-6 * gn)
         active[act[tiny]] = False
         active[act] &= eta[act] >= eta_tol * radius[act]
     return f, x, iters

@@ -39,7 +39,7 @@ from math import comb
 import numpy as np
 
 from .. import derivatives as D
-from ..errors import check_int, check_positive
+from ..errors import DiagsimError, check_int, check_positive
 from ..parametrization import UUVV, UV
 from ._ascent import ball_ascent, best_of
 from ._context import Context, hessian_operator
@@ -188,49 +188,42 @@ def worst_adaptive_quadratic(problem, theta, *, rho: float = 0.1, eta: float = 0
 
 
 # ---------------------------------------------------------------------------- ascent
-def _loss_grad_rows(problem, th: np.ndarray):
-    out = np.empty(th.shape[0])
-    grad = np.empty_like(th)
-    D._loss_grad_batch(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out,
-                       grad)
-    return out, grad
-
-
-def _starts(x_q: np.ndarray, radius: np.ndarray, n_random: int, seed: int):
-    """Start points: x_q, -x_q and n_random random points on the sphere; returns (starts, rows, radius)."""
+def _starts(x_q: np.ndarray, radius: np.ndarray, n_random: int, seed: int, model_starts: bool = True):
+    """Start points: x_q and -x_q (if ``model_starts``) and n_random seeded random points on the sphere.
+    Returns (starts (B, k), rows (B,), radius (B,))."""
     M, k = x_q.shape
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))
-    blocks = [x_q, -x_q]
+    blocks = [x_q, -x_q] if model_starts else []
     for _ in range(n_random):
         z = rng.standard_normal((M, k))
         blocks.append(z * (radius / np.linalg.norm(z, axis=1))[:, None])
+    if not blocks:
+        raise DiagsimError("no start points: n_random must be >= 1 when model_starts is False")
     starts = np.concatenate(blocks, axis=0)
     rows = np.tile(np.arange(M), len(blocks))
     return starts, rows, np.tile(radius, len(blocks))
 
 
 def _worst(problem, ctx: Context, rho: float, T: np.ndarray | None, x_q: np.ndarray, n_random: int,
-           steps: int, seed: int, starts_from_model: bool = True):
+           steps: int, seed: int, model_starts: bool):
+    """max_{||x|| <= rho} L(theta + T x) - L(theta) per path by :func:`._ascent.ball_ascent`."""
     th, M = ctx.theta, ctx.M
     base = ctx.loss
-    radius = np.full(M, rho)
-    if starts_from_model:
-        starts, rows, rad = _starts(x_q, radius, n_random, seed)
-    else:
-        starts, rows, rad = _starts(np.zeros_like(th), radius, n_random, seed)
-        starts, rows, rad = starts[2 * M:], rows[2 * M:], rad[2 * M:]
+    starts, rows, rad = _starts(x_q, np.full(M, rho), n_random, seed, model_starts)
 
-    def objective(x, r_idx):
-        delta = x if T is None else x * T[r_idx]
-        f, g = _loss_grad_rows(problem, th[r_idx] + delta)
-        return f - base[r_idx], (g if T is None else g * T[r_idx])
+    def objective(x, r_idx, hessian):
+        Tr = None if T is None else T[r_idx]
+        c = Context(problem, th[r_idx] + (x if Tr is None else x * Tr))
+        g = c.gradient if Tr is None else c.gradient * Tr
+        H = hessian_operator(c, scale=Tr)[0] if hessian else None
+        return c.loss - base[r_idx], g, H
 
     f, x, _ = ball_ascent(objective, starts, rows, rad, steps=steps)
     return best_of(f, x, rows, M)
 
 
-def worst(problem, theta, *, rho: float = 0.05, n_random: int = 2, steps: int = 200, seed: int = 0,
-          ctx: Context | None = None, return_perturbation: bool = False):
+def worst(problem, theta, *, rho: float = 0.05, n_random: int = 0, steps: int = 100, seed: int = 0,
+          model_starts: bool = True, ctx: Context | None = None, return_perturbation: bool = False):
     """Worst-case sharpness max_{||delta|| <= rho} L(theta + delta) - L(theta) by projected ascent, (M,).
 
     Restarts: the exact quadratic-model maximizer delta_Q (:func:`worst_quadratic`), -delta_Q, and
@@ -244,12 +237,12 @@ def worst(problem, theta, *, rho: float = 0.05, n_random: int = 2, steps: int = 
     n_random = check_int("n_random", n_random, minimum=0)
     steps = check_int("steps", steps, minimum=0)
     _, dq = worst_quadratic(problem, theta, rho=rho, ctx=ctx, return_perturbation=True)
-    val, delta = _worst(problem, ctx, rho, None, dq, n_random, steps, seed)
+    val, delta = _worst(problem, ctx, rho, None, dq, n_random, steps, seed, model_starts)
     return (val, delta) if return_perturbation else val
 
 
-def worst_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, n_random: int = 2,
-                   steps: int = 200, seed: int = 0, ctx: Context | None = None,
+def worst_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, n_random: int = 0,
+                   steps: int = 100, seed: int = 0, model_starts: bool = True, ctx: Context | None = None,
                    return_perturbation: bool = False):
     """Adaptive worst-case sharpness max_{||eps|| <= rho} L(theta + T eps) - L(theta), T = diag(|theta| + eta),
     i.e. the ball ||delta / |theta||| <= rho for eta = 0, by projected ascent in eps, (M,).
@@ -266,5 +259,5 @@ def worst_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, n_rand
     steps = check_int("steps", steps, minimum=0)
     _, eq = worst_adaptive_quadratic(problem, theta, rho=rho, eta=eta, ctx=ctx, return_perturbation=True)
     T = np.abs(ctx.theta) + eta
-    val, eps = _worst(problem, ctx, rho, T, eq, n_random, steps, seed)
+    val, eps = _worst(problem, ctx, rho, T, eq, n_random, steps, seed, model_starts)
     return (val, eps) if return_perturbation else val

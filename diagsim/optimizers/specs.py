@@ -8,8 +8,15 @@ Noise models (the gradient each step uses, THEORY §2):
     LabelNoise(delta, dist)  g = grad L - (1/n) J^T xi, xi_j = ±delta ("rademacher", the paper's) or
                              N(0, delta^2) ("gaussian"), fresh every step; covariance (delta^2/n^2) J^T J.
     Minibatch(batch_size)    g = gradient of the loss on B rows drawn without replacement each step
-                             (a *different* noise model from label noise).
+                             (a *different* noise model from label noise): g = (1/B) sum_{j in batch} grad l_j.
+                             The batch of (path, step) is perm[:B] of a partial Fisher-Yates shuffle of
+                             0..n-1 driven by the uniforms u_0..u_{B-1} of stream "minibatch":
+                             swap perm[i] and perm[i + floor(u_i (n - i))] for i < B.
     NoNoise()                full-batch gradient.
+
+Step k of path p draws its noise from diagsim.rng at (seed, stream, p, k): xi_j = ±delta is bit j of the
+"label_noise" stream (Rademacher), delta * normal(j) for "gaussian". The reported/recorded loss is always
+the clean full-batch loss L(theta).
 """
 from __future__ import annotations
 
@@ -108,7 +115,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam in the paper's form, with AdamE-lambda: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g*g;
     theta <- theta - lr * m / (v**lam + eps). lam = 1/2 is Adam. Bias correction optional (off, as in
-    the paper's experiments); m_0 = 0, v_0 = ``v0`` (a scalar)."""
+    the paper's experiments): at step k (0-based) m and v are divided by 1 - beta**(k + 1) inside the
+    update only (the stored moments are uncorrected); m_0 = 0, v_0 = ``v0`` (a scalar)."""
 
     beta1: float = 0.9
     beta2: float = 0.95
@@ -145,8 +153,9 @@ class RMSProp(Adam):
 class AdamMini(Adam):
     """One second-moment scalar per block b: v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2.
 
-    ``blocks``: a tuple of block ids, one per parameter (length 2d), or ``None`` for the default
-    {u, v} partition (block 0 = u, block 1 = v)."""
+    ``blocks``: a tuple of block ids, one per parameter (length 2d, ids 0..B-1 each used; checked
+    against the problem), or ``None`` for the default {u, v} partition (block 0 = u, block 1 = v).
+    The block mean is the sum over the block in index order divided by |b|; m is per parameter."""
 
     blocks: tuple | None = None
     name: ClassVar[str] = "adam-mini"
@@ -208,7 +217,21 @@ class SAM(Optimizer):
         "block"   perturb only the block ``block`` ("u" or "v"): the diagonal-net analogue of SAM-ON
         "rsam"    Renyi-SAM: rho_eff = sign(1 - alpha) rho sum_j |g_j|^(2 alpha) / ||g||^(2 alpha + 2),
                   eps = -rho_eff g
-    The base step is SGD with the spec's noise; the noisy gradient is the one perturbed.
+    The base step is SGD with the spec's noise; the noisy gradient is the one perturbed, and the
+    gradient at theta + eps uses the *same* noise draw (the same xi, or the same minibatch).
+
+    Details fixed by diagsim (norms are Euclidean over all 2d parameters; a zero norm gives eps = 0):
+        "msam"    rows = 0..n-1 (label noise / none) or the minibatch in drawn order; chunk c is
+                  rows[c R / m : (c+1) R / m] (integer division, R rows); its gradient is the mean over
+                  the chunk; the update uses sum_c (|c| / R) grad L_c(theta + eps_c), so m_chunks = 1 is
+                  SAM. Requires m_chunks <= R.
+        "ssam-f"  the floor(sparsity * 2d) coordinates with the smallest g_i^2 are not perturbed (ties:
+                  lower index first); the mask is recomputed every step from the current g.
+        "ssam-d"  coordinate i is perturbed iff u_i >= sparsity, u_i the uniform i of stream "sam" at
+                  (path, step).
+        "block"   eps = rho g_b / ||g_b|| on block b (its own norm, as SAM-ON perturbs only the chosen
+                  parameters), zero on the other block.
+        "rsam"    as written above (note: eps scales like 1 / ||g|| under g -> c g).
     """
 
     rho: float = 0.05
@@ -240,7 +263,11 @@ class SAM(Optimizer):
 @dataclass(frozen=True)
 class SAF(Optimizer):
     """Sharpness-aware training for free, regression form: minimize
-    L + lam_tra * (1/n) sum_j (f_j(theta) - fhat_j)^2 with fhat the outputs stored ``delay`` steps earlier."""
+    L + lam_tra * (1/n) sum_j (f_j(theta) - fhat_j)^2 with fhat the outputs stored ``delay`` steps earlier.
+
+    At step k, fhat = f(theta_{max(k - delay, 0)}) (held fixed: no gradient flows through it); the
+    gradient is J^T c with c_j = a_j ((r_j - xi_j) + 2 lam_tra (f_j - fhat_j)), a_j = 1/n (1/B on the
+    minibatch rows, 0 elsewhere). The stored quantity is the residual r = f - y of each step."""
 
     lam_tra: float = 0.3
     delay: int = 5
@@ -254,7 +281,10 @@ class SAF(Optimizer):
 
 @dataclass(frozen=True)
 class MESA(Optimizer):
-    """MESA: as SAF but fhat = outputs of an EMA copy of theta (decay ``beta_ema``)."""
+    """MESA: as SAF but fhat = outputs of an EMA copy of theta (decay ``beta_ema``).
+
+    ema_0 = theta_0; step k uses fhat = f(ema_k), then theta_{k+1} = theta_k - lr g and
+    ema_{k+1} = beta_ema ema_k + (1 - beta_ema) theta_{k+1}."""
 
     lam_tra: float = 0.3
     beta_ema: float = 0.99

@@ -21,7 +21,8 @@ is W**(k/D) times the minimum over the *unit* fibre w = sign, which this module 
   Q-th power can add spurious roots).
 * Candidates are: these critical points, the finite interval ends with h != 0 (kinks of |G_j|), the
   axis directions (0, ±1) (the limits t -> ±inf), and finite limits of phi at roots of h where the
-  numerator vanishes too (an infimum that need not be attained, flagged as "limit"). phi is continuous on
+  numerator vanishes too, or at t -> ±inf when the axis direction is not on the fibre (an infimum that
+  need not be attained, flagged as "limit"). phi is continuous on
   each interval, so its minimum over the fibre is the least candidate value: the result is exact (the
   values are algebraic numbers compared at 50 digits).
 
@@ -41,6 +42,7 @@ from .expressions import u, v
 t = sp.Symbol("t", real=True)
 _DIGITS = 50
 _ZERO = sp.Float("1e-35", _DIGITS)
+_MAX_DEGREE = 80  # larger critical-point polynomials: numerical minimization instead
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,13 @@ def unit_fibre_minimum(w_expr: sp.Expr, terms: tuple[Term, ...], sign: int, *, m
             if sign * h.eval(q) <= 0:
                 continue
             taus = [int(sp.sign(_num(G.eval(q)))) for _, G in Gs]
+            # unbounded interval whose limit direction (0, ±sig) is not on the fibre: phi may still have a
+            # finite limit there (an infimum at infinity); include it
+            for end, bound in ((1, hi), (-1, lo)):
+                if bound is None and not sign * w_expr.subs({u: 0, v: end * sig}, simultaneous=True) > 0:
+                    lim = _limit_at_infinity(Gs, h, gamma, sign)
+                    if lim is not None:
+                        cands.append(Candidate((sp.nan, sp.nan), lim, _num(lim), "limit"))
             crit = _critical_poly(Gs, taus, h, gamma, max_q)
             if crit is None:
                 exact = False
@@ -192,6 +201,17 @@ def unit_fibre_minimum(w_expr: sp.Expr, terms: tuple[Term, ...], sign: int, *, m
     return FibreMinimum(sign, value, argmins, tuple(cands), exact)
 
 
+def _limit_at_infinity(Gs, h, gamma, sign):
+    """lim phi(t) as |t| -> inf from the leading terms (None when it is +inf)."""
+    top = gamma * h.degree()
+    grow = [(tm.e * G.degree(), tm, G) for tm, G in Gs]
+    if any(g > top for g, _, _ in grow):
+        return None
+    lc_h = abs(h.LC())
+    val = sum((tm.kappa * abs(G.LC()) ** tm.e for g, tm, G in grow if g == top), sp.Integer(0))
+    return val / lc_h ** gamma
+
+
 def _sample(lo, hi):
     if lo is None and hi is None:
         return sp.Integer(0)
@@ -223,7 +243,7 @@ def _critical_poly(Gs, taus, h, gamma, max_q):
         return None
     ee = es[0] - 1
     P, Q = int(ee.p), int(ee.q)
-    if Q > max_q:
+    if Q > max_q or abs(P) * max(X[0].degree(), X[1].degree()) + Q * max(B[0].degree(), B[1].degree()) > _MAX_DEGREE:
         return None
     sgn = (-1) ** Q
     if P == 0:

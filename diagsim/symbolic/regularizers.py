@@ -104,8 +104,10 @@ class Regularizer:
         if self.c_pos is sp.oo or self.c_neg is sp.oo:
             return False
         diff = sp.N(self.c_pos - self.c_neg, 30)
-        return bool(diff.is_number and abs(diff) < 1e-25) if not diff.free_symbols else \
-            sp.simplify(self.c_pos - self.c_neg) == 0
+        if diff.free_symbols:
+            return sp.simplify(self.c_pos - self.c_neg) == 0
+        tol = 1e-25 if self.exact else 1e-10
+        return bool(abs(diff) <= tol * (1 + abs(sp.N(self.c_pos, 30))))
 
     def coefficients(self) -> tuple[float, float]:
         """(c_pos, c_neg) as floats (inf where that sign is impossible)."""

@@ -55,13 +55,13 @@ def _beta(ctx: Context) -> np.ndarray:
 
 
 def _multiplier(kind: str, b: np.ndarray):
-    """m(b) and dm/db for kind "inv", "mix" or "first"."""
+    """m(b), dm/db and d2m/db2 for kind "inv", "mix" or "first"."""
     if kind == "inv":
         e = np.exp(2.0 * b)
-        return e, 2.0 * e
+        return e, 2.0 * e, 4.0 * e
     if kind == "mix":
-        return 1.0 + 2.0 * b, np.full_like(b, 2.0)
-    return (1.0 + b) ** 2, 2.0 * (1.0 + b)
+        return 1.0 + 2.0 * b, np.full_like(b, 2.0), np.zeros_like(b)
+    return (1.0 + b) ** 2, 2.0 * (1.0 + b), np.full_like(b, 2.0)
 
 
 def _mix_model(ctx: Context, radius: float):
@@ -76,7 +76,7 @@ def _mix_model(ctx: Context, radius: float):
 
 
 def geodesic(problem, theta, *, metric: str = "inv", order: str = "exact", rho: float = 0.1,
-             n_random: int = 2, steps: int = 200, seed: int = 0, ctx: Context | None = None,
+             n_random: int = 0, steps: int = 100, seed: int = 0, ctx: Context | None = None,
              return_perturbation: bool = False):
     """Geodesic sharpness S(rho) = max_{||b|| <= rho/sqrt 2} L(beta(1)) - L(beta_0) (module docstring), (M,).
 
@@ -101,12 +101,20 @@ def geodesic(problem, theta, *, metric: str = "inv", order: str = "exact", rho: 
     p = ctx.problem
     base = ctx.loss
 
-    def objective(b, rows):
-        m, dm = _multiplier(kind, b)
+    d = ctx.d
+
+    def objective(x, rows, hessian):
+        # x = [b, 0] in R^{2d}: the v-half is padding so that the 2d machinery applies unchanged
+        b = x[:, :d]
+        m, dm, d2m = _multiplier(kind, b)
         bt = beta[rows]
         r = (bt * m) @ p.ZT - p.y
+        gw = (r @ p.Z) / p.n
         f = 0.5 * np.mean(r * r, axis=1) - base[rows]
-        return f, ((r @ p.Z) / p.n) * bt * dm
+        zero = np.zeros_like(b)
+        grad = np.concatenate([gw * bt * dm, zero], axis=1)
+        H = StructuredHessian(p, bt * dm, zero, gw * bt * d2m, zero, zero) if hessian else None
+        return f, grad, H
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]))
     blocks = [b_mix, -b_mix]
@@ -114,13 +122,14 @@ def geodesic(problem, theta, *, metric: str = "inv", order: str = "exact", rho: 
         z = rng.standard_normal(b_mix.shape)
         blocks.append(z * (radius / np.linalg.norm(z, axis=1))[:, None])
     starts = np.concatenate(blocks, axis=0)
+    starts = np.concatenate([starts, np.zeros_like(starts)], axis=1)
     rows = np.tile(np.arange(M), len(blocks))
     f, x, _ = ball_ascent(objective, starts, rows, np.full(len(rows), radius), steps=steps)
-    val, b = best_of(f, x, rows, M)
+    val, b = best_of(f, x[:, :d], rows, M)
     return (val, b) if return_perturbation else val
 
 
-def geodesic_inv(problem, theta, *, rho: float = 0.1, n_random: int = 2, steps: int = 200, seed: int = 0,
+def geodesic_inv(problem, theta, *, rho: float = 0.1, n_random: int = 0, steps: int = 100, seed: int = 0,
                  ctx: Context | None = None) -> np.ndarray:
     """Geodesic sharpness under the inv metric: max_{||b|| <= rho/sqrt 2} L(w e^{2b}) - L(w), (M,)."""
     return geodesic(problem, theta, metric="inv", rho=rho, n_random=n_random, steps=steps, seed=seed, ctx=ctx)
