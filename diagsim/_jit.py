@@ -37,3 +37,19 @@ def jit_typed(signature, **overrides):
     """
     opts = {**JIT_OPTIONS, **overrides}
     return lambda f: numba.njit(signature, **opts)(f)
+
+
+def serial_and_parallel(fn):
+    """(serial, parallel) compilations of one function whose outer loop is a ``prange`` over paths.
+
+    The serial one is compiled from a renamed copy of ``fn``: Numba's on-disk cache is keyed by the
+    function's qualified name and signature, not by the ``parallel`` flag, so two variants of one name
+    would overwrite each other's cache entries.
+    """
+    import types
+
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                              fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + "_serial"
+    copy.__doc__ = fn.__doc__
+    return jit(copy), pjit(fn)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels as K
-from ._jit import pjit, prange
+from ._jit import prange, serial_and_parallel
 from .errors import DiagsimError
 from .parametrization import UUVV, UV
 from .problem import Problem
@@ -33,8 +33,7 @@ from .problem import Problem
 MAX_DENSE_D = 2000
 
 
-@pjit
-def _loss_grad_batch(theta, code, depth, Z, ZT, y, loss, grad):
+def _loss_grad_batch_py(theta, code, depth, Z, ZT, y, loss, grad):
     m = theta.shape[0]
     n, d = Z.shape
     for p in prange(m):
@@ -44,8 +43,7 @@ def _loss_grad_batch(theta, code, depth, Z, ZT, y, loss, grad):
         loss[p] = K.loss_grad(theta[p], code, depth, Z, ZT, y, w, r, gw, grad[p])
 
 
-@pjit
-def _hvp_batch(theta, code, depth, Z, ZT, y, vec, out):
+def _hvp_batch_py(theta, code, depth, Z, ZT, y, vec, out):
     m = theta.shape[0]
     n, d = Z.shape
     for p in prange(m):
@@ -57,8 +55,7 @@ def _hvp_batch(theta, code, depth, Z, ZT, y, vec, out):
         K.hvp(theta[p], code, depth, Z, ZT, gw, vec[p], np.empty(n), np.empty(d), out[p])
 
 
-@pjit
-def _diag_batch(theta, code, depth, Z, ZT, y, s, out):
+def _diag_batch_py(theta, code, depth, Z, ZT, y, s, out):
     m = theta.shape[0]
     n, d = Z.shape
     for p in prange(m):
@@ -70,6 +67,19 @@ def _diag_batch(theta, code, depth, Z, ZT, y, s, out):
         K.diag_hessian(theta[p], code, depth, s, gw, out[p])
 
 
+# each batch kernel compiled twice: parallel over paths for ensembles, serial for a few small paths
+# (a prange launch costs more than the work when it is called in a tight Python loop, e.g. by an ODE solver)
+_loss_grad_batch = serial_and_parallel(_loss_grad_batch_py)
+_hvp_batch = serial_and_parallel(_hvp_batch_py)
+_diag_batch = serial_and_parallel(_diag_batch_py)
+PARALLEL_MIN_WORK = 200_000
+
+
+def _pick(kernels, problem: Problem, th: np.ndarray):
+    """The serial kernel when the work (paths x n x d) is too small to pay for threads."""
+    return kernels[th.shape[0] > 1 and th.shape[0] * problem.n * problem.d >= PARALLEL_MIN_WORK]
+
+
 def _states(problem: Problem, theta) -> np.ndarray:
     return problem.check_theta(theta)
 
@@ -78,7 +88,7 @@ def loss(problem: Problem, theta) -> np.ndarray:
     """Training loss per path, shape (M,)."""
     th = _states(problem, theta)
     out = np.empty(th.shape[0])
-    _loss_grad_batch(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out,
+    _pick(_loss_grad_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out,
                      np.empty_like(th))
     return out
 
@@ -87,7 +97,7 @@ def loss_and_gradient(problem: Problem, theta) -> tuple[np.ndarray, np.ndarray]:
     """(loss (M,), gradient (M, 2d))."""
     th = _states(problem, theta)
     out, g = np.empty(th.shape[0]), np.empty_like(th)
-    _loss_grad_batch(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out, g)
+    _pick(_loss_grad_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out, g)
     return out, g
 
 
@@ -104,7 +114,7 @@ def hvp(problem: Problem, theta, vec) -> np.ndarray:
     if v.shape != th.shape:
         raise DiagsimError(f"vec must have shape {th.shape} or ({th.shape[1]},), got {np.shape(vec)}")
     out = np.empty_like(th)
-    _hvp_batch(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y,
+    _pick(_hvp_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y,
                np.ascontiguousarray(v), out)
     return out
 
@@ -113,7 +123,7 @@ def hessian_diag(problem: Problem, theta) -> np.ndarray:
     """diag H per path, shape (M, 2d) (exact, residual term included)."""
     th = _states(problem, theta)
     out = np.empty_like(th)
-    _diag_batch(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, problem.s,
+    _pick(_diag_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, problem.s,
                 out)
     return out
 

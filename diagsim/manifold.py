@@ -31,6 +31,22 @@ def jvp(problem: Problem, wu: np.ndarray, wv: np.ndarray, vec: np.ndarray) -> np
     return (wu * vec[:, :d] + wv * vec[:, d:]) @ problem.ZT
 
 
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve A x = b per path (A (M, n, n) symmetric PSD).
+
+    Where A is singular (rank J < n: fewer than n active coordinates, e.g. at a degenerate vertex of
+    {Zw = y} that an adaptive flow reaches in finite time) the minimum-norm least-squares solution is used;
+    J v and the range of S J^T are consistent, so it is exact there.
+    """
+    try:
+        return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        out = np.empty(b.shape)
+        for p in range(A.shape[0]):
+            out[p] = np.linalg.lstsq(A[p], b[p], rcond=None)[0]
+        return out
+
+
 def residual_norm(problem: Problem, theta: np.ndarray) -> np.ndarray:
     """max_j |(Z w - y)_j| per path, (M,)."""
     r = problem.w(theta) @ problem.ZT - problem.y
@@ -64,10 +80,7 @@ def retract(problem: Problem, theta, *, tol: float = 1e-12, max_iter: int = 50,
         if np.all(err <= tol * scale):
             return th
         wu, wv, *_ = _first_second(problem, th)
-        try:
-            x = np.linalg.solve(_jjt(problem, wu, wv), r[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            raise DiagsimError("retraction failed: J J^T is singular (fewer than n active coordinates?)") from None
+        x = _solve(_jjt(problem, wu, wv), r[..., None])[..., 0]
         th -= jt(problem, wu, wv, x)
     raise DiagsimError(f"retraction did not converge in {max_iter} Newton steps "
                        f"(max residual {float(err.max()):.3g}); the start point is too far from the manifold")
@@ -85,11 +98,11 @@ def project_tangent(problem: Problem, theta: np.ndarray, vec: np.ndarray, S: np.
     wu, wv, *_ = _first_second(problem, th)
     Jv = jvp(problem, wu, wv, vec)
     if S is None:
-        x = np.linalg.solve(_jjt(problem, wu, wv), Jv[..., None])[..., 0]
+        x = _solve(_jjt(problem, wu, wv), Jv[..., None])[..., 0]
         return vec - jt(problem, wu, wv, x)
     d = problem.d
     Su, Sv = S[:, :d], S[:, d:]
     c = Su * wu * wu + Sv * wv * wv
     JSJ = np.einsum("ji,mi,ki->mjk", problem.Z, c, problem.Z, optimize=True)
-    x = np.linalg.solve(JSJ, Jv[..., None])[..., 0]
+    x = _solve(JSJ, Jv[..., None])[..., 0]
     return vec - S * jt(problem, wu, wv, x)
