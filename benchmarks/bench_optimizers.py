@@ -14,6 +14,8 @@ Measures, on this machine and in this process:
    2 * 2 * n * d FLOP per path-step (the products Z w and Z^T r), as a fraction of the dgemm rate.
 
 Targets: diagsim on one path no slower per step than the NumPy loop; M = 64 at >= 25% of dgemm.
+The same ratios are also measured per core from CPU time (one BLAS thread in a subprocess, one Numba
+thread), which other processes on a shared machine distort much less than wall-clock rates.
 Timings are best of ``--repeats`` after a warm-up call (which includes Numba's compilation or cache
 load). Other processes on the machine distort all numbers alike; the load average is printed.
 """
@@ -39,10 +41,27 @@ def dgemm_rate(size: int, repeats: int) -> float:
     return 2.0 * size ** 3 / best
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
+def _timed(fn, clock=time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
+
+
+_DGEMM_1T = """
+import time, numpy as np
+a = np.random.default_rng(0).standard_normal(({n}, {n})); b = a.copy(); a @ b
+best = min((lambda t0: (a @ b, time.process_time() - t0)[1])(time.process_time()) for _ in range({r}))
+print(2.0 * {n} ** 3 / best)
+"""
+
+
+def dgemm_rate_one_thread(size: int, repeats: int) -> float:
+    """FLOP per CPU-second of dgemm with one BLAS thread (a subprocess with *_NUM_THREADS=1)."""
+    import subprocess
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _DGEMM_1T.format(n=size, r=repeats)], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip())
 
 
 def numpy_adam_loop(problem, steps: int, lr: float, beta1: float, beta2: float, eps: float, delta: float) -> float:
@@ -132,6 +151,24 @@ def main(argv=None) -> int:
         t = best_per_step(kernel_runner(problem, opt, M, st), st, args.repeats)
         ens.append({"paths": M, "s_per_step": t, "path_steps_per_s": M / t, "gflops": flop * M / t / 1e9,
                     "frac_dgemm": flop * M / t / gemm})
+    # per-core figures from CPU time (robust to other processes): one BLAS thread, one Numba thread
+    log("per-core figures (CPU time) ...")
+    gemm1 = dgemm_rate_one_thread(2000, max(args.repeats, 3))
+    numba.set_num_threads(1)
+    st64 = max(10, int(2 * steps1 / 64))
+    run64 = kernel_runner(problem, opt, 64, st64)
+    run64()
+    t64_cpu = min(_timed(run64, time.process_time) for _ in range(args.repeats)) / st64
+    run1 = kernel_runner(problem, opt, 1, steps1)
+    run1()
+    t1_cpu = min(_timed(run1, time.process_time) for _ in range(args.repeats)) / steps1
+    np_run = numpy_adam_loop(problem, steps1 // 4, lr, beta1, beta2, eps, delta)
+    np_run()
+    tnp_cpu = min(_timed(np_run, time.process_time) for _ in range(args.repeats)) / (steps1 // 4)
+    numba.set_num_threads(info["numba_threads"])
+    percore = {"dgemm_flops_1thread": gemm1, "kernel64_cpu_s_per_path_step": t64_cpu / 64,
+               "kernel1_cpu_s_per_step": t1_cpu, "numpy_cpu_s_per_step": tnp_cpu,
+               "frac_dgemm_per_core": flop * 64 / t64_cpu / gemm1}
     info["loadavg_end"] = os.getloadavg()[0]
 
     print(f"# diagsim discrete optimizers: Adam (lr {lr}, beta1 {beta1}, beta2 {beta2}, eps {eps}), label noise "
@@ -151,6 +188,13 @@ def main(argv=None) -> int:
     for e in ens:
         print(f"| {e['paths']} | {e['s_per_step'] * 1e6:.1f} | {e['path_steps_per_s']:.3g} | {e['gflops']:.1f} | "
               f"{100 * e['frac_dgemm']:.1f}% |")
+    print()
+    print("per core, from CPU time (one BLAS thread / one Numba thread; robust to other processes):")
+    print(f"  dgemm, 1 thread:                          {gemm1 / 1e9:8.1f} GFLOP/s")
+    print(f"  NumPy loop, 1 path:                       {tnp_cpu * 1e6:8.2f} us/step")
+    print(f"  diagsim kernel, 1 path:                   {t1_cpu * 1e6:8.2f} us/step   ({tnp_cpu / t1_cpu:.2f}x)")
+    print(f"  diagsim kernel, 64 paths:                 {t64_cpu / 64 * 1e6:8.2f} us/path-step = "
+          f"{flop * 64 / t64_cpu / 1e9:.1f} GFLOP/s = {100 * percore['frac_dgemm_per_core']:.1f}% of 1-thread dgemm")
     e64 = next((e for e in ens if e["paths"] == 64), None)
     print()
     print(f"target 1: 1 path no slower than NumPy: {'PASS' if t_k1 <= t_np else 'FAIL'} "
@@ -161,7 +205,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "dgemm_flops": gemm, "numpy_s_per_step": t_np, "kernel_1_s_per_step": t_k1,
-                       "simulate_1_s_per_step": t_s1, "ensembles": ens}, f, indent=1)
+                       "simulate_1_s_per_step": t_s1, "ensembles": ens, "per_core": percore}, f, indent=1)
     return 0
 
 

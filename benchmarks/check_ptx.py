@@ -50,11 +50,14 @@ def main():
     n, d = prob.n, prob.d
     z = np.zeros
     args = [1, 1, low.fp, low.ip, low.keys, 0, 2, prob.Z, prob.ZT, prob.y, z((M, 2 * d)), z((M, 2 * d)),
-            z((M, 2 * d)), np.arange(M), 0, 5, np.ones(M, bool), z(M), z(M, np.int64), z(M), z((M, d)), z((M, n)),
-            z(M), z((M, n)), z((M, n)), z((M, n), np.int64), z((M, n)), z((M, d)), z((M, 2 * d)),
+            z((M, 2 * d)), np.arange(M), 0, 5, np.ones(M, bool), z(M), z(M, np.int64), z(M), z((M, d)),
+            z((M, n)), z(M), z((M, n)), z((M, n)), z((M, n), np.int64), z((M, n)), z((M, d)), z((M, 2 * d)),
             z((M, max(n, 2 * d)))]
     ptx, _ = cuda.compile_ptx(CK.discrete_kernel().py_func, tuple(numba.typeof(a) for a in args), cc=(8, 0))
     print(f"discrete kernel (SGD/Adam): PTX {len(ptx)} chars, {ptx.count('fma.rn.f64')} fma.rn.f64")
+    args = [0, np.uint64(1), np.uint64(2), np.arange(M), 0, 1.0, z((M, 2, 5))]
+    ptx, _ = cuda.compile_ptx(CK.noise_kernel().py_func, tuple(numba.typeof(a) for a in args), cc=(8, 0))
+    print(f"noise kernel (Philox normals/signs): PTX {len(ptx)} chars, {ptx.count('fma.rn.f64')} fma.rn.f64")
 
 
 if __name__ == "__main__":

@@ -106,10 +106,11 @@ def main():
     prob = cfg.problem()
     k0, k1 = rng.key_for(1, "brownian")
     scale = cfg.sigma * math.sqrt(cfg.dt)
-    variants = {"per-path": lambda X, s: em_per_path(X, 0, s, cfg.dt, scale, k0, k1, prob.Z, prob.ZT, prob.y, 0),
-                "unrolled": lambda X, s: em_per_path(X, 0, s, cfg.dt, scale, k0, k1, prob.Z, prob.ZT, prob.y, 1),
-                "grouped(4)": lambda X, s: em_grouped(X, 0, s, cfg.dt, scale, k0, k1, prob.Z, prob.ZT, prob.y, 4),
-                "grouped(8)": lambda X, s: em_grouped(X, 0, s, cfg.dt, scale, k0, k1, prob.Z, prob.ZT, prob.y, 8)}
+    data = (cfg.dt, scale, k0, k1, prob.Z, prob.ZT, prob.y)
+    variants = {"per-path": lambda X, s: em_per_path(X, 0, s, *data, 0),
+                "unrolled": lambda X, s: em_per_path(X, 0, s, *data, 1),
+                "grouped(4)": lambda X, s: em_grouped(X, 0, s, *data, 4),
+                "grouped(8)": lambda X, s: em_grouped(X, 0, s, *data, 8)}
     finals = {}
     for name, f in variants.items():
         f(prob.theta0(2), 5)
@@ -121,7 +122,8 @@ def main():
             best = min(best, time.thread_time() - t)
         finals[name] = X
         ns = best / (a.M * a.steps) * 1e9
-        print(f"{name:12s} {ns:7.1f} ns per path-step (thread CPU time) = {1e9 / ns:.3g} path-steps/s per core")
+        print(f"{name:12s} {ns:7.1f} ns per path-step (thread CPU time) = {1e9 / ns:.3g} "
+              "path-steps/s per core")
     same = all(np.array_equal(finals["per-path"], v) for v in finals.values())
     print(f"all variants bitwise equal: {same}")
 

@@ -141,7 +141,8 @@ def main():
     ]
     g = np.random.default_rng(0)
     buf = np.empty(40 * 10000)
-    rows.append(("noise: NumPy Generator (40, bulk)", per_step(lambda s: g.standard_normal(out=buf[:40 * s]), 10000)))
+    rows.append(("noise: NumPy Generator (40, bulk)",
+                 per_step(lambda s: g.standard_normal(out=buf[:40 * s]), 10000)))
     for name, ns in rows:
         print(f"{name:40s} {ns:8.1f} ns per path-step")
 

@@ -198,12 +198,23 @@ def compute_figure(spec: FigureSpec, cache_dir, *, backend: str = "serial", work
 
 @dataclass
 class FigureReport:
+    """Wall-clock seconds of the compute and plot phases, CPU seconds of both (this process and its
+    finished worker processes: unlike wall time, it does not grow when other programs share the cores),
+    job counts, and the files written."""
+
     name: str
     compute_s: float
     plot_s: float
     computed: int
     cached: int
     files: list
+    cpu_s: float = 0.0
+
+
+def _cpu_seconds() -> float:
+    import resource
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def make_figure(name, *, quick: bool = False, cache_dir=None, out_dir=None, root=None,
@@ -215,14 +226,14 @@ def make_figure(name, *, quick: bool = False, cache_dir=None, out_dir=None, root
     spec = load_figure(name, quick=quick, root=root)
     cache_dir = Path(cache_dir) if cache_dir else default_cache(root, quick)
     out_dir = Path(out_dir) if out_dir else root.parent / "figures"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     reports = compute_figure(spec, cache_dir, backend=backend, workers=workers, scheduler=scheduler,
                              progress=progress)
     t1 = time.perf_counter()
     files = render_figure(spec, cache_dir, out_dir, formats=formats)
     t2 = time.perf_counter()
     return FigureReport(spec.name, t1 - t0, t2 - t1, sum(r.computed for r in reports),
-                        sum(r.cached for r in reports), files)
+                        sum(r.cached for r in reports), files, _cpu_seconds() - c0)
 
 
 def default_cache(root: Path, quick: bool) -> Path:

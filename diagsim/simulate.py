@@ -270,6 +270,9 @@ class _Run:
                           pm["init"], pm["alpha"], pm["seed"], pm["meta"], get("Z_test"), get("y_test"))
         if data_hash(problem) != cfg["problem"]["data_sha256"]:
             raise DiagsimError(f"checkpoint {str(path)!r} is corrupt: its data do not match the recorded hash")
+        if cfg.get("versions") != versions():
+            warnings.warn(f"checkpoint {str(path)!r} was written with {cfg.get('versions')}, this is {versions()}: "
+                          "the continuation is bit-for-bit only with the same versions", RuntimeWarning, stacklevel=3)
         from .optimizers.specs import from_config
         optimizer = from_config(cfg["optimizer"])
         stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"])

@@ -48,6 +48,7 @@ def plot(ctx):
     axes[1].set(xscale="log", xlabel="step", ylabel="$\\|w\\|_1$", title="$\\ell_1$ norm")
     axes[2].set(xscale="log", yscale="log", xlabel="step", ylabel=f"#{{i: |w_i| > {job0['simulate']['support_threshold']:g}}}",
                 title="support size")
+    axes[2].set_ylim(bottom=1)
     axes[0].legend(fontsize=6.5, loc="lower left")
     axes[1].legend(fontsize=7)
     fig.suptitle(f"label noise $\\delta$ = {job0['optimizer']['noise']['delta']:g}, n = {p['n']}, d = {p['d']}, "

@@ -42,7 +42,8 @@ def test_data_file_and_user_expression(tmp_path, capsys):
     path = pb.save(tmp_path / "p.npz")
     out = _json(capsys, ["predict", "--optimizer", "sgd", "--data", str(path), "--json"])
     np.testing.assert_allclose(out["w"], predict(pb, "sgd").w, atol=1e-12)
-    out = _json(capsys, ["predict", "--optimizer", "sgd", "--data", str(path), "--w-expr", "u**3 - v**3", "--json"])
+    out = _json(capsys, ["predict", "--optimizer", "sgd", "--data", str(path), "--w-expr", "u**3 - v**3",
+                         "--json"])
     assert out["parametrization"] == "u**3 - v**3" and "convex" in out["method"]
 
 
@@ -56,7 +57,8 @@ def test_default_problem_adam_is_local_with_a_note(capsys):
     (["predict", "--optimizer", "adame", *SMALL], "needs lam"),
     (["predict", "--optimizer", "adame", "--lam", "1.0", *SMALL], "lam must lie in"),
     (["predict", "--optimizer", "sgd", "--lam", "0.2", *SMALL], "lam applies"),
-    (["predict", "--optimizer", "adam", "--method", "global", "--max-supports", "10", *SMALL], "C(12, 5) = 792"),
+    (["predict", "--optimizer", "adam", "--method", "global", "--max-supports", "10", *SMALL],
+     "C(12, 5) = 792"),
 ])
 def test_errors_are_one_line(capsys, argv, msg):
     assert main(argv) == 2

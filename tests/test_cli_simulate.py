@@ -102,6 +102,16 @@ def test_errors_are_one_line(argv, match, capsys):
     assert re.search(match, err), err
 
 
+def test_model_option_reaches_the_model(capsys):
+    """--model-option KEY=VALUE (JSON-parsed) goes to the model's make_stepper; dt sets the step count."""
+    pytest.importorskip("diagsim.sde")
+    out = _json(capsys, ["simulate", "--optimizer", "sgd", "--lr", "0.01", "--model", "sde", "--model-option",
+                         "dt=0.005", "--tau", "0.01", "--paths", "2", "--json", "--quiet", *SMALL])
+    assert out["model"] == "sde" and out["steps"] == 200 and out["tau"] == pytest.approx(0.01)
+    assert main(["simulate", "--model-option", "dt", "--steps", "3", "--quiet", *SMALL]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
 def test_missing_horizon_is_an_error(capsys):
     assert main(["simulate", "--quiet", *SMALL]) == 2
     assert "exactly one of steps, t, tau" in capsys.readouterr().err

@@ -93,3 +93,13 @@ def test_figure_config_errors(tmp_path):
     with pytest.raises(DiagsimError, match=r"x.toml \[sweeps.a\]: grid\['p.q'\] must be a list"):
         load_figure(bad)
     assert repro_dir(REPRO) == REPRO
+
+
+def test_example_sweeps_parse():
+    from diagsim.sweep import load_sweep
+    files = sorted((REPRO / "sweeps").glob("*.toml"))
+    assert files
+    for f in files:
+        sw = load_sweep(f)
+        assert len(plan_sweep(sw, "unused").jobs) == len(sw) >= 2
+        assert sw.plot.get("x") in sw.keys and sw.plot.get("y") in sw.keys

@@ -265,6 +265,26 @@ def test_gd_gradient_is_the_exact_gradient():
     np.testing.assert_array_equal(state["theta"], th0 - 0.1 * gradient(problem, th0))
 
 
+@pytest.mark.parametrize("n, d", [(13, 1100), (8, 9), (3, 5)])
+def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
+    """forward_group / pullback_group (paths in lockstep, unrolled) = kernels.forward / kernels.pullback."""
+    from diagsim import kernels as K
+    from diagsim.optimizers._linalg import forward_group, pullback_group
+    problem = make_problem(n, d, 2, seed=4)
+    th = _theta0(problem, 3)
+    W = problem.w(th)
+    R, L, GW = np.empty((3, n)), np.empty(3), np.empty((3, d))
+    forward_group(problem.ZT, problem.y, W, 3, R, L)
+    pullback_group(problem.Z, R / n, 3, GW)
+    for s in range(3):
+        w, r, gw = np.empty(d), np.empty(n), np.empty(d)
+        loss = K.forward(th[s], 0, 2, problem.ZT, problem.y, w, r)
+        K.pullback(problem.Z, R[s] / n, 1.0, gw)
+        np.testing.assert_array_equal(R[s], r)
+        assert L[s] == loss
+        np.testing.assert_array_equal(GW[s], gw)
+
+
 # --------------------------------------------------------------------------- reproducibility
 def test_group_size_and_subsets_are_bitwise_invariant():
     """The same path gives the same bits whatever its group, the number of paths, or its position."""

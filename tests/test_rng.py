@@ -112,13 +112,15 @@ def test_normals_match_numpy_box_muller_from_raw_words():
 def test_uniforms_and_signs_match_raw_words():
     n, path, step = 9, 3, 11
     w = _words(5, "test", path, step, 5)
-    ref_u = np.array([((int(w[i // 2, 2 * (i % 2)]) >> 5) * 2**26 + (int(w[i // 2, 2 * (i % 2) + 1]) >> 6)) / 2**53
-                      for i in range(n)])
+    hi = [int(w[i // 2, 2 * (i % 2)]) >> 5 for i in range(n)]
+    lo = [int(w[i // 2, 2 * (i % 2) + 1]) >> 6 for i in range(n)]
+    ref_u = np.array([(a * 2**26 + b) / 2**53 for a, b in zip(hi, lo)])
     np.testing.assert_array_equal(rng.uniforms(5, "test", [path], range(step, step + 1), n)[0, 0], ref_u)
     m = 300
     w = _words(5, "test", path, step, 3)
     ref_s = np.array([1.0 if (int(w[i // 128, (i % 128) // 32]) >> (i % 32)) & 1 else -1.0 for i in range(m)])
-    np.testing.assert_array_equal(rng.signs(5, "test", [path], range(step, step + 1), m, 0.5)[0, 0], 0.5 * ref_s)
+    got = rng.signs(5, "test", [path], range(step, step + 1), m, 0.5)[0, 0]
+    np.testing.assert_array_equal(got, 0.5 * ref_s)
 
 
 def test_normals_ks_and_moments():

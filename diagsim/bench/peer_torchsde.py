@@ -29,6 +29,9 @@ class TorchSDE:
         import torchsde
         from torchsde._brownian.brownian_base import BaseBrownian
 
+        from .threads import apply_torch
+        apply_torch()
+
         prob = cfg.problem()
         Z = torch.from_numpy(prob.Z)
         ZT = torch.from_numpy(prob.ZT)

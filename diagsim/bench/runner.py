@@ -53,9 +53,12 @@ def select(contestants: list, only) -> list:
 
 def environment() -> dict:
     import numba
-    env = {"date": datetime.date.today().isoformat(), "diagsim": __version__, "python": platform.python_version(),
+    env = {"date": datetime.date.today().isoformat(), "diagsim": __version__,
+           "python": platform.python_version(),
            "numpy": np.__version__, "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
            "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": _cpu_name()}
+    from . import threads
+    env["thread_limit"] = threads.LIMIT
     try:
         env["load_avg_1min"] = os.getloadavg()[0]
     except OSError:  # pragma: no cover
@@ -132,7 +135,8 @@ def run_sde(cfg: SDEBench, contestants: list, log=print) -> dict:
             try:
                 r = time_contestant(c, cfg, M)
             except Exception as exc:  # noqa: BLE001 - a failing peer must not stop the benchmark
-                results.append({"contestant": c.name, "kind": c.kind, "M": M, "error": f"{type(exc).__name__}: {exc}"})
+                results.append({"contestant": c.name, "kind": c.kind, "M": M,
+                                "error": f"{type(exc).__name__}: {exc}"})
                 log(f"{c.name} M={M}: failed ({type(exc).__name__}: {exc})")
                 continue
             r = {"contestant": c.name, "kind": c.kind, "description": c.description, **r, **zscores(r, ref)}
@@ -151,7 +155,8 @@ def run_sde(cfg: SDEBench, contestants: list, log=print) -> dict:
 
 
 def _ratios(results: list) -> None:
-    base = {r["M"]: r["path_steps_per_s"] for r in results if r["contestant"] == "diagsim" and "error" not in r}
+    base = {r["M"]: r["path_steps_per_s"] for r in results
+            if r["contestant"] == "diagsim" and "error" not in r}
     for r in results:
         if "error" not in r and r["M"] in base:
             r["diagsim_over_this"] = base[r["M"]] / r["path_steps_per_s"]

@@ -37,6 +37,7 @@ def zscores(s: dict, ref: dict) -> dict:
     out = {}
     for name in ("loss", "l1"):
         se2 = s[f"{name}_se"] ** 2 + ref[f"{name}_se"] ** 2
-        out[f"{name}_z"] = (s[f"{name}_mean"] - ref[f"{name}_mean"]) / math.sqrt(se2) if se2 > 0 else float("nan")
+        diff = s[f"{name}_mean"] - ref[f"{name}_mean"]
+        out[f"{name}_z"] = diff / math.sqrt(se2) if se2 > 0 else float("nan")
     out["ok"] = bool(s["finite"] and all(not (abs(z) > Z_FLAG) for z in out.values() if isinstance(z, float)))
     return out

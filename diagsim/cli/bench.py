@@ -23,6 +23,8 @@ def register(sub) -> None:
                    help="contestants to run (diagsim, diagsim-cuda, numpy-gemm, diffrax, torchsde)")
     p.add_argument("--no-paper", action="store_true", help="skip the paper-scale Adam/SGD timings")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per entry (best is kept)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="limit Numba, OpenBLAS, torch and XLA to N threads (default: library defaults)")
     p.set_defaults(func=main)
 
 
@@ -34,6 +36,9 @@ def main(args) -> int:
     from ..errors import check_int
 
     cfg, paper = configs(args.quick)
+    if args.threads is not None:
+        from ..bench.threads import limit_threads
+        limit_threads(check_int("threads", args.threads))
     if args.repeats is not None:
         cfg = replace(cfg, repeats=check_int("repeats", args.repeats))
     contestants = select(all_contestants(), args.only)

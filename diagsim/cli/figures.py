@@ -56,6 +56,6 @@ def main(args) -> int:
                           progress=not args.no_progress, formats=formats)
         total += rep.compute_s + rep.plot_s
         print(f"{n}: {rep.computed} jobs computed, {rep.cached} cached; compute {rep.compute_s:.1f} s, "
-              f"plot {rep.plot_s:.1f} s -> {', '.join(str(f) for f in rep.files)}")
+              f"plot {rep.plot_s:.1f} s (CPU {rep.cpu_s:.1f} s) -> {', '.join(str(f) for f in rep.files)}")
     print(f"{len(names)} figure(s) in {total:.1f} s")
     return 0

@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import numpy as np
 
@@ -22,12 +23,14 @@ from .common import add_problem_args, print_json, print_table, problem_from_args
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict", help="predicted limit point of an optimizer (symbolic implicit bias + LP / enumeration)",
-        description="Predict the interpolator an optimizer converges to: SGD with label noise minimizes tr H "
+        description=textwrap.fill("Predict the interpolator an optimizer converges to: SGD with label noise minimizes tr H "
                     "(weighted basis pursuit), Adam tr diag(H)^{1/2} (weighted l_1/2), AdamE-lambda "
                     "tr diag(H)^{1-lambda}, Adam-mini/Adalayer the block measure, gradient flow (gd) the "
                     "Woodworth hyperbolic-entropy interpolator. Prints the predicted w (non-zeros), its "
-                    "support and the fibre-minimized value of each measure.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "support and the fibre-minimized value of each measure.", 100),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + "\n".join("  " + line.strip() for line in __doc__.splitlines()
+                                          if line.strip().startswith("diagsim predict")))
     p.add_argument("--optimizer", default="sgd", choices=NAMES, help="optimizer (default sgd)")
     p.add_argument("--lam", type=float, default=None,
                    help="lambda of AdamE (required for adame; optional for adam/rmsprop, default 0.5)")
@@ -65,15 +68,18 @@ def run(args) -> int:
     print(f"support ({len(pred.support)}): {pred.support.tolist()}")
     w_star = problem.w_star
     rows = []
-    show = pred.support if len(pred.support) <= 40 else pred.support[np.argsort(-np.abs(pred.w[pred.support]))[:40]]
+    show = pred.support
+    if len(show) > 40:
+        show = show[np.argsort(-np.abs(pred.w[show]))[:40]]
     for i in sorted(show.tolist()):
         rows.append((i, float(pred.w[i])) + ((float(w_star[i]),) if w_star is not None else ()))
     if len(show) < len(pred.support):
         print(f"(showing the {len(show)} largest of {len(pred.support)} non-zeros)")
     print_table(rows, ("i", "w_i") + (("w*_i",) if w_star is not None else ()))
     print("measures at w (minimum over the fibre of w):")
-    mrows = [(MEASURES.get(k, "sum_i a_i^2 q(w_i / a_i^2)") + (f" (lam={args.lam:g})" if k == "adame" else ""),
-              v) for k, v in pred.measures.items()]
+    names = {**MEASURES, "woodworth": "sum_i a_i^2 q(w_i / a_i^2)"}
+    lam_txt = f" (lam={args.lam:g})" if args.lam is not None else ""
+    mrows = [(names[k] + (lam_txt if k == "adame" else ""), v) for k, v in pred.measures.items()]
     print_table(mrows, ("measure", "value"))
     print(f"max|Zw - y| = {pred.residual:.3g}")
     if w_star is not None:

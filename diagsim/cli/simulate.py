@@ -94,7 +94,7 @@ def register(sub) -> None:
 
     r = p.add_argument_group("run")
     r.add_argument("--model", default="discrete", help="discrete | sde | slow-flow (default discrete)")
-    r.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+    r.add_argument("--model-option", action="append", default=None, metavar="KEY=VALUE",
                    help="option of the model, e.g. dt=0.01 (repeatable; VALUE parsed as JSON if possible)")
     h = r.add_mutually_exclusive_group()
     h.add_argument("--steps", type=int, help="horizon in steps")
@@ -114,8 +114,9 @@ def register(sub) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_problem_args(p)
-    for a in p._actions:
-        if a.dest not in ("help", "config") and a.default is not argparse.SUPPRESS:
+    for a in p._actions:  # mark argparse's defaults (an append action must keep its list default: None)
+        if (a.dest not in ("help", "config") and a.default is not argparse.SUPPRESS
+                and not isinstance(a, argparse._AppendAction)):
             a.default = _Default(a.default)
     p.set_defaults(func=main)
 

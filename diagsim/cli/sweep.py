@@ -67,9 +67,17 @@ def main(args) -> int:
     return 0
 
 
+#: summary columns shown first in the printed preview, when present
+PREFERRED = ("test_loss", "rel_error", "recovered", "support", "support_size", "l1", "trace_h",
+             "trace_sqrt_diag_h", "train_loss", "n_diverged")
+
+
 def _preview(table, keys, max_rows: int = 20, max_cols: int = 8) -> None:
-    names = [k for k in keys] + [n for n in table.names if n not in ("index", "key", "error", *keys)]
-    names = names[:max_cols]
+    rest = [n for n in table.names if n not in ("index", "key", "status", "error", *keys)
+            and table[n].dtype.kind in "fiub" and not n.endswith("_se")]
+    summary = [n for n in PREFERRED if n in rest] + [n for n in rest if n not in PREFERRED]
+    status = ["status"] if set(table["status"]) != {"ok"} else []
+    names = (list(keys) + status + summary)[:max(max_cols, len(keys) + len(status) + 1)]
     rows = [tuple(table[n][i].item() for n in names) for i in range(min(len(table), max_rows))]
     print_table(rows, tuple(names))
     if len(table) > max_rows:

@@ -16,6 +16,9 @@ advance_sde(stepper, state, paths, step0, n_steps, active)
 advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None)
     :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance` on the GPU for GD, SGD and Adam /
     RMSProp / AdamE-lambda with label noise (Rademacher or Gaussian) or none.
+normals(seed, stream, paths, steps, n, scale=1.0) / signs(...)
+    the counter-based variates of :func:`diagsim.rng.normals` / :func:`diagsim.rng.signs`, drawn on the
+    device (same shape (len(paths), len(steps), n)).
 SDELabelNoise(problem, lr, label_noise, dt, seed)
     the benchmark's label-noise SGD SDE with device-resident data: ``run(theta0, paths, step0, n_steps)``.
 """
@@ -26,7 +29,8 @@ import numpy as np
 from ..errors import DiagsimError
 from ._lazy import simulator, unavailable_reason
 
-__all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "SDELabelNoise"]
+__all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "normals", "signs",
+           "SDELabelNoise"]
 
 THREADS = 128
 
@@ -106,8 +110,9 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     n_steps = check_int("n_steps", n_steps, minimum=0)
     low = stepper.low
     if low.opt not in (OPT_SGD, OPT_ADAM) or low.noise not in (NOISE_NONE, NOISE_RADEMACHER, NOISE_GAUSSIAN):
-        raise DiagsimError(f"the CUDA discrete kernel covers GD, SGD and Adam/RMSProp/AdamE with label noise or "
-                           f"none; got {stepper.optimizer.name} with {type(stepper.optimizer.noise).__name__}")
+        raise DiagsimError(f"the CUDA discrete kernel covers GD, SGD and Adam/RMSProp/AdamE with label noise "
+                           f"or none; got {stepper.optimizer.name} with "
+                           f"{type(stepper.optimizer.noise).__name__}")
     prob = stepper.problem
     theta = state["theta"]
     M, dim = theta.shape
@@ -125,14 +130,16 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     kern = CK.discrete_kernel()
     dth, dm, dv, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, m, v, active))
     dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
+    # W, R, LOSS, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
     scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.device_array(M),
                cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
-               cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)), cuda.device_array((M, d)),
-               cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
+               cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)),
+               cuda.device_array((M, d)), cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
     kern[_grid(M)](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
                    cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
                    cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
-                   cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl, *scratch)
+                   cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl,
+                   *scratch)
     theta[...] = dth.copy_to_host()
     if "m" in state:
         state["m"][...] = dm.copy_to_host()
@@ -140,6 +147,32 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
         state["v"][...] = dv.copy_to_host()
     active[...] = dact.copy_to_host()
     return dds.copy_to_host(), ddl.copy_to_host()
+
+
+def _noise(kind: int, seed: int, stream, paths, steps, n: int, scale: float) -> np.ndarray:
+    cuda = _require()
+    from .. import rng
+    from . import kernels as CK
+    k0, k1 = rng.key_for(seed, stream)
+    paths = np.ascontiguousarray(paths, dtype=np.int64)
+    steps = range(steps) if isinstance(steps, int) else steps
+    if steps.step != 1:
+        raise DiagsimError("steps must be a contiguous range")
+    out = cuda.device_array((paths.shape[0], len(steps), int(n)))
+    if out.size:
+        CK.noise_kernel()[_grid(paths.shape[0])](kind, np.uint64(k0), np.uint64(k1), cuda.to_device(paths),
+                                                 steps.start, float(scale), out)
+    return out.copy_to_host()
+
+
+def normals(seed: int, stream, paths, steps, n: int, scale: float = 1.0) -> np.ndarray:
+    """:func:`diagsim.rng.normals` computed on the device, shape (len(paths), len(steps), n)."""
+    return _noise(0, seed, stream, paths, steps, n, scale)
+
+
+def signs(seed: int, stream, paths, steps, n: int, scale: float = 1.0) -> np.ndarray:
+    """:func:`diagsim.rng.signs` computed on the device, shape (len(paths), len(steps), n)."""
+    return _noise(1, seed, stream, paths, steps, n, scale)
 
 
 class SDELabelNoise:

@@ -133,3 +133,27 @@ def discrete_kernel():
 
     _CACHE["discrete"] = kernel
     return kernel
+
+
+def noise_kernel():
+    """out[p, s, :] <- rng.fill_normals (kind 0) or rng.fill_signs (kind 1) of (paths[p], step0 + s)."""
+    if "noise" in _CACHE:
+        return _CACHE["noise"]
+    from .. import rng
+
+    normals_d = _lazy.device(rng.fill_normals)
+    signs_d = _lazy.device(rng.fill_signs)
+
+    @cuda.jit
+    def kernel(kind, k0, k1, paths, step0, scale, out):
+        p = cuda.grid(1)
+        if p >= out.shape[0]:
+            return
+        for s in range(out.shape[1]):
+            if kind == 0:
+                normals_d(k0, k1, paths[p], step0 + s, out[p, s], scale)
+            else:
+                signs_d(k0, k1, paths[p], step0 + s, out[p, s], scale)
+
+    _CACHE["noise"] = kernel
+    return kernel

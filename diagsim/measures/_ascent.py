@@ -5,20 +5,23 @@ Maximizes f_m(x) over ||x|| <= radius_m for many independent rows m at once (one
 Every iteration each active row proposes one candidate and keeps it only if f increases (so the
 iteration is monotone):
 
-* Newton (row on the sphere, outward gradient, i.e. multiplier mu = x.g / radius^2 > 0): the Newton step
-  of the KKT system g(x) = mu x, ||x|| = radius, restricted to the tangent space,
-      (Hess f - mu I) xi = -(g - mu x),   x.xi = 0,
-  solved as a bordered system with the rank-one shift sigma x x^T (sigma = -|mu| / radius^2), which does not
-  change the solution but removes the near-null direction x; then x <- radius (x + xi) / ||x + xi||.
-  It converges quadratically near a non-degenerate maximizer; the Hessian comes from the objective as a
+* Damped Newton (row on the sphere with an outward gradient, i.e. multiplier mu = x.g / radius^2 > 0):
+  the Newton step of the KKT system g(x) = mu x, ||x|| = radius on the tangent space, with
+  Levenberg-Marquardt damping tau >= 0,
+      (Hess f - (mu + tau) I) xi = -(g - mu x),   x.xi = 0,
+  solved as a bordered system with the rank-one shift sigma x x^T (sigma = -(mu + tau) / radius^2), which
+  does not change the solution but removes the near-null direction x; then
+  x <- radius (x + xi) / ||x + xi||. tau = 0 is Newton (quadratic convergence near a non-degenerate
+  maximizer); tau grows 4x after a rejected step (tending to a short tangential gradient step, which
+  always ascends) and shrinks 4x after an accepted one. The Hessian comes from the objective as a
   :class:`~._structured.StructuredHessian`, so a step costs one n x n Gram product per row.
-* Projected gradient (otherwise, or after a rejected Newton step): x <- P(x + eta g / ||g||); eta doubles
-  after an accepted step and shrinks 4x after a rejected one.
+* Projected gradient (rows inside the ball or with an inward gradient): x <- P(x + eta g / ||g||); eta
+  doubles after an accepted step and shrinks 4x after a rejected one.
 
 A candidate is accepted only if it increases f by more than 4 ulp. A row stops when its tangential
 gradient ||g - mu x|| <= gtol ||g|| on the sphere (a KKT point), when a Newton step is rejected at
-||g - mu x|| <= 1e-6 ||g|| (the value is then converged to rounding: its error is O(||g - mu x||^2)), when
-eta < eta_tol * radius, or after ``steps`` iterations.
+||g - mu x|| <= 1e-6 ||g|| (the value is then converged to rounding: its error is O(||g - mu x||^2)) or
+with tau > 1e12 mu, when a gradient row's eta < eta_tol * radius, or after ``steps`` iterations.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
     starts : (B, k) initial points (projected onto the balls first).
     rows : (B,) problem (path) index of each start, passed back to ``objective``.
     radius : (B,) ball radius of each start.
+    newton : use the (damped) Newton steps; False = projected gradient ascent only.
 
     Returns
     -------
@@ -58,9 +62,10 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
     g = np.empty_like(x)
     f[:], g[:], _ = objective(x, rows, False)
     eta = radius.astype(np.float64).copy()
-    use_newton = np.full(B, bool(newton))
+    tau = np.zeros(B)                       # Levenberg-Marquardt damping of the Newton steps
     active = np.linalg.norm(g, axis=1) > 0
     iters = np.zeros(B, dtype=np.int64)
+    ulp4 = 4 * np.finfo(float).eps
     for _ in range(steps):
         act = np.flatnonzero(active)
         if act.size == 0:
@@ -71,46 +76,46 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
         on = nx >= ra * (1 - 1e-12)
         mu = _dot(xa, ga) / np.maximum(nx * nx, 1e-300)
         t = ga - mu[:, None] * xa
+        tn = np.linalg.norm(t, axis=1)
         gn = np.linalg.norm(ga, axis=1)
-        kkt = on & (mu > 0) & (np.linalg.norm(t, axis=1) <= gtol * gn)
+        kkt = on & (mu > 0) & (tn <= gtol * gn)
         active[act[kkt]] = False
         keep = ~kkt
-        act, xa, ga, ra, on, mu, t, gn = act[keep], xa[keep], ga[keep], ra[keep], on[keep], mu[keep], t[keep], gn[keep]
+        act, xa, ga, ra, on, mu, t, tn, gn = (a[keep] for a in (act, xa, ga, ra, on, mu, t, tn, gn))
         if act.size == 0:
             break
         cand = project(xa + (eta[act] / gn)[:, None] * ga, ra)
-        nw = np.flatnonzero(on & (mu > 0) & use_newton[act])
+        is_newton = np.zeros(act.size, dtype=bool)
+        nw = np.flatnonzero(on & (mu > 0)) if newton else np.zeros(0, dtype=np.int64)
         if nw.size:
             _, _, H = objective(xa[nw], rows[act[nw]], True)
             xs, m_ = xa[nw], mu[nw]
-            sigma = -np.maximum(np.abs(m_), 1e-300) / ra[nw] ** 2
+            shift = m_ + tau[act[nw]]
+            sigma = -np.maximum(shift, 1e-300) / ra[nw] ** 2
             with np.errstate(all="ignore"):
-                z1, z2 = H.solve_bordered(m_, sigma, xs, [-t[nw], xs])
+                z1, z2 = H.solve_bordered(shift, sigma, xs, [-t[nw], xs])
                 nu = _dot(xs, z1) / _dot(xs, z2)
-                xi = z1 - nu[:, None] * z2
-                y = xs + xi
+                y = xs + (z1 - nu[:, None] * z2)
                 y = y * (ra[nw] / np.linalg.norm(y, axis=1))[:, None]
             ok = np.all(np.isfinite(y), axis=1)
             cand[nw[ok]] = y[ok]
-            is_newton = np.zeros(act.size, dtype=bool)
             is_newton[nw[ok]] = True
-        else:
-            is_newton = np.zeros(act.size, dtype=bool)
         fc, gc, _ = objective(cand, rows[act], False)
         fa = f[act]
-        acc = fc > fa + 4 * np.finfo(float).eps * np.abs(fa)   # an increase beyond rounding
+        acc = fc > fa + ulp4 * np.abs(fa)   # an increase beyond rounding
         ia = act[acc]
         x[ia], f[ia], g[ia] = cand[acc], fc[acc], gc[acc]
         pg = ~is_newton
         eta[act[acc & pg]] = np.minimum(2.0 * eta[act[acc & pg]], 1e8 * radius[act[acc & pg]])
         eta[act[~acc & pg]] *= 0.25
-        # a rejected Newton step is followed by a gradient step; an accepted gradient step re-enables Newton
-        use_newton[act[~acc & is_newton]] = False
-        use_newton[act[acc & pg]] = bool(newton)
-        # a rejected Newton step at a point whose tangential gradient is at rounding level is converged
-        tiny = ~acc & is_newton & (np.linalg.norm(t, axis=1) <= 1e-6 * gn)
-        active[act[tiny]] = False
-        active[act] &= eta[act] >= eta_tol * radius[act]
+        an, rn = act[acc & is_newton], act[~acc & is_newton]
+        tau[an] = np.where(tau[an] > 1e-3 * mu[acc & is_newton], 0.25 * tau[an], 0.0)
+        tau[rn] = np.maximum(4.0 * tau[rn], 1e-3 * mu[~acc & is_newton])
+        # converged: a rejected Newton step where the tangential gradient is at rounding level, or damping
+        # so strong that the step is below resolution
+        done = ~acc & is_newton & ((tn <= 1e-6 * gn) | (tau[act] > 1e12 * mu))
+        active[act[done]] = False
+        active[act[pg]] &= eta[act[pg]] >= eta_tol * radius[act[pg]]
     return f, x, iters
 
 

@@ -12,14 +12,14 @@ One compiled kernel serves every optimizer: the family, noise model and SAM vari
 
 One step k of a path (theta_k -> theta_{k+1}):
 
-1. ``r = Z w(theta_k) - y`` and the clean loss ``L_k = |r|^2 / 2n``. If ``L_k`` is not finite or
-   exceeds ``limit[path]`` the path stops here: ``active = False``, ``div_step = k``, ``div_loss = L_k``,
-   and theta stays theta_k.
-2. Noise (:func:`draw_noise`): label noise xi (Rademacher ±delta or delta N(0, 1); rows weighted 1/n), or
+1. Noise (:func:`draw_noise`): label noise xi (Rademacher ±delta or delta N(0, 1); rows weighted 1/n), or
    a minibatch (B rows without replacement, weighted 1/B; xi = 0), or none.
-3. The noisy gradient ``g = J^T c`` with ``c_j = a_j (r_j - xi_j [+ 2 lam_tra (r_j - rhat_j)])``
-   (:func:`coefficients`); for SAF/MESA ``rhat`` is the residual of the stored / EMA model, so
-   ``r - rhat = f - fhat``.
+2. The noisy gradient (:func:`noisy_gradient_group`, the one gradient every optimizer uses):
+   ``r = Z w(theta_k) - y``, the clean loss ``L_k = |r|^2 / 2n`` and ``g = J^T c`` with
+   ``c_j = a_j (r_j - xi_j [+ 2 lam_tra (r_j - rhat_j)])``; for SAF/MESA ``rhat`` is the residual of the
+   stored / EMA model, so ``r - rhat = f - fhat``.
+3. If ``L_k`` is not finite or exceeds ``limit[path]`` the path stops here: ``active = False``,
+   ``div_step = k``, ``div_loss = L_k``, and theta stays theta_k.
 4. The update of the family (:func:`update_adam` and friends); the SAM family first forms the
    perturbation (:func:`perturbation`) and evaluates the gradient at theta + eps with the *same* noise.
 """
@@ -95,17 +95,21 @@ def coefficients(r, xi, wrow, two_lam, rhat, c):
 
 
 @jit
-def noisy_gradient_group(code, depth, Z, ZT, y, TH, idx_theta, ns, W, R, LOSS, XI, WROW, C, GW, GR):
-    """The shared gradient of every optimizer, for a group: GR[s] = J(theta_s)^T c_s with
-    c_s = a (r_s - xi_s), theta_s = TH[idx_theta[s]] (residuals R and losses LOSS are refreshed)."""
+def noisy_gradient_group(code, depth, Z, ZT, y, TH, rows, ns, XI, WROW, two_lam, RHAT, W, R, LOSS, C, GW, GR):
+    """The one noisy gradient of every optimizer, for a group of paths in lockstep.
+
+    For s < ns and theta_s = TH[rows[s]]: W[s] = w(theta_s), R[s] = Z W[s] - y, LOSS[s] = |R[s]|^2 / 2n
+    (the clean loss), C[s] = a (r - xi [+ 2 lam_tra (r - rhat)]) (:func:`coefficients`; RHAT is read only
+    if two_lam != 0), GW[s] = Z^T C[s] and GR[s] = J(theta_s)^T C[s] (:func:`diagsim.kernels.chain`).
+    """
     for s in range(ns):
-        w_of(TH[idx_theta[s]], code, depth, W[s])
+        w_of(TH[rows[s]], code, depth, W[s])
     forward_group(ZT, y, W, ns, R, LOSS)
     for s in range(ns):
-        coefficients(R[s], XI[s], WROW[s], 0.0, R[s], C[s])
+        coefficients(R[s], XI[s], WROW[s], two_lam, RHAT[s], C[s])
     pullback_group(Z, C, ns, GW)
     for s in range(ns):
-        K.chain(TH[idx_theta[s]], code, depth, GW[s], GR[s])
+        K.chain(TH[rows[s]], code, depth, GW[s], GR[s])
 
 
 # --------------------------------------------------------------------------- SAM family
@@ -348,6 +352,7 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
     PERM = np.empty((G, n), np.int64)
     NROWS = np.empty(G, np.int64)
     idx = np.empty(G, np.int64)
+    live = np.empty(G, np.bool_)
     slot = np.arange(G)
     ubuf = np.empty(max(n, dim))
     sums = np.empty(max(ip[I_N_BLOCKS], 1))
@@ -371,86 +376,85 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
                 ns += 1
         if ns == 0:
             break
-        # 1. residuals and clean loss at theta_k; divergence check
-        for s in range(ns):
-            w_of(theta[idx[s]], code, depth, W[s])
-        forward_group(ZT, y, W, ns, R, LOSS)
-        kept = 0
-        for s in range(ns):
-            p = idx[s]
-            L = LOSS[s]
-            if not np.isfinite(L) or L > limit[p]:
-                active[p] = False
-                div_step[p] = k
-                div_loss[p] = L
-            else:
-                if kept != s:
-                    idx[kept] = p
-                    LOSS[kept] = L
-                    for j in range(n):
-                        R[kept, j] = R[s, j]
-                kept += 1
-        ns = kept
-        if ns == 0:
-            break
-        # 2. noise
+        # 1. noise of (path, step)
         for s in range(ns):
             NROWS[s] = draw_noise(noise, keys, delta, batch, paths[idx[s]], k, XI[s], WROW[s], PERM[s], ubuf)
-        # 3. noisy gradient (with the SAF / MESA term)
+        # 2. reference residuals of SAF (stored) / MESA (EMA model)
         if opt == OPT_MESA:
             for s in range(ns):
                 w_of(m[idx[s]], code, depth, W[s])
             forward_group(ZT, y, W, ns, R2, LOSS2)
         elif opt == OPT_SAF:
-            sl = k % delay
             for s in range(ns):
-                past = buf[idx[s], sl]
-                for j in range(n):
-                    R2[s, j] = past[j]
-                    past[j] = R[s, j]
+                R2[s, :] = buf[idx[s], k % delay]
+        # 3. the noisy gradient at theta_k, with its residual and clean loss
+        noisy_gradient_group(code, depth, Z, ZT, y, theta, idx, ns, XI, WROW, two_lam, R2, W, R, LOSS, C, GW, GR)
+        if opt == OPT_SAF:
+            for s in range(ns):
+                buf[idx[s], k % delay] = R[s]
+        # 4. divergence: a path whose loss at theta_k is not finite or above its limit stops at theta_k
+        n_live = 0
         for s in range(ns):
-            coefficients(R[s], XI[s], WROW[s], two_lam, R2[s], C[s])
-        pullback_group(Z, C, ns, GW)
-        for s in range(ns):
-            K.chain(theta[idx[s]], code, depth, GW[s], GR[s])
-        # 4. update
+            p = idx[s]
+            L = LOSS[s]
+            live[s] = np.isfinite(L) and L <= limit[p]
+            if live[s]:
+                n_live += 1
+            else:
+                active[p] = False
+                div_step[p] = k
+                div_loss[p] = L
+        if n_live == 0:
+            continue
+        # 5. update
         if opt == OPT_ADAM:
             for s in range(ns):
-                p = idx[s]
-                update_adam(theta[p], m[p], v[p], GR[s], fp, ip, k)
+                if live[s]:
+                    p = idx[s]
+                    update_adam(theta[p], m[p], v[p], GR[s], fp, ip, k)
         elif opt == OPT_ADAM_MINI:
             for s in range(ns):
-                p = idx[s]
-                update_adam_mini(theta[p], m[p], v[p], GR[s], fp, ip, blocks, bsize, sums, k)
+                if live[s]:
+                    p = idx[s]
+                    update_adam_mini(theta[p], m[p], v[p], GR[s], fp, ip, blocks, bsize, sums, k)
         elif opt == OPT_ADAGRAD:
             for s in range(ns):
-                p = idx[s]
-                update_adagrad(theta[p], v[p], GR[s], fp)
+                if live[s]:
+                    p = idx[s]
+                    update_adagrad(theta[p], v[p], GR[s], fp)
         elif opt == OPT_SAM:
             if variant == V_MSAM:
                 for s in range(ns):
-                    p = idx[s]
-                    msam_gradient(code, depth, Z, y, fp, ip[I_M_CHUNKS], theta[p], R[s], XI[s], PERM[s],
-                                  NROWS[s], GR[s], tmp_d, tmp_dim, tmp_dim2, tmp_d2)
-                    update_sgd(theta[p], GR[s], lr)
+                    if live[s]:
+                        p = idx[s]
+                        msam_gradient(code, depth, Z, y, fp, ip[I_M_CHUNKS], theta[p], R[s], XI[s], PERM[s],
+                                      NROWS[s], GR[s], tmp_d, tmp_dim, tmp_dim2, tmp_d2)
+                        update_sgd(theta[p], GR[s], lr)
             else:
                 for s in range(ns):
                     p = idx[s]
-                    perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf)
-                noisy_gradient_group(code, depth, Z, ZT, y, TH, slot, ns, W, R, LOSS2, XI, WROW, C, GW, GR)
+                    if live[s]:
+                        perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf)
+                    else:
+                        TH[s, :] = theta[p]
+                # the gradient at theta + eps with the same noise
+                noisy_gradient_group(code, depth, Z, ZT, y, TH, slot, ns, XI, WROW, 0.0, R2, W, R, LOSS2, C, GW,
+                                     GR)
                 for s in range(ns):
-                    update_sgd(theta[idx[s]], GR[s], lr)
+                    if live[s]:
+                        update_sgd(theta[idx[s]], GR[s], lr)
         else:  # SGD, GD, SAF, MESA
             for s in range(ns):
-                update_sgd(theta[idx[s]], GR[s], lr)
+                if live[s]:
+                    update_sgd(theta[idx[s]], GR[s], lr)
             if opt == OPT_MESA:
                 a = 1.0 - beta_ema
                 for s in range(ns):
-                    p = idx[s]
-                    th = theta[p]
-                    ema = m[p]
-                    for i in range(dim):
-                        ema[i] = beta_ema * ema[i] + a * th[i]
+                    if live[s]:
+                        th = theta[idx[s]]
+                        ema = m[idx[s]]
+                        for i in range(dim):
+                            ema[i] = beta_ema * ema[i] + a * th[i]
 
 
 @pjit

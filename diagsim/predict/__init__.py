@@ -13,7 +13,9 @@ from .targets import NAMES, Target, target_for
 
 
 def woodworth(Z, y, a):
-    """argmin_{Z w = y} sum_i a_i**2 q(w_i / a_i**2) (the gradient-flow limit of "uu-vv" from u = v = a), (d,)."""
+    """argmin_{Z w = y} sum_i a_i**2 q(w_i / a_i**2), shape (d,).
+
+    The gradient-flow limit of "uu-vv" from u = v = a (Woodworth et al. 2020)."""
     import numpy as np
 
     a = np.asarray(a, dtype=np.float64)

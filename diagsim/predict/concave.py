@@ -43,8 +43,9 @@ def global_minimum(system: System, c_pos, c_neg, e: float, *, max_supports: int 
     r, d = Z.shape
     count = n_supports(d, r)
     if count > max_supports:
-        raise DiagsimError(f"the global minimizer enumerates C(d, rank Z) = C({d}, {r}) = {count:.4g} supports, more "
-                           f"than max_supports = {max_supports:g}; use method='local' (or raise max_supports)")
+        raise DiagsimError(f"the global minimizer enumerates C(d, rank Z) = C({d}, {r}) = {count:.4g} "
+                           f"supports, more than max_supports = {max_supports:g}; use method='local' "
+                           "(or raise max_supports)")
     c_pos = np.asarray(c_pos, dtype=np.float64)
     c_neg = np.asarray(c_neg, dtype=np.float64)
     if r == 0:
@@ -85,7 +86,8 @@ def global_minimum(system: System, c_pos, c_neg, e: float, *, max_supports: int 
         for k in near[:64]:
             best.append((combos[k], x[k]))
     if not best:
-        raise DiagsimError("no basic solution of Z w = y has a finite regularizer (the allowed signs exclude all)")
+        raise DiagsimError("no basic solution of Z w = y has a finite regularizer "
+                           "(the allowed signs exclude all)")
     # distinct minimizing vertices (a degenerate vertex is found from several supports)
     distinct = []
     for S, xs in best:

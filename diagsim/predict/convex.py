@@ -149,6 +149,7 @@ def dual_newton(system: System, f, *, tol: float = 1e-13, max_iter: int = 500) -
     w = f.primal(zeta)
     res = float(np.max(np.abs(Z @ w - y)))
     if res > 1e3 * tol * scale:
-        raise DiagsimError(f"the dual Newton solve did not converge (max|Z w - y| = {res:.3g} after {max_iter} "
+        raise DiagsimError(f"the dual Newton solve did not converge (max|Z w - y| = {res:.3g} after "
+                           f"{max_iter} "
                            "iterations)")
     return {"w": w, "nu": nu, "zeta": zeta, "iterations": max_iter, "residual": res}

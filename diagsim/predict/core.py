@@ -78,7 +78,8 @@ class Prediction:
         """JSON-serializable dict ("w" list of d floats, "support" list of ints, ...)."""
         return {"optimizer": self.optimizer, "parametrization": self.parametrization, "measure": self.measure,
                 "regularizer": self.regularizer, "method": self.method, "global": self.is_global,
-                "objective": _jsonable(self.objective), "measures": {k: _jsonable(x) for k, x in self.measures.items()},
+                "objective": _jsonable(self.objective),
+                "measures": {k: _jsonable(x) for k, x in self.measures.items()},
                 "support": [int(i) for i in self.support], "w": [float(x) for x in self.w],
                 "theta": None if self.theta is None else [float(x) for x in self.theta],
                 "residual": self.residual, "notes": list(self.notes), "details": self.details}
@@ -89,8 +90,9 @@ def _jsonable(x):
     return x if np.isfinite(x) else None
 
 
-def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto", x0=None, parametrization=None,
-            max_supports: int = DEFAULT_MAX_SUPPORTS, support_tol: float = 1e-9) -> Prediction:
+def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto", x0=None,
+            parametrization=None, max_supports: int = DEFAULT_MAX_SUPPORTS,
+            support_tol: float = 1e-9) -> Prediction:
     """Predict the limit point of ``optimizer`` on ``problem`` (THEORY §4.1, §4.5).
 
     Parameters
@@ -108,7 +110,8 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
     support_tol : relative threshold for :attr:`Prediction.support`.
     """
     if not isinstance(problem, Problem):
-        raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); got {type(problem).__name__}")
+        raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); "
+                           f"got {type(problem).__name__}")
     check_choice("method", method, METHODS)
     max_supports = check_int("max_supports", max_supports)
     target = target_for(optimizer, lam)
@@ -123,12 +126,14 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
     if target.kind == "woodworth":
         w, objective, method_txt, theta, reg_txt = _woodworth(problem, P, system, details)
         is_global = True
-        notes.append("gradient-flow limit from the problem's initialization (u = v = alpha g, a_i = alpha |g_i|); "
+        notes.append("gradient-flow limit from the problem's initialization (u = v = alpha g, "
+                     "a_i = alpha |g_i|); "
                      "GD with a finite step only approximates it")
     elif target.kind == "separable":
         R = regularizer(P, target.measure, target.lam if target.measure == "adame" else None)
         wp, wn = R.weights(s)
-        w, method_txt, is_global = _power_law(system, wp, wn, R.exponent, method, x0, max_supports, notes, details)
+        w, method_txt, is_global = _power_law(system, wp, wn, R.exponent, method, x0, max_supports, notes,
+                                              details)
         objective = float(R.total(w, s))
         theta = R.fibre_point(w)
         reg_txt = R.describe()
@@ -136,14 +141,17 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
         B = block_regularizer(P)
         reg_txt = B.describe()
         if B.kind == "symmetric":
-            notes.append(f"the block regularizer is an increasing function of G = sum_i s_i |w_i|^{sp.sstr(B.kappa)}, "
+            notes.append("the block regularizer is an increasing function of "
+                         f"G = sum_i s_i |w_i|^{sp.sstr(B.kappa)}, "
                          "so its minimizer is that of G")
-            w, method_txt, is_global = _power_law(system, s, s, B.kappa, method, x0, max_supports, notes, details)
+            w, method_txt, is_global = _power_law(system, s, s, B.kappa, method, x0, max_supports, notes,
+                                                  details)
         elif B.kappa == 1:
             w, method_txt = _block_frontier(system, B, s, details)
             is_global = True
         else:
-            raise DiagsimError(f"the block regularizer of {P} is a concave function of the non-linear aggregates "
+            raise DiagsimError(f"the block regularizer of {P} is a concave function of the non-linear "
+                               "aggregates "
                                f"G_± = sum s (w^±)^{B.kappa}; its minimization is not implemented")
         objective = float(B(w, s))
         theta = B.fibre_point(w) if B.point_reg is not None else None
@@ -194,7 +202,8 @@ def _power_law(system: System, wp, wn, e, method, x0, max_supports, notes, detai
         res = global_minimum(system, wp, wn, ef, max_supports=max_supports)
         details.update(n_basic=res["n_basic"], n_minimizers=res["n_minimizers"])
         if res["n_minimizers"] > 1:
-            notes.append(f"{res['n_minimizers']} distinct vertices attain the global minimum; one is reported")
+            notes.append(f"{res['n_minimizers']} distinct vertices attain the global minimum; "
+                         "one is reported")
         return res["w"], f"global (support enumeration over C({d}, {r}) = {count} supports)", True
     if method == "auto":
         notes.append(f"global enumeration would visit C({d}, {r}) = {count:.3g} supports (> max_supports = "
@@ -212,7 +221,8 @@ def _block_frontier(system: System, B, s, details):
     vals = [B(p["w"], s) for p in pts]
     j = int(np.argmin(vals))
     details["pareto_vertices"] = [{"G+": p["G"][0], "G-": p["G"][1], "value": v} for p, v in zip(pts, vals)]
-    return pts[j]["w"], (f"global (bi-objective LP (HiGHS): block regularizer at the {len(pts)} vertices of the "
+    return pts[j]["w"], (f"global (bi-objective LP (HiGHS): block regularizer at the {len(pts)} "
+                         "vertices of the "
                          "Pareto frontier of (G+, G-))")
 
 
@@ -223,7 +233,8 @@ def _woodworth(problem: Problem, P, system: System, details):
     elif ex == sp.expand(U * V):
         kind = "uv"
     else:
-        raise DiagsimError(f"the gradient-flow (Woodworth) limit is implemented for 'uu-vv' and 'uv' only; got {P}")
+        raise DiagsimError(f"the gradient-flow (Woodworth) limit is implemented for 'uu-vv' and 'uv' only; "
+                           f"got {P}")
     a = problem.alpha * problem.init_direction()
     f = HyperbolicEntropy(a * a)
     sol = dual_newton(system, f)

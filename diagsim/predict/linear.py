@@ -46,7 +46,8 @@ def reduce_system(Z: np.ndarray, y: np.ndarray, *, rtol: float = 1e-10) -> Syste
     yr = U[:, :r].T @ y
     resid = float(np.linalg.norm(y - U[:, :r] @ yr))
     if resid > 1e-9 * (1.0 + float(np.linalg.norm(y))):
-        raise DiagsimError(f"Z w = y has no solution: y is not in the range of Z (rank {r} < n = {n}; least-squares "
+        raise DiagsimError(f"Z w = y has no solution: y is not in the range of Z (rank {r} < n = {n}; "
+                           "least-squares "
                            f"residual ||Z w - y|| = {resid:.3g}); check the data file or the labels")
     if r == 0:
         return System(np.zeros((0, d)), np.zeros(0), 0, n)
@@ -169,7 +170,8 @@ def pareto_vertices(system: System, s_values, *, max_vertices: int = 200, rtol: 
     found = [b]
     while stack:
         if len(pts) + len(found) > max_vertices:
-            raise DiagsimError(f"the Pareto frontier has more than {max_vertices} vertices; raise max_vertices")
+            raise DiagsimError(f"the Pareto frontier has more than {max_vertices} vertices; "
+                               "raise max_vertices")
         p, q = stack.pop()
         l1 = p["G"][1] - q["G"][1]
         l2 = q["G"][0] - p["G"][0]

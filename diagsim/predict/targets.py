@@ -43,7 +43,9 @@ def _adaptive(label: str, lam: float) -> Target:
 
 def _check_label_noise(opt) -> None:
     if isinstance(opt.noise, specs.Minibatch):
-        raise DiagsimError(f"no implicit-bias prediction for {opt.name} with minibatch noise: the predictions assume "
+        raise DiagsimError(f"no implicit-bias prediction for {opt.name} with minibatch noise: the "
+                           "predictions "
+                           "assume "
                            "label noise (noise covariance c H on the manifold of minimizers)")
     if isinstance(opt.noise, specs.NoNoise) and opt.name != "sgd":
         raise DiagsimError(f"no implicit-bias prediction for {opt.name} without label noise (the measure it "
@@ -58,7 +60,8 @@ def target_for(optimizer, lam=None) -> Target:
     """
     if isinstance(optimizer, specs.Optimizer):
         if lam is not None:
-            raise DiagsimError("lam is given by the optimizer spec (Adam(lam=...)); do not pass it separately")
+            raise DiagsimError("lam is given by the optimizer spec (Adam(lam=...)); do not pass it "
+                               "separately")
         opt = optimizer
         if isinstance(opt, specs.GD):
             return Target("woodworth", "woodworth", None, "gd")
@@ -71,10 +74,12 @@ def target_for(optimizer, lam=None) -> Target:
         if isinstance(opt, specs.AdamMini):
             _check_label_noise(opt)
             if opt.blocks is not None:
-                raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} only (blocks=None); "
+                raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} only "
+                                   "(blocks=None); "
                                    "got a custom partition")
             if opt.lam != 0.5:
-                raise DiagsimError(f"prediction for {opt.name} is derived for lam = 1/2 only; got lam={opt.lam}")
+                raise DiagsimError(f"prediction for {opt.name} is derived for lam = 1/2 only; "
+                                   f"got lam={opt.lam}")
             return Target("block", "block", 0.5, opt.name)
         if isinstance(opt, specs.Adam):  # Adam, RMSProp
             _check_label_noise(opt)
@@ -95,6 +100,7 @@ def target_for(optimizer, lam=None) -> Target:
         return Target("block", "block", 0.5, name)
     if name == "adame":
         if lam is None:
-            raise DiagsimError("optimizer 'adame' needs lam (lambda in [0, 1): measure tr diag(H)^(1-lambda))")
+            raise DiagsimError("optimizer 'adame' needs lam (lambda in [0, 1): measure "
+                               "tr diag(H)^(1-lambda))")
         return _adaptive("adame", lam)
     return _adaptive(name, 0.5 if lam is None else lam)

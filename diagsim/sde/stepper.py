@@ -160,7 +160,8 @@ class SDEStepper:
         S = self.model.preconditioner({k: state[k][p:p + 1] for k in state})
         rate = self.rate(state["theta"][p], None if S is None else S[0])
         hint = ""
-        if S is not None and float(S.max()) * 0.5 >= 1.0 / max(self.model.params.get("eps", 0.0), 1e-300):
+        eps = self.model.params.get("eps", 0.0)
+        if S is not None and eps > 0 and float(S.max()) >= 0.5 / eps:
             hint = "; v is ~0 so S = 1/eps: start with v0='target' or a positive Adam(v0=...)"
         self._warned = stability.warn_if_unstable(self.dt, rate, f"step {step0} (path {int(p)})", hint)
 

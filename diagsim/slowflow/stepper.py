@@ -13,8 +13,8 @@ AdamMini / Adalayer                         the same with one v per block (defau
 GD (no noise) does not move on Gamma at this time scale and has no slow flow; AdaGrad, the SAM family,
 SAF, MESA and minibatch noise have none here either (DiagsimError).
 
-One step advances tau by ``dtau`` (so ``stepper.dt = dtau / lr`` on the t clock, tau = lr t): an explicit
-Euler step in tau followed by the Newton retraction onto Gamma, subdivided when needed so that no
+One step advances tau by ``dtau`` (so ``stepper.dt = dtau / lr`` on the t clock, tau = lr t): a Heun (or
+explicit Euler) step in tau with every stage retracted onto Gamma by Newton's method, subdivided so that no
 coordinate moves by more than ``kappa`` of its size per substep (the adaptive flows are singular where a
 coordinate reaches 0 in finite time: such coordinates are set to 0 once below ``zero_tol``).
 """
@@ -31,6 +31,7 @@ from ..problem import Problem
 from .flows import SlowFlow, rate_bound
 
 STARTS = ("given", "gradient-flow")
+METHODS = ("heun", "euler")
 
 
 def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) -> SlowFlow:
@@ -67,7 +68,7 @@ def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) 
                     C=(1.0 - opt.beta2) / opt.lr ** 2, name=f"{label}-slow-flow")
 
 
-def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e-9, t_max: float = 1e7
+def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e-12, t_max: float = 1e7
                         ) -> np.ndarray:
     """Phi(theta0): the limit of gradient flow from each row of theta0 (M, 2d), on Gamma.
 
@@ -110,13 +111,14 @@ class SlowFlowStepper:
     zero_tol : adaptive flows: coordinates with |theta_i| < zero_tol are set to 0 (they reach 0 in
         finite time; the flow is singular there).
     max_substeps : per step, else a DiagsimError.
+    method : "heun" (second order, default) or "euler"; every stage is retracted onto Gamma.
     """
 
     level = "slow-flow"
 
     def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "given",
                  max_start_residual: float = 1e-3, v0=None, kappa: float = 0.1, zero_tol: float = 1e-9,
-                 max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12):
+                 max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12, method: str = "heun"):
         self.flow = flow
         self.problem = flow.problem
         self.lr = check_positive("lr", lr)
@@ -130,6 +132,7 @@ class SlowFlowStepper:
         self.max_substeps = check_int("max_substeps", max_substeps)
         self.optimizer = optimizer
         self.retract_tol = retract_tol
+        self.method = check_choice("method", method, METHODS)
         self.substeps_taken = 0
 
     @property
@@ -175,46 +178,65 @@ class SlowFlowStepper:
             state["theta"][bad] = np.nan
             active[bad] = False
 
+    def _move(self, t, v, vel, dv, h):
+        """Rows t + h vel (killed coordinates zeroed, then retracted) and v + h dv; (theta, v, finite)."""
+        with np.errstate(all="ignore"):
+            new = t + h[:, None] * vel
+            nv = None if v is None else v + h[:, None] * dv
+        if self.flow.adaptive and self.zero_tol > 0:
+            new[np.abs(new) < self.zero_tol] = 0.0
+        fin = np.isfinite(new).all(axis=1)
+        if nv is not None:
+            fin &= np.isfinite(nv).all(axis=1)
+        out = np.full_like(new, np.nan)
+        if fin.any():
+            try:
+                out[fin] = retract(self.problem, new[fin], tol=self.retract_tol)
+            except DiagsimError as exc:
+                raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa") from None
+        return out, nv, fin
+
     def _step(self, th, v, alive):
-        """One step of dtau for the rows with ``alive``; returns (theta, v, still finite)."""
+        """One step of dtau for the rows with ``alive``; returns (theta, v, still finite).
+
+        Substeps h <= kappa / max_i |vel_i / theta_i| (and h <= 0.5 / C for v following its ODE); each substep
+        is explicit Euler ("euler") or Heun's predictor-corrector ("heun"), every stage retracted onto Gamma
+        (a projection method keeps the order of the underlying scheme: 1 for Euler, 2 for Heun).
+        """
         rem = np.where(alive, self.dtau, 0.0)
         ok = alive.copy()
         floor = max(self.zero_tol, 1e-300)
         for _ in range(self.max_substeps):
-            run = rem > 0
-            if not run.any():
+            rows = np.flatnonzero(rem > 0)
+            if rows.size == 0:
                 return th, v, ok
-            t_r = th[run]
-            v_r = None if v is None else v[run]
+            t_r = th[rows]
+            v_r = None if v is None else v[rows]
             vel, dv = self.flow.velocity(t_r, v_r)
             rate = rate_bound(t_r, vel, floor)
             with np.errstate(divide="ignore"):
-                h = np.minimum(rem[run], np.where(rate > 0, self.kappa / rate, np.inf))
-            if dv is not None:  # explicit Euler on dv/dtau = -C v + ...: stable for C h < 2
+                h = np.minimum(rem[rows], np.where(rate > 0, self.kappa / rate, np.inf))
+            if dv is not None:  # explicit steps of dv/dtau = -C v + ...: stable for C h < 2
                 h = np.minimum(h, 0.5 / self.flow.C)
-            new = t_r + h[:, None] * vel
-            if self.flow.adaptive and self.zero_tol > 0:
-                new[np.abs(new) < self.zero_tol] = 0.0
-            finite = np.isfinite(new).all(axis=1)
-            if dv is not None:
-                v_r = v_r + h[:, None] * dv
-                finite &= np.isfinite(v_r).all(axis=1)
-            rows = np.flatnonzero(run)
-            if not finite.all():
-                ok[rows[~finite]] = False
-                rem[rows[~finite]] = 0.0
-                new = new[finite]
-                rows, h = rows[finite], h[finite]
-                if v_r is not None:
-                    v_r = v_r[finite]
-            if rows.size:
-                try:
-                    th[rows] = retract(self.problem, new, tol=self.retract_tol)
-                except DiagsimError as exc:
-                    raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa") from None
-                if v is not None:
-                    v[rows] = v_r
-                rem[rows] = np.where(h >= rem[rows], 0.0, rem[rows] - h)
+            new, nv, fin = self._move(t_r, v_r, vel, dv, h)
+            if self.method == "heun" and fin.any():
+                f = np.flatnonzero(fin)
+                vel2, dv2 = self.flow.velocity(new[f], None if nv is None else nv[f])
+                avg = 0.5 * (vel[f] + vel2)
+                avg_dv = None if dv is None else 0.5 * (dv[f] + dv2)
+                new2, nv2, fin2 = self._move(t_r[f], None if v_r is None else v_r[f], avg, avg_dv, h[f])
+                new[f] = new2
+                if nv is not None:
+                    nv[f] = nv2
+                fin[f] = fin2
+            bad = rows[~fin]
+            ok[bad] = False
+            rem[bad] = 0.0
+            good, hg = rows[fin], h[fin]
+            th[good] = new[fin]
+            if v is not None:
+                v[good] = nv[fin]
+            rem[good] = np.where(hg >= rem[good], 0.0, rem[good] - hg)
             self.substeps_taken += 1
         raise DiagsimError(f"slow flow needed more than {self.max_substeps} substeps for one step of dtau = "
                            f"{self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger zero_tol")
@@ -222,7 +244,7 @@ class SlowFlowStepper:
     def config(self) -> dict:
         cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
                "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start, "kappa": self.kappa,
-               "zero_tol": self.zero_tol, "integrator": "explicit Euler in tau + Newton retraction",
+               "zero_tol": self.zero_tol, "integrator": f"{self.method} in tau + Newton retraction", "method": self.method,
                "params": self.flow.describe()}
         if self.has_v:
             cfg["v0"] = "quasi-static" if self.v0 is None else self.v0
@@ -265,7 +287,7 @@ def auto_dtau(flow: SlowFlow, theta: np.ndarray, rel_change: float = 0.01) -> fl
 
 def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-static", v0=None,
                  start: str = "given", max_start_residual: float = 1e-3, eps=None, kappa: float = 0.1,
-                 zero_tol: float = 1e-9, max_substeps: int = 100000) -> SlowFlowStepper:
+                 zero_tol: float = 1e-9, max_substeps: int = 100000, method: str = "heun") -> SlowFlowStepper:
     """The slow-flow stepper of ``optimizer`` (what ``simulate(model="slow-flow")`` runs).
 
     Parameters
@@ -277,10 +299,12 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
     start : "given" (theta0 must lie within ``max_start_residual`` of Gamma) or "gradient-flow".
     eps : override the optimizer's eps in S = 1/(v^lam + eps) (e.g. 0 for the exact eps -> 0 flow).
     kappa, zero_tol, max_substeps : substep control (see :class:`SlowFlowStepper`).
+    method : "heun" (default) or "euler".
     """
     flow = flow_for(problem, optimizer, v=v, eps=eps)
     st = SlowFlowStepper(flow, lr=optimizer.lr, dtau=1.0, start=start, max_start_residual=max_start_residual,
-                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps, optimizer=optimizer)
+                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps, optimizer=optimizer,
+                         method=method)
     if isinstance(dtau, str):
         check_choice("dtau", dtau, ("auto",))
         th0 = problem.theta0(1)

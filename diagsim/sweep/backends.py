@@ -69,6 +69,7 @@ def run_local(ref, items: Iterable[tuple[str, dict]], *, workers: int | None = N
     ctx = multiprocessing.get_context(mp_context)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(threads,))
+    finished = False
     try:
         pending = {pool.submit(execute, ref, cfg): key for key, cfg in items}
         while pending:
@@ -80,8 +81,10 @@ def run_local(ref, items: Iterable[tuple[str, dict]], *, workers: int | None = N
                 except Exception as exc:  # noqa: BLE001 - a job's bug or a dead worker
                     out = _crash(exc)
                 yield key, out
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # interrupted: drop the queue and do not wait for running jobs (their results are not wanted)
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def _dask():

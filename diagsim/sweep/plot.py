@@ -70,13 +70,12 @@ def plot_phase(table: Table, x: str, y: str, value: str, *, where: dict | None =
     if annotate is None:
         annotate = len(xs) <= 12 and len(ys) <= 12
     if annotate:
-        lo, hi = np.nanmin(Z) if np.isfinite(Z).any() else 0, np.nanmax(Z) if np.isfinite(Z).any() else 1
         for i in range(len(ys)):
             for j in range(len(xs)):
                 if np.isfinite(Z[i, j]):
-                    mid = (lo + hi) / 2
+                    bright = float(np.ma.filled(im.norm(Z[i, j]), 0.0)) > 0.5
                     ax.text(j, i, f"{Z[i, j]:.2g}", ha="center", va="center", fontsize="x-small",
-                            color="black" if Z[i, j] > mid else "white")
+                            color="black" if bright else "white")
     if title:
         ax.set_title(title)
     return ax, (xs, ys, Z)

@@ -121,7 +121,8 @@ def symbolic_parametrization(spec) -> SymbolicParametrization:
         try:
             expr = sp.sympify(name, locals={"u": u, "v": v}, rational=True)
         except (sp.SympifyError, SyntaxError, TypeError, ValueError) as exc:
-            raise DiagsimError(f"parametrization {spec!r} is neither 'uu-vv', 'uv', 'depth-D' nor an expression "
+            raise DiagsimError(f"parametrization {spec!r} is neither 'uu-vv', 'uv', 'depth-D' nor an "
+                               "expression "
                                f"in u, v that SymPy can parse ({type(exc).__name__})") from None
         return _from_expr(expr, name)
     if isinstance(spec, sp.Basic):

@@ -56,7 +56,7 @@ class Term:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A candidate minimizer on the unit fibre: ``point`` = (x, y) with w(x, y) = sign, ``value`` = m there."""
+    """A candidate minimizer on the unit fibre: ``point`` = (x, y) with w(x, y) = sign, ``value`` m."""
 
     point: tuple
     value: sp.Expr
@@ -95,7 +95,8 @@ def _real_roots(poly: sp.Poly) -> list:
     return list(dict.fromkeys(sp.real_roots(poly)))
 
 
-def unit_fibre_minimum(w_expr: sp.Expr, terms: tuple[Term, ...], sign: int, *, max_q: int = 24) -> FibreMinimum:
+def unit_fibre_minimum(w_expr: sp.Expr, terms: tuple[Term, ...], sign: int, *,
+                       max_q: int = 24) -> FibreMinimum:
     """Minimum of sum_j kappa_j |G_j|**e_j over the unit fibre {w(u, v) = sign} (see the module text)."""
     D = _degree(w_expr)
     ks = {sp.nsimplify(tm.e * _degree(tm.G)) for tm in terms if sp.expand(tm.G) != 0}
@@ -216,7 +217,7 @@ def _sample(lo, hi):
     if lo is None and hi is None:
         return sp.Integer(0)
     if lo is None:
-        return sp.Rational(float(hi) - 1.0).limit_denominator(10**12) if abs(float(hi)) < 1e12 else sp.Integer(-1)
+        return sp.Rational(float(hi) - 1.0).limit_denominator(10**12)
     if hi is None:
         return sp.Rational(float(lo) + 1.0).limit_denominator(10**12)
     mid = (lo + hi) / 2
@@ -243,7 +244,8 @@ def _critical_poly(Gs, taus, h, gamma, max_q):
         return None
     ee = es[0] - 1
     P, Q = int(ee.p), int(ee.q)
-    if Q > max_q or abs(P) * max(X[0].degree(), X[1].degree()) + Q * max(B[0].degree(), B[1].degree()) > _MAX_DEGREE:
+    degree = abs(P) * max(X[0].degree(), X[1].degree()) + Q * max(B[0].degree(), B[1].degree())
+    if Q > max_q or degree > _MAX_DEGREE:
         return None
     sgn = (-1) ** Q
     if P == 0:

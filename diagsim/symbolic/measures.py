@@ -57,7 +57,8 @@ def measure_summand(param, measure: str, lam_value=None) -> sp.Expr:
     if measure == "adame":
         p = 1 - (lam if lam_value is None else sp.nsimplify(lam_value, rational=True))
         return hu**p + hv**p
-    raise DiagsimError(f"measure must be one of 'trace', 'adam', 'adame' (separable) or 'block'; got {measure!r}")
+    raise DiagsimError(f"measure must be one of 'trace', 'adam', 'adame' (separable) or 'block'; "
+                       f"got {measure!r}")
 
 
 @lru_cache(maxsize=None)

@@ -114,9 +114,10 @@ class Regularizer:
         return _float(self.c_pos), _float(self.c_neg)
 
     def weights(self, s_values) -> tuple[np.ndarray, np.ndarray]:
-        """Per-coordinate weights (s**p c_pos, s**p c_neg) so that R_i(w) = weight_sign |w_i|**e, (d,) each."""
+        """Weights (s**p c_pos, s**p c_neg), (d,) each, so that R_i(w) = weight_sign |w_i|**e."""
         if not self.power.is_number:
-            raise DiagsimError("this regularizer has a symbolic lambda; substitute a number (regularizer(..., lam=x))")
+            raise DiagsimError("this regularizer has a symbolic lambda; derive it for a number "
+                               "(regularizer(..., lam_value=x))")
         sv = as_float_array("s", s_values, (None,))
         sp_ = sv ** float(self.power)
         cp, cn = self.coefficients()
@@ -138,12 +139,16 @@ class Regularizer:
 
     def fibre_point(self, w_values) -> np.ndarray:
         """A minimizer theta = [u, v] (2d,) of the measure on the fibre of w (d,)."""
-        if self.point_pos is None or self.point_neg is None:
-            raise DiagsimError(f"no fibre minimizer recorded for the {self.measure} regularizer of {self.param}")
         wv = as_float_array("w", w_values, (None,))
+        pts = []
+        for point, c, has in ((self.point_pos, self.c_pos, np.any(wv > 0)), (self.point_neg, self.c_neg,
+                                                                             np.any(wv < 0))):
+            if point is None and has and c is not sp.oo:
+                raise DiagsimError(f"no fibre minimizer recorded for the {self.measure} regularizer of "
+                                   f"{self.param}")
+            pts.append((np.nan, np.nan) if point is None else tuple(_float(x) for x in point))
+        (xp, yp), (xn, yn) = pts
         r = np.abs(wv) ** (1.0 / self.degree)
-        xp, yp = (_float(c) for c in self.point_pos) if np.isfinite(_float(self.c_pos)) else (np.nan, np.nan)
-        xn, yn = (_float(c) for c in self.point_neg) if np.isfinite(_float(self.c_neg)) else (np.nan, np.nan)
         uu = np.where(wv > 0, r * xp, np.where(wv < 0, r * xn, 0.0))
         vv = np.where(wv > 0, r * yp, np.where(wv < 0, r * yn, 0.0))
         return np.concatenate([uu, vv])
@@ -153,8 +158,10 @@ class Regularizer:
         e, p = _exp(self.exponent), _exp(self.power)
         if self.symmetric:
             return f"sum_i {_short(self.c_pos)} s_i{p} |w_i|{e}"
-        parts = [f"{_short(c)} (w_i^{sg}){e}" for c, sg in ((self.c_pos, "+"), (self.c_neg, "-")) if c is not sp.oo]
-        forced = " (w_i >= 0 forced)" if self.c_neg is sp.oo else " (w_i <= 0 forced)" if self.c_pos is sp.oo else ""
+        parts = [f"{_short(c)} (w_i^{sg}){e}" for c, sg in ((self.c_pos, "+"), (self.c_neg, "-"))
+                 if c is not sp.oo]
+        forced = (" (w_i >= 0 forced)" if self.c_neg is sp.oo else
+                  " (w_i <= 0 forced)" if self.c_pos is sp.oo else "")
         return f"sum_i s_i{p} ({' + '.join(parts)}){forced}"
 
 
@@ -194,7 +201,9 @@ class BlockRegularizer:
         ap, an, bp, bn = (_float(x) for x in (self.alpha_pos, self.alpha_neg, self.beta_pos, self.beta_neg))
         if (gp > 0 and not np.isfinite(ap)) or (gn > 0 and not np.isfinite(an)):
             return float("inf")
-        return float(np.sqrt(dd) * (np.sqrt(_mul(ap, gp) + _mul(an, gn)) + np.sqrt(_mul(bp, gp) + _mul(bn, gn))))
+        root_u = np.sqrt(_mul(ap, gp) + _mul(an, gn))
+        root_v = np.sqrt(_mul(bp, gp) + _mul(bn, gn))
+        return float(np.sqrt(dd) * (root_u + root_v))
 
     def fibre_point(self, w_values) -> np.ndarray:
         """A minimizer theta (2d,) of the block measure on the fibre of w."""
@@ -235,14 +244,17 @@ def _short(x) -> str:
 def _lam_value(measure: str, lam_value):
     if measure in _LAMBDAS:
         if lam_value is not None and sp.nsimplify(lam_value) != _LAMBDAS[measure]:
-            raise DiagsimError(f"measure {measure!r} has lambda = {_LAMBDAS[measure]}; use 'adame' for another lambda")
+            raise DiagsimError(f"measure {measure!r} has lambda = {_LAMBDAS[measure]}; use 'adame' for "
+                               "another lambda")
         return _LAMBDAS[measure]
     if measure != "adame":
-        raise DiagsimError(f"measure must be 'trace', 'adam' or 'adame' (or use block_regularizer); got {measure!r}")
+        raise DiagsimError(f"measure must be 'trace', 'adam' or 'adame' (or use block_regularizer); "
+                           f"got {measure!r}")
     if lam_value is None or lam_value is lam:
         return lam
     if isinstance(lam_value, sp.Basic) and not lam_value.is_number:
-        raise DiagsimError(f"lam must be a number in [0, 1) or the symbol diagsim.symbolic.lam; got {lam_value}")
+        raise DiagsimError(f"lam must be a number in [0, 1) or the symbol diagsim.symbolic.lam; "
+                           f"got {lam_value}")
     x = check_interval("lam", float(lam_value), 0.0, 1.0)
     if isinstance(lam_value, sp.Rational):
         return lam_value
@@ -285,13 +297,15 @@ def _regularizer(P: SymbolicParametrization, measure: str, lam_v) -> Regularizer
                            "dominant fibre point (it minimizes a**2 and b**2 at once, hence every measure "
                            "increasing in both)")
     if not p.is_number:
-        raise DiagsimError(f"the tr diag(H)^(1-lambda) regularizer of {P} has no dominant fibre point, so it is "
+        raise DiagsimError(f"the tr diag(H)^(1-lambda) regularizer of {P} has no dominant fibre point, "
+                           "so it is "
                            "derived only for a numeric lambda; pass lam=<number>")
     terms = (Term(sp.Integer(1), P.a, 2 * p), Term(sp.Integer(1), P.b, 2 * p))
     fp, fn = (unit_fibre_minimum(P.expr, terms, sg, max_q=0) for sg in (1, -1))
     return Regularizer(P, measure, lam_v, p, e, D, fp.value, fn.value, _point(fp), _point(fn),
-                       fp.exact and fn.exact, "numeric 1-D minimization over the unit fibres (lambda is not a "
-                       "small-denominator rational)")
+                       fp.exact and fn.exact,
+                       "numeric 1-D minimization over the unit fibres (lambda is not a small-denominator "
+                       "rational)")
 
 
 def _sum_pow(a, b, p):
@@ -351,7 +365,7 @@ def _symmetric(P: SymbolicParametrization) -> bool:
 
 
 def block_regularizer(param) -> BlockRegularizer:
-    """Derive the fibre-minimized Adam-mini / Adalayer block measure (blocks {u}, {v}); see the module text."""
+    """Derive the fibre-minimized Adam-mini / Adalayer block measure (blocks {u}, {v}; module text)."""
     return _block(symbolic_parametrization(param))
 
 
@@ -362,7 +376,8 @@ def _block(P: SymbolicParametrization) -> BlockRegularizer:
     dom = _dominance(P)
     if dom is not None:
         (ap, bp, pt_p), (an, bn, pt_n) = dom
-        expr = sp.sqrt(d) * (sp.sqrt(_lin(ap, G_pos) + _lin(an, G_neg)) + sp.sqrt(_lin(bp, G_pos) + _lin(bn, G_neg)))
+        expr = sp.sqrt(d) * (sp.sqrt(_lin(ap, G_pos) + _lin(an, G_neg))
+                             + sp.sqrt(_lin(bp, G_pos) + _lin(bn, G_neg)))
         point_reg = Regularizer(P, "block", sp.nan, sp.Integer(1), kappa, D, sp.Integer(0), sp.Integer(0),
                                 pt_p, pt_n, True, "dominant fibre point")
         return BlockRegularizer(P, "decoupled", kappa, ap, an, bp, bn, sp.nan, expr,
@@ -372,10 +387,12 @@ def _block(P: SymbolicParametrization) -> BlockRegularizer:
         c = ra.c_pos
         expr = sp.sqrt(d) * c * sp.sqrt(G_abs)
         return BlockRegularizer(P, "symmetric", kappa, sp.nan, sp.nan, sp.nan, sp.nan, c, expr,
-                                "variational form sqrt(x) = min_c (x/c + c)/2; both unit fibres carry the same "
-                                "(a**2, b**2) set, so R = sqrt(d) * min(|a| + |b| on the unit fibre) * sqrt(G)",
+                                "variational form sqrt(x) = min_c (x/c + c)/2; both unit fibres carry the "
+                                "same (a**2, b**2) set, so R = sqrt(d) * min(|a| + |b| on the unit fibre) "
+                                "* sqrt(G)",
                                 ra)
-    raise DiagsimError(f"the block measure of {P} couples the coordinates and neither a dominant fibre point nor "
+    raise DiagsimError(f"the block measure of {P} couples the coordinates and neither a dominant fibre "
+                       "point nor "
                        "a sign symmetry exists, so no closed form is derived")
 
 

@@ -174,6 +174,12 @@ class CheckContext:
             return None
         return self.plots_dir / f"{self.name}{suffix}.png"
 
+    def error_row(self, case: str, quantity: str, exc: BaseException, seconds: float = 0.0) -> CheckResult:
+        """A failing row for a case that raised (the error is the finding; nothing is hidden)."""
+        msg = f"{type(exc).__name__}: {exc}"
+        return CheckResult(self.name, case, quantity, math.nan, math.nan, math.nan, "=", "", False,
+                           {"traceback": traceback.format_exc()}, seconds, msg)
+
     def result(self, case: str, quantity: str, measured, predicted, tolerance, *, relation: str = "=",
                derivation: str = "", numbers: dict | None = None, seconds: float = 0.0) -> CheckResult:
         return CheckResult(self.name, case, quantity, float(measured), float(predicted), float(tolerance),
