@@ -97,7 +97,8 @@ def load_figure(name_or_path, *, quick: bool = False, root=None) -> FigureSpec:
     doc = _read_toml(p)
     unknown = sorted(set(doc) - {"figure", "sweeps"})
     if unknown:
-        raise DiagsimError(f"{p.name}: unknown top-level key(s) {', '.join(unknown)}; allowed: figure, sweeps")
+        raise DiagsimError(f"{p.name}: unknown top-level key(s) {', '.join(unknown)}; "
+                           "allowed: figure, sweeps")
     fig = doc.get("figure", {})
     sweeps_doc = doc.get("sweeps", {})
     if not isinstance(sweeps_doc, dict) or not sweeps_doc:

@@ -46,12 +46,14 @@ def plot(ctx):
     axes[0].set(xscale="log", yscale="log", xlabel="step", ylabel="test loss $\\frac{1}{2}\\|w-w^*\\|^2$",
                 title="test loss")
     axes[1].set(xscale="log", xlabel="step", ylabel="$\\|w\\|_1$", title="$\\ell_1$ norm")
-    axes[2].set(xscale="log", yscale="log", xlabel="step", ylabel=f"#{{i: |w_i| > {job0['simulate']['support_threshold']:g}}}",
+    thr = job0["simulate"]["support_threshold"]
+    axes[2].set(xscale="log", yscale="log", xlabel="step", ylabel=f"#{{i: |w_i| > {thr:g}}}",
                 title="support size")
     axes[2].set_ylim(bottom=1)
     axes[0].legend(fontsize=6.5, loc="lower left")
     axes[1].legend(fontsize=7)
-    fig.suptitle(f"label noise $\\delta$ = {job0['optimizer']['noise']['delta']:g}, n = {p['n']}, d = {p['d']}, "
+    delta = job0["optimizer"]["noise"]["delta"]
+    fig.suptitle(f"label noise $\\delta$ = {delta:g}, n = {p['n']}, d = {p['d']}, "
                  f"k = {p['k']}, {job0['simulate']['n_paths']} paths (mean $\\pm$ s.e.)"
                  + (" [quick]" if ctx.quick else ""), fontsize=9)
     fig.tight_layout()

@@ -50,16 +50,20 @@ def test_quick_figure_end_to_end_then_cached_and_stable(tmp_path):
     assert [p.name for p in pngs] == ["fig1_trajectories.png"] and len(pdfs) == 1
     assert 10_000 < pngs[0].stat().st_size < 300_000
     before = {p.name: p.read_bytes() for p in pngs + pdfs}
-    rep2 = make_figure("fig1_trajectories", quick=True, cache_dir=tmp_path / "cache", out_dir=tmp_path / "out",
-                       root=REPRO, progress=False)
+    rep2 = make_figure("fig1_trajectories", quick=True, cache_dir=tmp_path / "cache",
+                       out_dir=tmp_path / "out", root=REPRO, progress=False)
     assert rep2.computed == 0 and rep2.cached == 4
     assert {p.name: p.read_bytes() for p in pngs + pdfs} == before   # no dates: identical files
     # what the figure shows is what the runs computed: Adam ends closer to w* than SGD on this problem
     from diagsim.figures import FigureContext
-    ctx = FigureContext(load_figure("fig1_trajectories", quick=True, root=REPRO), tmp_path / "cache", tmp_path)
-    t = ctx.table("runs")
-    assert set(t["status"]) == {"ok"}
-    assert np.all(np.isfinite(t["test_loss"]))
+    spec = load_figure("fig1_trajectories", quick=True, root=REPRO)
+    ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
+    t, lim = ctx.table("runs"), ctx.table("limits")
+    assert set(t["status"]) == {"ok"} and np.all(np.isfinite(t["test_loss"]))
+    test = dict(zip(t["optimizer.optimizer"], t["test_loss"]))
+    pred = dict(zip(lim["predict.optimizer"], lim["rel_error"]))
+    assert pred["adam"] < 1e-6 < 0.5 < pred["sgd"]     # the l_1/2 limit is w*, the l1 limit is not
+    assert test["adam"] < 0.1 * test["sgd"]
 
 
 def test_script_reads_cache_only(tmp_path):

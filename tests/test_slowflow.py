@@ -220,3 +220,22 @@ def test_auto_dtau_and_config():
 def test_no_slow_flow(opt, match):
     with pytest.raises(DiagsimError, match=match):
         make_stepper(P, opt, v="ode", dtau=0.1)
+
+
+@pytest.mark.parametrize("method,order", [("heun", 2), ("euler", 1)])
+def test_flow_integrator_order(zeta, method, order):
+    """Errors at tau = 0.4 against a fine Heun reference shrink like dtau^order (the retraction keeps it)."""
+    z = zeta[:1]
+    opt = SGD(lr=0.01, noise=LabelNoise(1.0))
+
+    def at(dtau, m):
+        st = make_stepper(P, opt, dtau=dtau, method=m, kappa=10.0)   # kappa large: no extra substeps
+        s, _ = run(st, z, int(round(0.4 / dtau)))
+        return s["theta"][0]
+
+    ref = at(0.4 / 256, "heun")
+    dts = [0.4 / 8, 0.4 / 16, 0.4 / 32]
+    errs = [np.abs(at(h, method) - ref).max() for h in dts]
+    from diagsim.sde.convergence import log_slope
+    print(method, errs, log_slope(dts, errs))
+    assert abs(log_slope(dts, errs) - order) < 0.2

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.sweep import (collect, job_key, load_results, load_sweep, load_table, phase_grid, plan_sweep,
+from diagsim.sweep import (collect, job_key, load_results, load_table, phase_grid, plan_sweep,
                            run_sweep, sweep_from_dict)
 from diagsim.sweep.cache import canonical_json
 
@@ -310,7 +310,8 @@ def test_phase_grid_aggregates_over_other_parameters(tmp_path):
     assert list(xs) == [3, 4, 5] and list(ys) == ["adam", "sgd"]
     for i, name in enumerate(ys):
         for j, n in enumerate(xs):
-            rows = [standin_job(job.config)["abs_mean"] for job, _ in load_results(raw, tmp_path, job=standin_job)
+            rows = [standin_job(job.config)["abs_mean"]
+                    for job, _ in load_results(raw, tmp_path, job=standin_job)
                     if job.params["problem.n"] == n and job.params["optimizer.name"] == name]
             assert len(rows) == 2 and Z[i, j] == pytest.approx(np.mean(rows), rel=1e-15)
 
@@ -464,7 +465,8 @@ def test_simulate_sweep_matches_direct_runs_and_backends_agree(tmp_path):
         w_star = make_problem(**job.config["problem"]).w_star
         rel = np.linalg.norm(res.w - w_star, axis=1) / np.linalg.norm(w_star)
         assert t["rel_error"][i] == pytest.approx(rel.mean(), rel=1e-12)
-        assert t["test_loss"][i] == pytest.approx(np.mean(0.5 * np.sum((res.w - w_star) ** 2, axis=1)), rel=1e-12)
+        test = np.mean(0.5 * np.sum((res.w - w_star) ** 2, axis=1))
+        assert t["test_loss"][i] == pytest.approx(test, rel=1e-12)
         assert t["n_diverged"][i] == 0
 
 
@@ -490,3 +492,25 @@ def test_predict_job_matches_predict(tmp_path):
         np.testing.assert_array_equal(res["w"], pred.w)
         assert t["test_loss"][i] == 0.5 * np.sum((pred.w - P.w_star) ** 2)
         assert t["measure_trace"][i] == pred.measures["trace"]
+
+
+def test_cli_reports_crashed_jobs_after_writing_the_table(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [sweep]
+        name = "crashy"
+        job = "{JOB_REF}"
+        [base.problem]
+        n = 3
+        seed = 0
+        [base.optimizer]
+        name = "sgd"
+        lr = 0.1
+        [grid]
+        "optimizer.crash" = [false, true]
+    """))
+    rc, out, err = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out",
+                         str(tmp_path / "o"), "--no-progress"], capsys)
+    assert rc == 2 and "1 job(s) crashed" in err and "RuntimeError: a bug" in err
+    t = load_table(tmp_path / "o" / "crashy.npz")
+    assert list(t["status"]) == ["ok", "missing"]

@@ -54,7 +54,7 @@ def main(args) -> int:
         return 0
     report = run_sweep(sweep, args.cache, backend=args.backend, workers=args.workers,
                        scheduler=args.scheduler, progress=not args.no_progress,
-                       retry_failed=args.retry_failed)
+                       retry_failed=args.retry_failed, raise_on_crash=False)
     print(report.line())
     table = collect(sweep, args.cache, missing="nan")
     out = Path(args.out) if args.out else Path("results") / "sweeps" / sweep.name
@@ -64,6 +64,10 @@ def main(args) -> int:
     if args.plot:
         from ..sweep.plot import plot_sweep
         print(f"phase diagram: {plot_sweep(table, sweep.plot, args.plot, keys=sweep.keys)}")
+    if report.crashed:
+        key, typ, msg = report.crashed[0]
+        raise DiagsimError(f"{len(report.crashed)} job(s) crashed (not cached; re-run to retry); first, job "
+                           f"{key}: {typ}: {msg}")
     return 0
 
 

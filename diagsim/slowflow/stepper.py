@@ -97,7 +97,7 @@ def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e
 
 
 class SlowFlowStepper:
-    """Explicit Euler in tau + Newton retraction for a :class:`SlowFlow` (implements the Stepper protocol).
+    """Heun (or explicit Euler) in tau + Newton retraction for a :class:`SlowFlow` (the Stepper protocol).
 
     Parameters
     ----------
@@ -145,7 +145,14 @@ class SlowFlowStepper:
         th = self.problem.check_theta(theta0, "theta0")
         if self.start == "gradient-flow":
             return gradient_flow_limit(self.problem, th, tol=self.retract_tol)
-        return retract(self.problem, th, tol=self.retract_tol, max_start_residual=self.max_start_residual)
+        r0 = residual_norm(self.problem, th)
+        if np.any(r0 > self.max_start_residual):
+            p = int(np.argmax(r0))
+            raise DiagsimError(f"start point of path {p} is not near the manifold of minimizers (max|Zw - y| = "
+                               f"{r0[p]:.3g} > max_start_residual = {self.max_start_residual:g}); start the slow flow "
+                               "with start='gradient-flow' (model_options), from a trained state, or raise "
+                               "max_start_residual")
+        return retract(self.problem, th, tol=self.retract_tol)
 
     def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
         th = np.ascontiguousarray(self.start_point(theta0))

@@ -10,7 +10,8 @@ A job is a pure function of its configuration. A :class:`JobKind` bundles
   (``options`` is the sweep's ``[summary]`` table, ``config`` the job's canonical configuration).
 
 Built-in kinds: ``"simulate"`` (:func:`diagsim.simulate` on a generated or loaded problem; see
-:mod:`diagsim.sweep.simjob`) and ``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`). Any function ``f(config) -> {name: array}`` is a job kind too
+:mod:`diagsim.sweep.simjob`) and ``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`).
+Any function ``f(config) -> {name: array}`` is a job kind too
 (:func:`kind_for`): its results are stored as ``.npz`` and its 0-d entries become columns.
 """
 from __future__ import annotations

@@ -43,7 +43,8 @@ def _predict_defaults() -> dict:
 def canonicalize(cfg: dict) -> dict:
     bad = sorted(set(cfg) - set(SECTIONS) - {"job"})
     if bad:
-        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a predict job; allowed: {', '.join(SECTIONS)}")
+        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a predict job; allowed: "
+                           f"{', '.join(SECTIONS)}")
     pr = dict(cfg.get("predict", {}))
     allowed = _predict_defaults()
     unknown = sorted(set(pr) - set(allowed))
@@ -58,7 +59,8 @@ def canonicalize(cfg: dict) -> dict:
         pr.pop("optimizer", None)
         allowed.pop("optimizer")
     elif not isinstance(pr.get("optimizer", "sgd"), str):
-        raise DiagsimError(f"predict.optimizer must be a name such as 'sgd' or 'adam'; got {pr['optimizer']!r}")
+        raise DiagsimError(f"predict.optimizer must be a name such as 'sgd' or 'adam'; got "
+                           f"{pr['optimizer']!r}")
     out["predict"] = {**allowed, **pr}
     return out
 
@@ -74,7 +76,8 @@ def run(cfg: dict) -> dict:
     w = pred.w
     out = {"w": w, "support": np.asarray(pred.support, dtype=np.int64),
            "theta": np.zeros(0) if pred.theta is None else np.asarray(pred.theta, dtype=np.float64),
-           "objective": float(pred.objective), "residual": float(pred.residual), "is_global": bool(pred.is_global),
+           "objective": float(pred.objective), "residual": float(pred.residual),
+           "is_global": bool(pred.is_global),
            "test_loss": float(problem.test_loss_w(w)), "l1": float(np.abs(w).sum()),
            "support_size": int(np.asarray(pred.support).size),
            "method": np.array(pred.method), "measure": np.array(pred.measure),
@@ -88,8 +91,8 @@ def summarize(obj: dict, options: dict, config: dict) -> dict:
     out = {}
     for k in ("test_loss", "l1", "support_size", "objective", "residual", "is_global"):
         out[k] = np.asarray(obj[k]).item()
-    out.update({k: np.asarray(v).item() for k, v in obj.items() if k.startswith("measure_") and np.ndim(v) == 0
-                and np.asarray(v).dtype.kind == "f"})
+    out.update({k: np.asarray(v).item() for k, v in obj.items()
+                if k.startswith("measure_") and np.ndim(v) == 0 and np.asarray(v).dtype.kind == "f"})
     try:
         w_star = build_problem(config["problem"]).w_star
     except DiagsimError:
