@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels as K
+from ._jit import jit
 from .errors import DiagsimError, check_int
 
 #: |w_i| above this counts as in the support
@@ -88,12 +90,35 @@ def _check_size(n_points: int, n_paths: int) -> None:
                            f"per observable; use record='log', a larger stride or fewer n_records")
 
 
+@jit
+def _loss_diag(theta, code, depth, Z, ZT, y, s, loss, diag):
+    """loss[p] and diag H[p] of every row, serially with the per-path kernels of :mod:`diagsim.kernels`
+    (the calls :mod:`diagsim.derivatives` makes, so the same bits; serial because a record is small
+    and a parallel launch costs more than it saves)."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    w = np.empty(d)
+    r = np.empty(n)
+    gw = np.empty(d)
+    for p in range(theta.shape[0]):
+        loss[p] = K.forward(theta[p], code, depth, ZT, y, w, r)
+        K.pullback(Z, r, 1.0 / n, gw)
+        K.diag_hessian(theta[p], code, depth, s, gw, diag[p])
+
+
+def loss_and_diag(problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train loss (M,), exact diag H (M, 2d)) for finite states theta (M, 2d)."""
+    th = np.ascontiguousarray(theta, dtype=np.float64)
+    loss = np.empty(th.shape[0])
+    diag = np.empty_like(th)
+    _loss_diag(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, problem.s, loss, diag)
+    return loss, diag
+
+
 def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_THRESHOLD,
             extra: dict | None = None) -> dict[str, np.ndarray]:
     """The observables of the module doc for states ``theta`` (n_paths, 2d); ``extra`` (name -> (n_paths,))
     is appended as ``precond/<name>``."""
-    from .derivatives import hessian_diag, loss
-
     theta = np.asarray(theta, dtype=np.float64)
     M = theta.shape[0]
     ok = np.all(np.isfinite(theta), axis=1)
@@ -109,8 +134,7 @@ def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_TH
     for name in ("test_loss", "l1", "support"):
         out[name][~ok] = np.nan
     if ok.any():
-        out["train_loss"][ok] = loss(problem, theta[ok])  # per-path kernel: bitwise independent of M
-        h = hessian_diag(problem, theta[ok])
+        out["train_loss"][ok], h = loss_and_diag(problem, theta[ok])  # per path: independent of M
         out["trace_h"][ok] = h.sum(axis=1)
         out["trace_sqrt_diag_h"][ok] = np.sqrt(np.maximum(h, 0.0)).sum(axis=1)
     for key, val in (extra or {}).items():

@@ -30,7 +30,6 @@ import hashlib
 import importlib
 import inspect
 import json
-import math
 import platform
 import signal
 import threading
@@ -43,7 +42,7 @@ from ._version import __version__
 from .errors import DiagsimError, DivergenceError, check_choice, check_int, check_positive
 from .problem import Problem
 from .progress import Progress
-from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, observe, record_steps
+from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, loss_and_diag, observe, record_steps
 from .result import Result, read_npz, write_npz_atomic
 from .stepper import divergence_hint
 
@@ -198,12 +197,11 @@ class _Run:
 
     # ---------------------------------------------------------------- pieces
     def _losses(self) -> np.ndarray:
-        from .derivatives import loss
         th = self.state["theta"]
         out = np.full(th.shape[0], np.nan)
         ok = np.all(np.isfinite(th), axis=1)
         if ok.any():
-            out[ok] = loss(self.problem, th[ok])
+            out[ok] = loss_and_diag(self.problem, th[ok])[0]
         return out
 
     def _check(self, k: int) -> None:
@@ -418,8 +416,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         if th0.shape[0] != M:
             raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); got {np.shape(theta0)}")
     state = stepper.init_state(th0)
-    from .derivatives import loss
-    L0 = loss(problem, state["theta"])
+    L0 = loss_and_diag(problem, state["theta"])[0]
     if not np.all(np.isfinite(L0)):
         raise DiagsimError("theta0 gives a non-finite loss")
     dt, lr = float(stepper.dt), float(stepper.lr)

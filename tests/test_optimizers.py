@@ -285,6 +285,16 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
         np.testing.assert_array_equal(GW[s], gw)
 
 
+def test_stable_argsort():
+    from diagsim.optimizers._kernel import stable_argsort
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 64, 1000):
+        key = rng.integers(0, 5, n).astype(float)  # many ties
+        order, tmp = np.empty(n, np.int64), np.empty(n, np.int64)
+        stable_argsort(key, order, tmp)
+        np.testing.assert_array_equal(order, np.argsort(key, kind="stable"))
+
+
 # --------------------------------------------------------------------------- reproducibility
 def test_group_size_and_subsets_are_bitwise_invariant():
     """The same path gives the same bits whatever its group, the number of paths, or its position."""

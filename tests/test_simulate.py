@@ -2,6 +2,7 @@
 replay, adding paths), checkpoint / resume (killed process, interrupt, crash), divergence, save / load."""
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -10,13 +11,11 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 
 import numpy as np
 import pytest
 
 import diagsim
-from diagsim import simulate as simulate_module
 from diagsim.errors import DiagsimError, DivergenceError
 from diagsim.optimizers import SAF, SAM, SGD, Adam, LabelNoise, Minibatch
 from diagsim.progress import Progress
@@ -24,6 +23,7 @@ from diagsim.recording import record_steps
 from diagsim.result import load_result
 from diagsim.simulate import DivergenceWarning, resume, simulate
 
+simulate_module = importlib.import_module("diagsim.simulate")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except DiagsimError as exc:
         print(f"diagsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"diagsim {args.command}: interrupted", file=sys.stderr)
         return 130

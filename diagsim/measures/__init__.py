@@ -26,9 +26,12 @@ worst_adaptive             adaptive worst case (ascent)                        r
 =========================  ==================================================  ==========================
 
 Spectral measures are of the Gauss-Newton matrix (1/n) J^T J, which is H on the manifold of minimizers
-Gamma (r = 0); see each docstring. ``DEFAULT_MEASURES`` (what ``evaluate(names=None)`` computes) are all
-of them; geodesic_* are skipped for "depth-D", where they are undefined. ``seed`` fixes the random
-restarts of the ascent-based ones.
+Gamma (r = 0); see each docstring. ``evaluate(names=None)`` computes :data:`DEFAULT_MEASURES`: every
+measure except the three computed by iterative ascent (:data:`ITERATIVE`: worst, worst_adaptive,
+geodesic_inv), which cost a few Newton steps with an n x n Gram product each per path and start (about
+ten times the rest together on 1,000 states at d = 1000, n = 50; see benchmarks/bench_measures.py);
+``names="all"`` adds them. geodesic_* are skipped for "depth-D", where they are undefined. ``seed``
+fixes the random restarts (``n_random``, default 0) of the ascent-based ones.
 """
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ ITERATIVE = frozenset({"worst", "worst_adaptive", "geodesic_inv"})
 #: measures defined only for some parametrizations (name -> allowed parametrization codes)
 _ONLY = {"geodesic_mix": (0, 1), "geodesic_inv": (0, 1)}
 
-DEFAULT_MEASURES = tuple(MEASURES)
+#: what evaluate(names=None) computes: everything but the ascent-based measures
+DEFAULT_MEASURES = tuple(n for n in MEASURES if n not in ITERATIVE)
 
 
 def applicable(name: str, problem: Problem) -> bool:
@@ -87,18 +91,20 @@ def applicable(name: str, problem: Problem) -> bool:
 
 
 def resolve_names(names, problem: Problem | None = None) -> list[str]:
-    """Validate measure names (a list or a comma-separated string; None = the defaults applicable to
-    ``problem``). Unknown names raise a one-line DiagsimError listing the allowed ones."""
-    if names is None:
-        return [n for n in DEFAULT_MEASURES if problem is None or applicable(n, problem)]
+    """Validate measure names (a list or a comma-separated string; None = :data:`DEFAULT_MEASURES`, "all" =
+    every measure, both restricted to those defined for ``problem``). Unknown names raise a one-line
+    DiagsimError listing the allowed ones."""
+    if names is None or (isinstance(names, str) and names.strip() == "all"):
+        pool = DEFAULT_MEASURES if names is None else tuple(MEASURES)
+        return [n for n in pool if problem is None or applicable(n, problem)]
     if isinstance(names, str):
         names = [s.strip() for s in names.split(",") if s.strip()]
     names = list(names)
     if not names:
-        raise DiagsimError(f"measures must name at least one of: {', '.join(MEASURES)}")
+        raise DiagsimError(f"measures must name at least one of: {', '.join(MEASURES)} (or 'all')")
     for n in names:
         if n not in MEASURES:
-            raise DiagsimError(f"measure must be one of {', '.join(MEASURES)}; got {n!r}")
+            raise DiagsimError(f"measure must be one of {', '.join(MEASURES)} (or 'all'); got {n!r}")
         if problem is not None and not applicable(n, problem):
             raise DiagsimError(f"measure {n!r} is not defined for parametrization {problem.param.name!r}")
     return list(dict.fromkeys(names))
@@ -122,8 +128,8 @@ def evaluate(problem: Problem, theta, names=None, **opts) -> dict[str, np.ndarra
 
     Parameters
     ----------
-    names : list of measure names or a comma-separated string; None = :data:`DEFAULT_MEASURES` that are
-        defined for the problem's parametrization.
+    names : list of measure names or a comma-separated string; None = :data:`DEFAULT_MEASURES`, "all" =
+        every measure (in both cases only those defined for the problem's parametrization).
     **opts : options routed to the measures that take them: ``rho`` (Euclidean radius / standard
         deviation), ``rho_adaptive`` (radius of the adaptive and geodesic measures), ``lam``, ``order``,
         ``hessian``, ``rtol``, ``eta``, ``n_random``, ``steps``, ``seed``. An option that no selected measure

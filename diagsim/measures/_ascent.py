@@ -9,11 +9,13 @@ iteration is monotone):
   the Newton step of the KKT system g(x) = mu x, ||x|| = radius on the tangent space, with
   Levenberg-Marquardt damping tau >= 0,
       (Hess f - (mu + tau) I) xi = -(g - mu x),   x.xi = 0,
-  solved as a bordered system with the rank-one shift sigma x x^T (sigma = -(mu + tau) / radius^2), which
-  does not change the solution but removes the near-null direction x; then
-  x <- radius (x + xi) / ||x + xi||. tau = 0 is Newton (quadratic convergence near a non-degenerate
-  maximizer); tau grows 4x after a rejected step (tending to a short tangential gradient step, which
-  always ascends) and shrinks 4x after an accepted one. The Hessian comes from the objective as a
+  solved as a bordered system with a rank-one shift sigma x x^T (sigma << 0), which does not change the
+  solution but removes the near-null direction x; then x <- radius (x + xi) / ||x + xi||. The step is
+  only taken when the shifted matrix is negative definite (checked by Sylvester's inertia of the
+  capacitance matrix), i.e. when the damped model has a maximum, so Newton is never drawn to a saddle;
+  otherwise the row takes a gradient step and tau grows. tau = 0 is Newton (quadratic convergence near a
+  non-degenerate maximizer); tau grows 4x after a rejected step (tending to a short tangential gradient
+  step, which always ascends) and shrinks 4x after an accepted one. The Hessian comes from the objective as a
   :class:`~._structured.StructuredHessian`, so a step costs one n x n Gram product per row.
 * Projected gradient (rows inside the ball or with an inward gradient): x <- P(x + eta g / ||g||); eta
   doubles after an accepted step and shrinks 4x after a rejected one.
@@ -26,6 +28,10 @@ with tau > 1e12 mu, when a gradient row's eta < eta_tol * radius, or after ``ste
 from __future__ import annotations
 
 import numpy as np
+
+from ._structured import StructuredHessian
+
+_FIELDS = ("au", "av", "B11", "B12", "B22")
 
 
 def project(x: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -46,7 +52,8 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
     Parameters
     ----------
     objective : callable(x (B, k), rows (B,), hessian: bool) -> (f (B,), grad (B, k), H or None), where H
-        is a StructuredHessian of f at those points (k = 2d) when ``hessian`` is true.
+        is a StructuredHessian of f at those points (k = 2d) when ``hessian`` is true (it is requested with
+        every evaluation when ``newton``, and kept for the accepted points).
     starts : (B, k) initial points (projected onto the balls first).
     rows : (B,) problem (path) index of each start, passed back to ``objective``.
     radius : (B,) ball radius of each start.
@@ -60,7 +67,9 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
     B = len(x)
     f = np.empty(B)
     g = np.empty_like(x)
-    f[:], g[:], _ = objective(x, rows, False)
+    f[:], g[:], H0 = objective(x, rows, newton)
+    bank = None if H0 is None else {k: getattr(H0, k).copy() for k in _FIELDS}   # Hessians at the iterates
+    problem = None if H0 is None else H0.problem
     eta = radius.astype(np.float64).copy()
     tau = np.zeros(B)                       # Levenberg-Marquardt damping of the Newton steps
     active = np.linalg.norm(g, axis=1) > 0
@@ -88,23 +97,31 @@ def ball_ascent(objective, starts: np.ndarray, rows: np.ndarray, radius: np.ndar
         is_newton = np.zeros(act.size, dtype=bool)
         nw = np.flatnonzero(on & (mu > 0)) if newton else np.zeros(0, dtype=np.int64)
         if nw.size:
-            _, _, H = objective(xa[nw], rows[act[nw]], True)
-            xs, m_ = xa[nw], mu[nw]
+            idx = act[nw]
+            H = StructuredHessian(problem, *(bank[k][idx] for k in _FIELDS))
+            xs, m_, rs = xa[nw], mu[nw], ra[nw]
             shift = m_ + tau[act[nw]]
-            sigma = -np.maximum(shift, 1e-300) / ra[nw] ** 2
+            hx = np.linalg.norm(H.matvec(xs), axis=1) / rs
+            sigma = -10.0 * (np.abs(shift) + hx + 1e-300) / rs ** 2
             with np.errstate(all="ignore"):
-                z1, z2 = H.solve_bordered(shift, sigma, xs, [-t[nw], xs])
+                (z1, z2), negdef = H.solve_bordered(shift, sigma, xs, [-t[nw], xs])
                 nu = _dot(xs, z1) / _dot(xs, z2)
                 y = xs + (z1 - nu[:, None] * z2)
-                y = y * (ra[nw] / np.linalg.norm(y, axis=1))[:, None]
-            ok = np.all(np.isfinite(y), axis=1)
+                y = y * (rs / np.linalg.norm(y, axis=1))[:, None]
+            ok = np.all(np.isfinite(y), axis=1) & negdef
             cand[nw[ok]] = y[ok]
             is_newton[nw[ok]] = True
-        fc, gc, _ = objective(cand, rows[act], False)
+            # not a local-maximum model (indefinite): take the gradient step and damp more
+            bad = act[nw[~ok]]
+            tau[bad] = np.maximum(4.0 * tau[bad], 1e-3 * mu[nw[~ok]])
+        fc, gc, Hc = objective(cand, rows[act], newton)
         fa = f[act]
         acc = fc > fa + ulp4 * np.abs(fa)   # an increase beyond rounding
         ia = act[acc]
         x[ia], f[ia], g[ia] = cand[acc], fc[acc], gc[acc]
+        if bank is not None:
+            for k in _FIELDS:
+                bank[k][ia] = getattr(Hc, k)[acc]
         pg = ~is_newton
         eta[act[acc & pg]] = np.minimum(2.0 * eta[act[acc & pg]], 1e8 * radius[act[acc & pg]])
         eta[act[~acc & pg]] *= 0.25

@@ -170,4 +170,5 @@ def hessian_operator(ctx: Context, adaptive: bool = False, eta: float = 0.0, sca
         au, av = au * tu, av * tv
         B11, B12, B22 = B11 * tu * tu, B12 * tu * tv, B22 * tv * tv
         g = g * scale
-    return StructuredHessian(ctx.problem, au, av, B11, B12, B22), g
+    top = (lambda: ctx.top_eigpair("all")) if scale is None else None
+    return StructuredHessian(ctx.problem, au, av, B11, B12, B22, top), g

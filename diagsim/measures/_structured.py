@@ -33,6 +33,17 @@ _TINY = 1e-300
 NEGLIGIBLE_B = 1e-14
 
 
+class _Sub:
+    """Rows ``idx`` of a lazily computed (lambda, x) pair."""
+
+    def __init__(self, fn, idx):
+        self.fn, self.idx = fn, idx
+
+    def __call__(self):
+        lam, x = self.fn()
+        return lam[self.idx], x[self.idx]
+
+
 @dataclass
 class StructuredHessian:
     """H = B + (1/n) J^T J per path (see module docstring). All arrays (M, d)."""
@@ -43,6 +54,7 @@ class StructuredHessian:
     B11: np.ndarray
     B12: np.ndarray
     B22: np.ndarray
+    gn_top: object = None   # optional callable returning (lambda_max, x) of (1/n) Z diag(au^2 + av^2) Z^T
 
     def __post_init__(self):
         self.n = self.problem.n
@@ -102,6 +114,9 @@ class StructuredHessian:
     # ------------------------------------------------------------------ lambda_max
     def gauss_newton_top(self):
         """(lambda_max, x) of (1/n) Z diag(au^2 + av^2) Z^T."""
+        if self.gn_top is not None:
+            lam, x = self.gn_top()
+            return lam.copy(), x.copy()
         G = weighted_gram(self.problem, self.au ** 2 + self.av ** 2) / self.n
         return top_eigpair(G)
 
@@ -135,7 +150,7 @@ class StructuredHessian:
 
     def _take(self, idx) -> "StructuredHessian":
         return StructuredHessian(self.problem, self.au[idx], self.av[idx], self.B11[idx], self.B12[idx],
-                                 self.B22[idx])
+                                 self.B22[idx], None if self.gn_top is None else _Sub(self.gn_top, idx))
 
     def _secular(self, beta, lam_g, bmin_min, scale, max_iter):
         """Largest root of lambda_max(K(lam)) = 1 on (beta, beta + lam_g]; returns (lam, x, pure_b)."""
@@ -217,12 +232,17 @@ class StructuredHessian:
         y = np.linalg.solve(IK, self.jvp(h)[..., None])[..., 0]
         return h + self._apply(inv, self.jt(y), d) / n
 
-    def solve_bordered(self, mu: np.ndarray, sigma: np.ndarray, x: np.ndarray, rhs: list) -> list:
-        """Solve (H - mu I + sigma x x^T) z = b for each b in ``rhs`` (all (M, 2d)); mu, sigma (M,).
+    def solve_bordered(self, mu: np.ndarray, sigma: np.ndarray, x: np.ndarray, rhs: list):
+        """Solve (H - mu I + sigma x x^T) z = b for each b in ``rhs`` (all (M, 2d)); mu, sigma (M,), sigma < 0.
 
         Woodbury on the block-diagonal A0 = B - mu I with the rank-(n + 1) term U C U^T,
-        U = [J^T / sqrt(n), x], C = diag(1, ..., 1, sigma): an (n + 1) x (n + 1) solve per path. Used by the
-        Newton steps on the sphere, where sigma x x^T removes the near-null direction x of H - mu I.
+        U = [J^T / sqrt(n), x], C = diag(1, ..., 1, sigma): an (n + 1) x (n + 1) solve with the capacitance
+        matrix S = C^-1 + U^T A0^-1 U per path. Used by the Newton steps on the sphere, where sigma x x^T
+        removes the near-null direction x of H - mu I.
+
+        Returns (list of solutions, negdef (M,) bool): whether H - mu I + sigma x x^T is negative definite,
+        from Sylvester's law of inertia, In(A0 + U C U^T) = In(A0) + In(-S) - In(-C^-1): it is iff every
+        2x2 block of A0 is negative definite and S has exactly one negative eigenvalue.
         """
         M, d, n = self.M, self.d, self.n
         inv = self._ainv(mu)                      # (mu - B)^-1 = -A0^-1
@@ -244,7 +264,11 @@ class StructuredHessian:
             y = Y[:, :, k]
             corr = self.jt(y[:, :n]) / np.sqrt(n) + x * y[:, n:n + 1]
             out.append(h - neg(corr))
-        return out
+        _, bmax = self._b_eigs()
+        a0_neg = (bmax < mu[:, None]).all(axis=1)
+        ev = np.linalg.eigvalsh(S)
+        negdef = a0_neg & ((ev < 0).sum(axis=1) == 1) & np.all(ev != 0, axis=1)
+        return out, negdef
 
     # ------------------------------------------------------------------ trust region
     def trust_region(self, g: np.ndarray, radius, max_iter: int = 100):
@@ -273,8 +297,8 @@ class StructuredHessian:
         # boundary: Newton on phi(mu) = 1/||delta(mu)|| - 1/rho from just above mu_lo
         mu = mu_lo + 1e-12 * scale
         hi = mu_lo + gnorm / np.maximum(rho, _TINY) + 1e-12 * scale
-        hard = np.zeros(M, dtype=bool)
-        hard[todo & (gnorm == 0)] = True
+        # g negligible (e.g. on Gamma): the hard case, with a value error below rho ||g|| <= 1e-13 Q
+        hard = todo & (gnorm <= 1e-13 * rho * np.maximum(np.abs(lam), _TINY))
         act0 = np.flatnonzero(todo & ~hard)
         if act0.size:
             sub = self._take(act0)

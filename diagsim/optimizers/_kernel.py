@@ -114,6 +114,49 @@ def noisy_gradient_group(code, depth, Z, ZT, y, TH, rows, ns, XI, WROW, two_lam,
 
 # --------------------------------------------------------------------------- SAM family
 @jit
+def stable_argsort(key, order, tmp):
+    """order <- the indices sorting ``key`` ascending, ties by index (bottom-up merge sort; int64 arrays
+    ``order`` and ``tmp`` of len(key)). Written out because np.argsort(kind="mergesort") costs more
+    compile time than the whole of it."""
+    n = key.shape[0]
+    for i in range(n):
+        order[i] = i
+    src = order
+    dst = tmp
+    width = 1
+    flips = 0
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            t = lo
+            while i < mid and j < hi:
+                if key[src[j]] < key[src[i]]:
+                    dst[t] = src[j]
+                    j += 1
+                else:
+                    dst[t] = src[i]
+                    i += 1
+                t += 1
+            while i < mid:
+                dst[t] = src[i]
+                i += 1
+                t += 1
+            while j < hi:
+                dst[t] = src[j]
+                j += 1
+                t += 1
+        src, dst = dst, src
+        flips += 1
+        width *= 2
+    if flips % 2 == 1:
+        for i in range(n):
+            order[i] = tmp[i]
+
+
+@jit
 def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf):
     """out <- theta + eps(theta, g) for the SAM variants other than m-SAM (see specs.SAM).
 
@@ -164,7 +207,8 @@ def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf):
             for i in range(dim):
                 score[i] = g[i] * g[i]
                 keep[i] = 1.0
-            order = np.argsort(score, kind="mergesort")
+            order = np.empty(dim, np.int64)
+            stable_argsort(score, order, np.empty(dim, np.int64))
             nz = int(fp[F_SPARSITY] * dim)
             for t in range(nz):
                 keep[order[t]] = 0.0

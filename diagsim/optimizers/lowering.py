@@ -128,7 +128,7 @@ def lower(problem, opt: S.Optimizer, seed: int) -> Lowered:
         code = OPT_SAF
         fp[F_LAM_TRA] = opt.lam_tra
         ip[I_DELAY] = opt.delay
-        names = ("outputs",)
+        names = ("residuals",)
     elif isinstance(opt, S.MESA):
         code = OPT_MESA
         fp[F_LAM_TRA], fp[F_BETA_EMA] = opt.lam_tra, opt.beta_ema

@@ -5,7 +5,8 @@ argmin_{Z w = y} sum_i a_i^2 q(w_i / a_i^2), q(z) = 2 - sqrt(4 + z^2) + z asinh(
 2020): the minimum-l2 interpolator as alpha -> inf, the minimum-l1 one as alpha -> 0. The prediction comes
 from :func:`diagsim.predict.predict` (optimizer "gd": dual Newton on the hyperbolic-entropy dual, residual
 <= 1e-13); the flow is integrated here with SciPy's DOP853 on the exact gradient
-(:func:`diagsim.derivatives.gradient`) until max|Z w - y| <= ``residual`` (1 + max|y|).
+(:func:`diagsim.derivatives.gradient`) until max|Z w - y| <= ``residual`` (1 + max|y|) (``residual`` must be
+well above the integrator's relative accuracy ``rtol``, which bounds how close to Gamma the flow can get).
 
 Tolerance (all explicit, none tuned): (i) integration error, estimated as the difference between runs at
 rtol = ``rtol`` and 100 x ``rtol``; (ii) the tail of the flow after the stopping point: near Gamma the
@@ -28,7 +29,7 @@ from . import plotting
 from .base import numba_threads, register
 
 
-def gradient_flow_to(problem, theta0, *, rtol: float, residual: float, t_max: float = 1e9):
+def gradient_flow_to(problem, theta0, *, rtol: float, residual: float, t_max: float = 1e7):
     """Integrate gradient flow from theta0 (2d,) until max|Zw - y| <= residual (1 + max|y|).
 
     Returns (theta (2d,), t, trajectory of (t, w) samples)."""
@@ -65,10 +66,10 @@ def tail_bound(problem, theta) -> float:
 
 
 @register("woodworth", 7, "gradient flow from small initialization reaches the Woodworth interpolator",
-          quick={"n": 10, "d": 30, "k": 3, "alphas": [1.0, 0.1, 0.01], "seed": 1, "rtol": 1e-11,
-                 "residual": 1e-12, "init": "gaussian"},
-          full={"n": 20, "d": 60, "k": 4, "alphas": [1.0, 0.3, 0.1, 0.03, 0.01], "seed": 1, "rtol": 1e-12,
-                "residual": 1e-12, "init": "gaussian"})
+          quick={"n": 10, "d": 30, "k": 3, "alphas": [1.0, 0.1, 0.01], "seed": 1, "rtol": 1e-10,
+                 "residual": 1e-10, "init": "gaussian"},
+          full={"n": 20, "d": 60, "k": 4, "alphas": [1.0, 0.3, 0.1, 0.03, 0.01], "seed": 1, "rtol": 1e-11,
+                "residual": 1e-10, "init": "gaussian"})
 def woodworth_check(ctx):
     from ..predict import predict
     rows, curves = [], []
