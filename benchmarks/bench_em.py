@@ -8,7 +8,8 @@ first k coordinates, u0 = v0 = 0.1, lr = 0.01, delta = 1, dt = 0.01, T = 100, M 
            arithmetic in the same order, so the two final states agree bit for bit (checked).
 * noise:   the Brownian increments alone (the floor both share).
 
-Prints path-steps/s (best of ``--repeat`` interleaved runs) and generic/fused. Usage::
+Prints path-steps per second of wall time and per CPU-second of the process (all threads; robust on a
+shared, loaded machine), best of ``--repeat`` interleaved runs, and generic/fused for both. Usage::
 
     python benchmarks/bench_em.py [--quick] [--repeat 3] [--json FILE]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -77,7 +79,7 @@ def reference_problem():
                         init="constant", alpha=0.1, seed=0, support=range(5))
 
 
-def run(quick: bool = False, repeat: int = 3, ensembles=(1, 64, 1024), T: float = 100.0) -> list[dict]:
+def run(quick: bool = False, repeat: int = 5, ensembles=(1, 64, 1024), T: float = 100.0) -> list[dict]:
     P = reference_problem()
     lr, delta, dt = 0.01, 1.0, 0.01
     stepper = make_stepper(P, SGD(lr=lr, noise=LabelNoise(delta)), dt=dt, seed=0)
@@ -92,53 +94,105 @@ def run(quick: bool = False, repeat: int = 3, ensembles=(1, 64, 1024), T: float 
             n_steps = max(100, n_steps * 8 // M) if M > 1 else 2000
         paths = np.arange(M, dtype=np.int64)
 
+        def timed(f):
+            w0, c0 = time.perf_counter(), time.process_time()
+            res = f()
+            return time.perf_counter() - w0, time.process_time() - c0, res
+
         def generic():
             st = stepper.init_state(P.theta0(M))
             act = np.ones(M, bool)
-            t0 = time.perf_counter()
-            stepper.advance(st, paths, 0, n_steps, act)
-            return time.perf_counter() - t0, st["theta"]
+            return timed(lambda: stepper.advance(st, paths, 0, n_steps, act) or st["theta"])
 
         def fused():
             X = P.theta0(M)
             act = np.ones(M, bool)
-            t0 = time.perf_counter()
-            fused_kernel(X, paths, act, 0, n_steps, dt, scale, k0, k1, code, depth, P.Z, P.ZT, P.y)
-            return time.perf_counter() - t0, X
+            return timed(lambda: fused_kernel(X, paths, act, 0, n_steps, dt, scale, k0, k1, code, depth,
+                                              P.Z, P.ZT, P.y) or X)
 
         def noise():
             out = np.empty(M)
-            t0 = time.perf_counter()
-            noise_kernel(out, paths, 0, n_steps, P.n, scale, k0, k1)
-            return time.perf_counter() - t0, None
+            return timed(lambda: noise_kernel(out, paths, 0, n_steps, P.n, scale, k0, k1))
 
         for f in (generic, fused, noise):  # warm-up (compilation)
             f()
-        best = {"generic": math.inf, "fused": math.inf, "noise": math.inf}
+        best = {k: math.inf for k in ("generic", "fused", "noise")}
+        best_cpu = dict(best)
         states = {}
-        for _ in range(repeat):
-            for name, f in (("generic", generic), ("fused", fused), ("noise", noise)):
-                el, X = f()
+        order = [("generic", generic), ("fused", fused), ("noise", noise)]
+        for rep in range(repeat):
+            for name, f in (order if rep % 2 == 0 else order[::-1]):
+                el, cpu, X = f()
                 best[name] = min(best[name], el)
+                best_cpu[name] = min(best_cpu[name], cpu)
                 states[name] = X
         same = bool(np.array_equal(states["generic"], states["fused"]))
+        ps = M * n_steps
         row = {"M": M, "steps": n_steps,
-               **{f"{k}_path_steps_per_s": M * n_steps / v for k, v in best.items()},
-               "generic_over_fused": best["fused"] / best["generic"], "bitwise_equal": same}
+               **{f"{k}_path_steps_per_s": ps / v for k, v in best.items()},
+               **{f"{k}_path_steps_per_cpu_s": ps / v for k, v in best_cpu.items()},
+               "generic_over_fused": best["fused"] / best["generic"],
+               "generic_over_fused_cpu": best_cpu["fused"] / best_cpu["generic"], "bitwise_equal": same,
+               "load_average": os.getloadavg()[0]}
         rows.append(row)
-        print(f"M={M:5d} steps={n_steps:6d}  generic {row['generic_path_steps_per_s']:.3e}  "
+        print(f"M={M:5d} steps={n_steps:6d} | wall: generic {row['generic_path_steps_per_s']:.3e}  "
               f"fused {row['fused_path_steps_per_s']:.3e}  noise-only {row['noise_path_steps_per_s']:.3e}  "
-              f"generic/fused = {row['generic_over_fused']:.3f}  bitwise equal: {same}", flush=True)
+              f"ratio {row['generic_over_fused']:.3f} | per CPU-s: generic "
+              f"{row['generic_path_steps_per_cpu_s']:.3e}  fused {row['fused_path_steps_per_cpu_s']:.3e}  "
+              f"ratio {row['generic_over_fused_cpu']:.3f} | "
+              f"bitwise equal: {same} | load {row['load_average']:.1f}", flush=True)
     return rows
+
+
+def single_thread(M: int = 8, n_steps: int = 5000, repeat: int = 7) -> dict:
+    """ns per path-step of generic and fused on ONE thread, in thread CPU time (robust under load)."""
+    import numba
+    P = reference_problem()
+    lr, dt = 0.01, 0.01
+    stepper = make_stepper(P, SGD(lr=lr, noise=LabelNoise(1.0)), dt=dt, seed=0)
+    k0, k1 = stepper.brownian.key
+    scale = stepper.model.amplitude * math.sqrt(dt)
+    paths = np.arange(M, dtype=np.int64)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        def generic():
+            st = stepper.init_state(P.theta0(M))
+            act = np.ones(M, bool)
+            c = time.thread_time()
+            stepper.advance(st, paths, 0, n_steps, act)
+            return time.thread_time() - c
+
+        def fused():
+            X = P.theta0(M)
+            act = np.ones(M, bool)
+            c = time.thread_time()
+            fused_kernel(X, paths, act, 0, n_steps, dt, scale, k0, k1, P.param.code, P.param.depth, P.Z, P.ZT,
+                         P.y)
+            return time.thread_time() - c
+
+        generic(), fused()
+        g = min(generic() for _ in range(repeat))
+        f = min(fused() for _ in range(repeat))
+    finally:
+        numba.set_num_threads(before)
+    row = {"threads": 1, "M": M, "steps": n_steps, "generic_ns_per_path_step": 1e9 * g / (M * n_steps),
+           "fused_ns_per_path_step": 1e9 * f / (M * n_steps), "generic_over_fused": f / g}
+    print(f"1 thread, thread CPU time, M={M}: generic {row['generic_ns_per_path_step']:.0f} ns/path-step, "
+          f"fused {row['fused_ns_per_path_step']:.0f} ns/path-step, "
+          f"generic/fused = {row['generic_over_fused']:.3f}",
+          flush=True)
+    return row
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", help="write the rows to this file")
     a = ap.parse_args(argv)
     rows = run(quick=a.quick, repeat=a.repeat)
+    rows.append(single_thread(n_steps=1000 if a.quick else 5000))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -222,11 +222,12 @@ def make_figure(name, *, quick: bool = False, cache_dir=None, out_dir=None, root
                 backend: str = "serial", workers=None, scheduler=None, progress: bool = True,
                 formats=("pdf", "png")) -> FigureReport:
     """Compute (cached) and draw one figure. Defaults: cache ``results/paper_repro/cache`` (quick:
-    ``results/paper_repro/cache-quick``), output ``figures/`` next to ``paper_repro``."""
+    ``results/paper_repro/cache-quick``), output ``figures/full/`` (quick: ``figures/``) next to
+    ``paper_repro``."""
     root = repro_dir(root)
     spec = load_figure(name, quick=quick, root=root)
     cache_dir = Path(cache_dir) if cache_dir else default_cache(root, quick)
-    out_dir = Path(out_dir) if out_dir else root.parent / "figures"
+    out_dir = Path(out_dir) if out_dir else default_out(root, quick)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     reports = compute_figure(spec, cache_dir, backend=backend, workers=workers, scheduler=scheduler,
                              progress=progress)
@@ -238,7 +239,13 @@ def make_figure(name, *, quick: bool = False, cache_dir=None, out_dir=None, root
 
 
 def default_cache(root: Path, quick: bool) -> Path:
+    """``results/paper_repro/cache-quick`` or ``.../cache`` next to the paper_repro folder."""
     return root.parent / "results" / "paper_repro" / ("cache-quick" if quick else "cache")
+
+
+def default_out(root: Path, quick: bool) -> Path:
+    """``figures/`` (quick) or ``figures/full/`` next to the paper_repro folder."""
+    return root.parent / "figures" / ("" if quick else "full")
 
 
 # --------------------------------------------------------------------------- standalone scripts
@@ -254,7 +261,7 @@ def script_main(script_file: str, argv=None) -> int:
     try:
         spec = load_figure(path.with_suffix(".toml"), quick=args.quick)
         cache = Path(args.cache) if args.cache else default_cache(path.parent, args.quick)
-        out = Path(args.out) if args.out else path.parent.parent / "figures"
+        out = Path(args.out) if args.out else default_out(path.parent, args.quick)
         for f in render_figure(spec, cache, out):
             print(f)
     except DiagsimError as exc:

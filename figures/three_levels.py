@@ -85,7 +85,8 @@ def plot(out, path):
             tau, mean, se = out[(name, level, key)]
             ax.plot(tau, mean, label=level, **styles[level])
             if np.any(se > 0):
-                ax.fill_between(tau, mean - 2 * se, mean + 2 * se, color=styles[level]["color"], alpha=0.15, lw=0)
+                ax.fill_between(tau, mean - 2 * se, mean + 2 * se, color=styles[level]["color"], alpha=0.15,
+                                lw=0)
         ax.set_xlabel(r"slow time $\tau = \eta^2 k$")
         ax.set_ylabel(label)
         ax.set_title(f"{name} with label noise")

@@ -62,8 +62,8 @@ def test_dt_must_be_a_power_of_two_multiple():
 def _run(model, X0, paths, step0, n_steps, dt, dt_base, seed=0, active=None):
     X = np.array(X0, dtype=float, order="C")
     act = np.ones(len(paths), bool) if active is None else active
-    integrate(model.drift, model.diffusion, model.args, X, paths=np.asarray(paths, dtype=np.int64), active=act,
-              step0=step0, n_steps=n_steps, dt=dt, n_noise=model.n_noise, n_work=model.n_work,
+    integrate(model.drift, model.diffusion, model.args, X, paths=np.asarray(paths, dtype=np.int64),
+              active=act, step0=step0, n_steps=n_steps, dt=dt, n_noise=model.n_noise, n_work=model.n_work,
               amplitude=model.amplitude, brownian=BrownianPath(seed, dt_base))
     return X, act
 

@@ -74,7 +74,8 @@ def np_adam_step(P, th, v, m, dB, *, lr, delta, dt, beta2, eps, lam, blocks=None
     g, wu, wv = np_parts(P.param.name, th, P.Z, P.y)
     C = (1 - beta2) / lr ** 2
     a = math.sqrt(lr) * delta / P.n
-    target = np.concatenate([delta ** 2 / P.n * P.s * wu ** 2, delta ** 2 / P.n * P.s * wv ** 2], axis=1) + g * g
+    c = delta ** 2 / P.n
+    target = np.concatenate([c * P.s * wu ** 2, c * P.s * wv ** 2], axis=1) + g * g
     if blocks is None:
         S = 1.0 / (v ** lam + eps)
         v1 = v + C * lr * (target - v) * dt
@@ -89,7 +90,8 @@ def np_adam_step(P, th, v, m, dB, *, lr, delta, dt, beta2, eps, lam, blocks=None
     return th - S * m * dt, v1, m + c1 * (g - m) * dt + c1 * noise
 
 
-@pytest.mark.parametrize("kind", ["adam", "adamE", "rmsprop", "adam-mini", "adalayer-custom", "momentum", "uv"])
+@pytest.mark.parametrize("kind", ["adam", "adamE", "rmsprop", "adam-mini", "adalayer-custom", "momentum",
+                                  "uv"])
 def test_adam_sde_step(kind):
     param = "uv" if kind == "uv" else "uu-vv"
     P = make_problem(7, 9, 2, parametrization=param, init="gaussian", alpha=0.3, seed=2)
@@ -122,9 +124,9 @@ def test_adam_sde_step(kind):
     paths = np.arange(M) + 10
     st.advance(state, paths, 3, 1, np.ones(M, bool))
     dB = increments(9, paths, range(3, 4), P.n, dt, dt / 2)[:, 0]
-    want_th, want_v, want_m = np_adam_step(P, th0, v0, m0, dB, lr=lr, delta=delta, dt=dt, beta2=0.99, eps=1e-3,
-                                           lam=opt.lam, blocks=blocks,
-                                           c1=(1 - opt.beta1) / lr if variant == "momentum" else 0.0)
+    c1 = (1 - opt.beta1) / lr if variant == "momentum" else 0.0
+    want_th, want_v, want_m = np_adam_step(P, th0, v0, m0, dB, lr=lr, delta=delta, dt=dt, beta2=0.99,
+                                           eps=1e-3, lam=opt.lam, blocks=blocks, c1=c1)
     np.testing.assert_allclose(state["theta"], want_th, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(state["v"], want_v, rtol=1e-12, atol=1e-15)
     if want_m is not None:

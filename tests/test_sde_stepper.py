@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise, Minibatch,
-                                NoNoise, RMSProp)
+from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise,
+                                Minibatch, NoNoise, RMSProp)
 from diagsim.problem import make_problem
 from diagsim.sde import make_stepper
 from diagsim.sde.stability import lambda_max, teacher_point

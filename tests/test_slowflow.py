@@ -43,7 +43,8 @@ def fd_grad(f, x, h=1e-6):
 
 
 def test_gradient_flow_limit_is_woodworths_minimizer():
-    """GF from u = v = a: w_inf = argmin sum a^2 q(w / a^2) s.t. Z w = y, q(z) = 2 - sqrt(4+z^2) + z asinh(z/2)."""
+    """Gradient flow from u = v = a: w_inf = argmin sum a^2 q(w / a^2) s.t. Z w = y,
+    q(z) = 2 - sqrt(4 + z^2) + z asinh(z/2) (Woodworth et al. 2020)."""
     a2 = P.alpha ** 2
     z = gradient_flow_limit(P, P.theta0(1))
     w_gf = P.w(z)[0]
@@ -132,7 +133,8 @@ def test_measure_non_increasing_and_on_gamma(zeta, opt, kw, name):
     assert np.all(m[-1] < m[0])
     if isinstance(opt, SGD):   # tr H on Gamma: 4 sum s (u^2 + v^2) (THEORY §1)
         u, v = st_theta(st, zeta)
-        np.testing.assert_allclose(st.flow.measure(zeta), 4 * ((u ** 2 + v ** 2) * P.s).sum(axis=1), rtol=1e-12)
+        want = 4 * ((u ** 2 + v ** 2) * P.s).sum(axis=1)
+        np.testing.assert_allclose(st.flow.measure(zeta), want, rtol=1e-12)
 
 
 def st_theta(st, th):

@@ -16,7 +16,8 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes: every figure end to end, fast")
     p.add_argument("--only", metavar="NAME", help="comma-separated figure names (default: all)")
-    p.add_argument("--out", metavar="DIR", help="where figures go (default figures/)")
+    p.add_argument("--out", metavar="DIR", help="where figures go (default figures/ with --quick, "
+                   "else figures/full/)")
     p.add_argument("--cache", metavar="DIR", help="result cache (default results/paper_repro/cache[-quick])")
     p.add_argument("--repro", metavar="DIR", help="the paper_repro folder (default: found automatically)")
     p.add_argument("--backend", default="serial", help="serial | local | dask (default serial)")

@@ -68,14 +68,18 @@ def top_eigpair(K: np.ndarray, eigenvalues: np.ndarray | None = None):
     """
     if eigenvalues is None:
         eigenvalues = np.linalg.eigvalsh(K)
-    kappa = eigenvalues[:, -1]
+    kappa = eigenvalues[:, -1].copy()
     M, n, _ = K.shape
-    spread = np.maximum(np.abs(eigenvalues).max(axis=1), np.finfo(float).tiny)
+    spread = np.abs(eigenvalues).max(axis=1)
+    zero = ~(spread > 1e-280)              # K = 0 (to rounding): every unit vector is an eigenvector
+    spread = np.where(zero, 1.0, spread)
     shift = kappa + 1e-10 * spread
     A = K - shift[:, None, None] * np.eye(n)
+    A[zero] = -np.eye(n)
     x = np.ones((M, n)) + np.linspace(0.0, 1.0, n)[None, :]  # generic start
     for _ in range(2):
         x = np.linalg.solve(A, x[..., None])[..., 0]
         nrm = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(nrm > 0, nrm, 1.0)
+    kappa[zero] = 0.0
     return kappa, x

@@ -26,11 +26,13 @@ With sa = sb = rho this gives, at every theta (tr H of "uu-vv" and "uv" has no r
 which are THEORY's formulas (checked against Monte Carlo in the tests). For "depth-D" m != 0 and the
 residual and ||Z m||^2 terms appear.
 
-The worst case is computed by projected gradient ascent (:mod:`._ascent`) from the trust-region solution
-delta_Q, its mirror -delta_Q (the cubic term changes sign between them) and ``n_random`` seeded random
-directions; the result is a lower bound on W that is exact at a global maximizer. Since L is a
-polynomial, L(theta + delta_Q) - L(theta) = Q + (cubic and quartic remainder), so the ascent result is
-never below Q minus that remainder (this is tested).
+The worst case is computed by ascent on the ball (:mod:`._ascent`: damped Riemannian Newton steps on the
+sphere with exact structured Hessians, safeguarded by projected gradient steps) from the trust-region
+solution delta_Q, its mirror -delta_Q (the cubic term changes sign between them) and ``n_random`` seeded
+random points; the result is the value at a point of the ball, hence a lower bound on W, and it is exact
+at a global maximizer (it agrees with SciPy SLSQP multistart in the tests). Since L is a polynomial,
+L(theta + delta_Q) - L(theta) = Q + (cubic and quartic remainder), so the result is never below Q minus
+that remainder ("uu-vv": |remainder| <= (||J|| ||Z|| rho^3 + ||Z||^2 rho^4 / 2) / n; tested).
 """
 from __future__ import annotations
 
@@ -224,13 +226,15 @@ def _worst(problem, ctx: Context, rho: float, T: np.ndarray | None, x_q: np.ndar
 
 def worst(problem, theta, *, rho: float = 0.05, n_random: int = 0, steps: int = 100, seed: int = 0,
           model_starts: bool = True, ctx: Context | None = None, return_perturbation: bool = False):
-    """Worst-case sharpness max_{||delta|| <= rho} L(theta + delta) - L(theta) by projected ascent, (M,).
+    """Worst-case sharpness max_{||delta|| <= rho} L(theta + delta) - L(theta) by ascent, (M,).
 
-    Restarts: the exact quadratic-model maximizer delta_Q (:func:`worst_quadratic`), -delta_Q, and
-    ``n_random`` random points of the sphere (seeded by ``seed``); at most ``steps`` ascent steps each
-    (module :mod:`._ascent`). A certified lower bound on the true maximum; it is at least
-    L(theta + delta_Q) - L(theta). Cost: (n_random + 2) * steps loss-gradient evaluations per path
-    at most (far fewer on Gamma, where delta_Q is already nearly optimal).
+    rho is the Euclidean radius over all 2d parameters; no r = 0 assumption. Starts: the exact
+    quadratic-model maximizer delta_Q (:func:`worst_quadratic`) and -delta_Q (``model_starts``), and
+    ``n_random`` random points of the sphere (seeded by ``seed``); at most ``steps`` iterations each
+    (:mod:`._ascent`; typically 3-5 Newton steps from +-delta_Q). The value is attained at a point of the
+    ball, so it is a lower bound on the true maximum, and it is at least L(theta + delta_Q) - L(theta).
+    Each iteration costs one n x n Gram product per path and start. With ``return_perturbation`` also
+    returns the maximizing delta (M, 2d).
     """
     ctx = Context.of(problem, theta, ctx)
     rho = check_positive("rho", rho)
@@ -245,11 +249,12 @@ def worst_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, n_rand
                    steps: int = 100, seed: int = 0, model_starts: bool = True, ctx: Context | None = None,
                    return_perturbation: bool = False):
     """Adaptive worst-case sharpness max_{||eps|| <= rho} L(theta + T eps) - L(theta), T = diag(|theta| + eta),
-    i.e. the ball ||delta / |theta||| <= rho for eta = 0, by projected ascent in eps, (M,).
+    i.e. the ball ||delta / |theta||| <= rho for eta = 0 (rho is relative: each coordinate moves by a
+    fraction of itself), by ascent in eps, (M,). No r = 0 assumption.
 
-    Restarts as in :func:`worst` from the adaptive quadratic-model maximizer. Coordinates are the native
+    Starts as in :func:`worst`, from the adaptive quadratic-model maximizer (:func:`worst_adaptive_quadratic`). Coordinates are the native
     (u, v) ones; for "uu-vv" the identity "first-order geodesic = adaptive" holds for the adaptive
-    sharpness of the corresponding "uv" point (u + v, u - v), see :mod:`.geodesic`. With
+    sharpness of the corresponding "uv" point (u + v, u - v), see :mod:`.geodesics`. With
     ``return_perturbation`` also returns eps (M, 2d).
     """
     ctx = Context.of(problem, theta, ctx)

@@ -15,7 +15,8 @@ import numpy as np
 
 def log_slope(h, e) -> float:
     """Least-squares slope of log|e| against log h."""
-    return float(np.polyfit(np.log(np.asarray(h, dtype=float)), np.log(np.abs(np.asarray(e, dtype=float))), 1)[0])
+    x = np.log(np.asarray(h, dtype=float))
+    return float(np.polyfit(x, np.log(np.abs(np.asarray(e, dtype=float))), 1)[0])
 
 
 def bootstrap_slope(h, statistic: Callable[[np.ndarray], np.ndarray], n_paths: int, *, n_boot: int = 200,

@@ -4,8 +4,9 @@ Each model is a pair of small jitted functions in the form of :mod:`diagsim.sde.
 (drift b + s beta, diffusion a * s dB) plus the data they read, collected in an :class:`SDEModel`.
 Notation: L(theta) = (1/2n)||Z w(theta) - y||^2, r = Z w - y, J = df/dtheta (n x 2d),
 J^T x = [wu * Z^T x, wv * Z^T x] (wu = dw/du, wv = dw/dv, elementwise), delta = label noise,
-Sigma(theta) = (delta^2/n^2) J^T J the label-noise gradient covariance, diag Sigma = (delta^2/n) [s wu^2, s wv^2]
-(exact at every theta), B an n-dimensional Brownian motion, t = lr * k the SDE's time.
+Sigma(theta) = (delta^2/n^2) J^T J the label-noise gradient covariance,
+diag Sigma = (delta^2/n) [s wu^2, s wv^2] (exact at every theta), B an n-dimensional Brownian motion,
+t = lr * k the SDE's time.
 
 Models (``SDEModel.name``):
 
@@ -101,8 +102,8 @@ def _adam_drift(x, t, args, work, b, beta):
     """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
 
     work layout: w (d) | r (n) | gw (d) | S (2d) | block accumulators (nv).
-    With ipar[I_NV] == 4d + nv - 2d ... (see _adam_layout): x = [theta (2d), (m (2d),) v (nv)];
-    fpar[F_C1] > 0 selects the momentum model (x carries m and theta follows -S m).
+    State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when fpar[F_C1] > 0 (the momentum
+    model: theta follows -S m and m relaxes to grad L at rate c1).
     """
     Z, ZT, y, s, fpar, ipar = args
     n, d = Z.shape
@@ -343,8 +344,8 @@ def adam_sde(problem: Problem, lr: float, label_noise: float, *, beta2: float, e
               "C = (1-beta2)/lr^2")
     else:
         name = "adam-sde"
-        eq = ("d theta = -S(v) (grad L dt + sqrt(lr) (delta/n) J^T dB); dv = C lr (diag Sigma + grad L^2 - v) dt; "
-              "S = 1/(v^lam + eps), C = (1-beta2)/lr^2")
+        eq = ("d theta = -S(v) (grad L dt + sqrt(lr) (delta/n) J^T dB); "
+              "dv = C lr (diag Sigma + grad L^2 - v) dt; S = 1/(v^lam + eps), C = (1-beta2)/lr^2")
     if blocked:
         eq += "; v per block (mean over the block)"
     return SDEModel(name, eq, _adam_drift, _adam_diffusion, _base_args(problem, fpar, ipar), layout, n,

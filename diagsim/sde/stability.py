@@ -63,7 +63,8 @@ def auto_dt(lr: float, rate: float, target: float = AUTO_TARGET) -> float:
 def warn_if_unstable(dt: float, rate: float, where: str, hint: str = "") -> bool:
     """Warn (RuntimeWarning) when dt * rate >= WARN_AT; returns whether it warned."""
     if dt * rate >= WARN_AT:
-        warnings.warn(f"dt * lambda_max = {dt * rate:.3g} at {where}: explicit Euler-Maruyama is unstable above 2 "
-                      f"and inaccurate near it; use a smaller dt or dt='auto'{hint}", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"dt * lambda_max = {dt * rate:.3g} at {where}: explicit Euler-Maruyama is unstable "
+                      f"above 2 and inaccurate near it; use a smaller dt or dt='auto'{hint}", RuntimeWarning,
+                      stacklevel=3)
         return True
     return False

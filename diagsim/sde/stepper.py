@@ -17,8 +17,6 @@ model here and raises a DiagsimError. One SDE step advances the t clock by ``dt`
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import DiagsimError, check_choice, check_int, check_positive
@@ -105,8 +103,9 @@ class SDEStepper:
         if "v" in sizes:
             if self.v0 == "target":
                 blocks = self.model.params.get("blocks")
-                state["v"] = np.ascontiguousarray(Mdl.v_target(self.problem, th, self.model.params["label_noise"],
-                                                               None if blocks is None else np.asarray(blocks)))
+                tgt = Mdl.v_target(self.problem, th, self.model.params["label_noise"],
+                                   None if blocks is None else np.asarray(blocks))
+                state["v"] = np.ascontiguousarray(tgt)
             else:
                 state["v"] = np.full((th.shape[0], sizes["v"]), float(self.v0))
         return state
@@ -120,7 +119,8 @@ class SDEStepper:
             self._next_check = step0 + max(n_steps, 1000)
         X = self.model.pack(state)
         if X.shape[1] != self.model.dim:
-            raise DiagsimError(f"state has {X.shape[1]} columns, the {self.model.name} model needs {self.model.dim}")
+            raise DiagsimError(f"state has {X.shape[1]} columns, the {self.model.name} model needs "
+                               f"{self.model.dim}")
         paths = np.ascontiguousarray(paths, dtype=np.int64)
         if active.dtype != np.bool_ or not active.flags.c_contiguous:
             raise DiagsimError("active must be a C-contiguous bool array")
@@ -166,8 +166,8 @@ class SDEStepper:
         self._warned = stability.warn_if_unstable(self.dt, rate, f"step {step0} (path {int(p)})", hint)
 
 
-def make_stepper(problem: Problem, optimizer, *, dt="auto", dt_base=None, seed: int = 0, variant: str = "paper",
-                 v0=None, check_stability: bool = True) -> SDEStepper:
+def make_stepper(problem: Problem, optimizer, *, dt="auto", dt_base=None, seed: int = 0,
+                 variant: str = "paper", v0=None, check_stability: bool = True) -> SDEStepper:
     """The SDE stepper of ``optimizer`` on ``problem`` (what ``simulate(model="sde")`` runs).
 
     Parameters

@@ -1,4 +1,4 @@
-"""Slow flows on the manifold of minimizers Gamma = {theta : Z w(theta) = y} (THEORY §4.4), slow time tau = lr^2 k.
+"""Slow flows on the manifold of minimizers Gamma = {theta : Z w(theta) = y} (THEORY §4.4), tau = lr^2 k.
 
 With label noise the gradient covariance on Gamma is c H, c = delta^2 / n, and the drift that survives on
 the slow time scale is
@@ -73,7 +73,8 @@ class SlowFlow:
         if self.blocks is not None:
             b = np.asarray(self.blocks, dtype=np.int64)
             if b.shape != (self.problem.dim,):
-                raise DiagsimError(f"blocks must have one id per parameter ({self.problem.dim}), got {b.shape}")
+                raise DiagsimError(f"blocks must have one id per parameter ({self.problem.dim}), "
+                                   f"got shape {b.shape}")
             object.__setattr__(self, "blocks", b)
         if self.v_mode == "ode":
             object.__setattr__(self, "C", check_positive("C", self.C))
@@ -131,7 +132,9 @@ class SlowFlow:
         wu, wv, huu, huv, hvv = _first_second(self.problem, theta)
         s2 = 2.0 * self.problem.s
         Su, Sv = S[:, :d], S[:, d:]
-        return np.concatenate([s2 * (Su * wu * huu + Sv * wv * huv), s2 * (Su * wu * huv + Sv * wv * hvv)], axis=1)
+        gu = s2 * (Su * wu * huu + Sv * wv * huv)
+        gv = s2 * (Su * wu * huv + Sv * wv * hvv)
+        return np.concatenate([gu, gv], axis=1)
 
     def velocity(self, theta: np.ndarray, v: np.ndarray | None = None):
         """(d zeta/d tau (M, 2d), dv/d tau (M, n_v) or None) at points of Gamma."""

@@ -42,13 +42,13 @@ def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) 
     if isinstance(noise, O.Minibatch):
         raise DiagsimError(f"no slow flow for minibatch noise ({name}): the slow flows model label noise")
     if type(opt) not in (O.GD, O.SGD, O.Adam, O.RMSProp, O.AdamMini, O.Adalayer):
-        raise DiagsimError(f"no continuous model exists for optimizer {name!r}; the slow-flow level covers sgd, "
-                           "adam, rmsprop, adam-mini and adalayer with label noise")
+        raise DiagsimError(f"no continuous model exists for optimizer {name!r}; the slow-flow level covers "
+                           "sgd, adam, rmsprop, adam-mini and adalayer with label noise")
     delta = opt.label_noise
     if type(opt) is O.GD or delta == 0.0:
-        raise DiagsimError(f"{name} without label noise has no slow flow: with c = delta^2/n = 0 it does not move "
-                           "on the manifold of minimizers at the slow time scale (use model='sde' for its "
-                           "gradient flow)")
+        raise DiagsimError(f"{name} without label noise has no slow flow: with c = delta^2/n = 0 it does "
+                           "not move on the manifold of minimizers at the slow time scale (use model='sde' "
+                           "for its gradient flow)")
     c = delta ** 2 / problem.n
     if type(opt) is O.SGD:
         return SlowFlow(problem, c, name="sgd-slow-flow")
@@ -118,7 +118,8 @@ class SlowFlowStepper:
 
     def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "given",
                  max_start_residual: float = 1e-3, v0=None, kappa: float = 0.1, zero_tol: float = 1e-9,
-                 max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12, method: str = "heun"):
+                 max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12,
+                 method: str = "heun"):
         self.flow = flow
         self.problem = flow.problem
         self.lr = check_positive("lr", lr)
@@ -148,9 +149,10 @@ class SlowFlowStepper:
         r0 = residual_norm(self.problem, th)
         if np.any(r0 > self.max_start_residual):
             p = int(np.argmax(r0))
-            raise DiagsimError(f"start point of path {p} is not near the manifold of minimizers (max|Zw - y| = "
-                               f"{r0[p]:.3g} > max_start_residual = {self.max_start_residual:g}); start the slow flow "
-                               "with start='gradient-flow' (model_options), from a trained state, or raise "
+            raise DiagsimError(f"start point of path {p} is not near the manifold of minimizers "
+                               f"(max|Zw - y| = {r0[p]:.3g} > max_start_residual = "
+                               f"{self.max_start_residual:g}); start the slow flow with "
+                               "start='gradient-flow' (model_options), from a trained state, or raise "
                                "max_start_residual")
         return retract(self.problem, th, tol=self.retract_tol)
 
@@ -200,7 +202,8 @@ class SlowFlowStepper:
             try:
                 out[fin] = retract(self.problem, new[fin], tol=self.retract_tol)
             except DiagsimError as exc:
-                raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa") from None
+                raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa"
+                                   ) from None
         return out, nv, fin
 
     def _step(self, th, v, alive):
@@ -245,13 +248,15 @@ class SlowFlowStepper:
                 v[good] = nv[fin]
             rem[good] = np.where(hg >= rem[good], 0.0, rem[good] - hg)
             self.substeps_taken += 1
-        raise DiagsimError(f"slow flow needed more than {self.max_substeps} substeps for one step of dtau = "
-                           f"{self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger zero_tol")
+        raise DiagsimError(f"slow flow needed more than {self.max_substeps} substeps for one step of dtau "
+                           f"= {self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger "
+                           "zero_tol")
 
     def config(self) -> dict:
         cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
                "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start, "kappa": self.kappa,
-               "zero_tol": self.zero_tol, "integrator": f"{self.method} in tau + Newton retraction", "method": self.method,
+               "zero_tol": self.zero_tol, "integrator": f"{self.method} in tau + Newton retraction",
+               "method": self.method,
                "params": self.flow.describe()}
         if self.has_v:
             cfg["v0"] = "quasi-static" if self.v0 is None else self.v0
@@ -300,7 +305,8 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
     Parameters
     ----------
     dtau : slow-time step, or "auto": the flow's measure changes by about 1% per step at the start point
-        of ``problem.theta0`` (one significant digit; v="ode": also dtau <= 0.1 / C). ``stepper.dt = dtau / lr``.
+        of ``problem.theta0`` (one significant digit; v="ode": also dtau <= 0.1 / C).
+        ``stepper.dt = dtau / lr``.
     v : "quasi-static" (v = c diag H) or "ode" (dv/dtau = C (c diag H - v)); adaptive flows.
     v0 : initial v for v="ode" (None: quasi-static value).
     start : "given" (theta0 must lie within ``max_start_residual`` of Gamma) or "gradient-flow".
@@ -310,8 +316,8 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
     """
     flow = flow_for(problem, optimizer, v=v, eps=eps)
     st = SlowFlowStepper(flow, lr=optimizer.lr, dtau=1.0, start=start, max_start_residual=max_start_residual,
-                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps, optimizer=optimizer,
-                         method=method)
+                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps,
+                         optimizer=optimizer, method=method)
     if isinstance(dtau, str):
         check_choice("dtau", dtau, ("auto",))
         th0 = problem.theta0(1)
