@@ -44,7 +44,8 @@ def main(argv=None) -> None:
     t_fast = min(_timed(lambda: S.evaluate(p, th, fast)) for _ in range(args.repeat))
     t_all = min(_timed(lambda: S.evaluate(p, th, "all")) for _ in range(args.repeat))
     print(f"evaluate (default set: all {len(fast)} closed-form/exact measures): {t_fast:.2f} s")
-    print(f"evaluate, all {len(names)} measures (incl. ascent: {', '.join(sorted(S.ITERATIVE))}): {t_all:.2f} s")
+    print(f"evaluate, all {len(names)} measures (incl. ascent: {', '.join(sorted(S.ITERATIVE))}): "
+          f"{t_all:.2f} s")
 
 
 def _timed(fn) -> float:

@@ -46,7 +46,8 @@ def test_state_file_with_many_paths(tmp_path, capsys):
     th = retract(p, 0.5 + 0.2 * rng.standard_normal((3, p.dim)))
     np.savez(tmp_path / "states.npz", theta=th)
     got = run_json(capsys, [*SMALL, "--param", "depth-3", "--state", str(tmp_path / "states.npz"),
-                            "--measures", "trace_diag_sqrt,log_pdet,average_adaptive", "--rho-adaptive", "0.3"])
+                            "--measures", "trace_diag_sqrt,log_pdet,average_adaptive",
+                            "--rho-adaptive", "0.3"])
     ref = S.evaluate(p, th, ["trace_diag_sqrt", "log_pdet", "average_adaptive"], rho_adaptive=0.3)
     assert set(got) == {"trace_diag_sqrt", "log_pdet", "average_adaptive", "per_path"}
     for k, v in ref.items():
@@ -61,7 +62,7 @@ def test_state_file_holding_its_problem_and_data_flag(tmp_path, capsys):
     np.savez(tmp_path / "both.npz", theta=th, Z=p.Z, y=p.y)
     ref = S.evaluate(p, th, ["lambda_max", "worst"])
     for extra in (["--state", str(tmp_path / "both.npz")],
-                  ["--data", str(tmp_path / "prob.npz"), "--param", "uv", "--state", str(tmp_path / "both.npz")]):
+                  ["--data", str(tmp_path / "prob.npz"), "--state", str(tmp_path / "both.npz")]):
         got = run_json(capsys, [*extra, "--param", "uv", "--measures", "lambda_max,worst"])
         assert "per_path" not in got
         for k, v in ref.items():
@@ -106,5 +107,6 @@ def test_bad_state_files(tmp_path, capsys):
         rc = main(["sharpness", *SMALL, "--state", str(tmp_path / f"{name}.npz")])
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and word in err[0], err
-    got = run_json(capsys, [*SMALL, "--state", str(tmp_path / "key.npz"), "--key", "states", "--measures", "trace"])
+    got = run_json(capsys, [*SMALL, "--state", str(tmp_path / "key.npz"), "--key", "states",
+                            "--measures", "trace"])
     assert got["trace"] == pytest.approx(float(S.trace(p, p.theta0(1))[0]), rel=1e-12)

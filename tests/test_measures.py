@@ -146,7 +146,7 @@ def test_renyi_bad_order():
 
 # --------------------------------------------------------------------------- average case
 def average_closed_form_by_hand(param, p, th, rho):
-    """THEORY §5 (and an independent re-derivation for 'uu-vv' / 'uv'): (rho^2/2) tr H + c rho^4 tr(Z^T Z)/n."""
+    """THEORY §5 for 'uu-vv' / 'uv': (rho^2/2) tr H + c rho^4 tr(Z^T Z)/n, c = 2 / 1/2, from the dense H."""
     trH = np.trace(D.hessian(p, th), axis1=1, axis2=2)
     c = {"uu-vv": 2.0, "uv": 0.5}[param]
     return 0.5 * rho ** 2 * trH + c * rho ** 4 * (p.Z ** 2).sum() / p.n
@@ -246,8 +246,12 @@ def test_trust_region_on_manifold_is_half_rho2_lambda_max(param):
 
 # --------------------------------------------------------------------------- worst case (ascent)
 def remainder_bound(p, th, rho):
-    """|L(theta + delta) - L - g.delta - delta.H delta/2| <= (1/n)(||J|| ||Z|| c3 rho^3 + ||Z||^2 c4 rho^4 / 2)
-    for ||delta|| <= rho: Z Delta = J delta + Z q(delta) with ||q|| <= c rho^2 (c = 1 'uu-vv', 1/2 'uv')."""
+    """Bound on |L(theta + delta) - L - g.delta - delta.H delta / 2| over ||delta|| <= rho.
+
+    Z Delta = J delta + Z q(delta) with q = a^2 - b^2 ('uu-vv', ||q|| <= rho^2) or a b ('uv',
+    ||q|| <= rho^2/2), so the remainder (1/n)(J delta).Z q + (1/2n)||Z q||^2 is at most
+    (||J|| ||Z|| c rho^3 + ||Z||^2 c^2 rho^4/2)/n.
+    """
     c = {"uu-vv": 1.0, "uv": 0.5}[p.param.name]
     Zn = np.linalg.norm(p.Z, 2)
     Jn = np.linalg.norm(D.jacobian(p, th), 2, axis=(1, 2))
@@ -370,7 +374,9 @@ def test_geodesic_inv_matches_scipy_multistart():
     beta = p.w(th)
     for m in range(th.shape[0]):
         L = lambda bb: 0.5 * np.mean((p.Z @ (beta[m] * np.exp(2 * bb)) - p.y) ** 2)  # noqa: E731
-        gr = lambda bb: (p.Z.T @ (p.Z @ (beta[m] * np.exp(2 * bb)) - p.y) / p.n) * beta[m] * 2 * np.exp(2 * bb)  # noqa: E731
+        def gr(bb, m=m):
+            e = np.exp(2 * bb)
+            return (p.Z.T @ (p.Z @ (beta[m] * e) - p.y) / p.n) * beta[m] * 2 * e
         base = L(np.zeros(p.d))
         with np.errstate(over="ignore", invalid="ignore"):   # SLSQP may probe far outside the ball
             sc = scipy_ball_max(lambda bb: L(bb) - base, gr, p.d, R, starts=30)
@@ -426,3 +432,15 @@ def test_kendall_tau_helper():
         S.kendall_tau(a, b[:5])
     with pytest.raises(DiagsimError, match="at least 2"):
         S.kendall_tau(a[:1], b[:1])
+
+
+def test_weighted_gram_matches_foundation_and_chunked_path(monkeypatch):
+    from diagsim.measures import _linalg
+    p, th = setup("uu-vv", n=6, d=12, m=4, seed=17)
+    wu, wv = 2 * th[:, :p.d], -2 * th[:, p.d:]
+    ref = D.gauss_newton_gram(p, th)
+    np.testing.assert_allclose(_linalg.weighted_gram(p, wu ** 2 + wv ** 2) / p.n, ref, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(_linalg, "PAIR_MEMORY_LIMIT", 0)
+    q = make_problem(6, 12, 2, seed=17)          # a fresh problem: no cached pair products
+    np.testing.assert_allclose(_linalg.weighted_gram(q, wu ** 2 + wv ** 2) / q.n, D.gauss_newton_gram(q, th),
+                               rtol=1e-12, atol=1e-14)

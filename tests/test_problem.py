@@ -80,7 +80,8 @@ def test_npz_round_trip(tmp_path):
     np.testing.assert_array_equal(p.theta0(2), q.theta0(2))
     # user data: only Z and y (+ an optional test set)
     rng = np.random.default_rng(0)
-    Z, y, Zt, yt = rng.standard_normal((6, 9)), rng.standard_normal(6), rng.standard_normal((4, 9)), rng.standard_normal(4)
+    Z, y = rng.standard_normal((6, 9)), rng.standard_normal(6)
+    Zt, yt = rng.standard_normal((4, 9)), rng.standard_normal(4)
     np.savez(tmp_path / "user.npz", Z=Z, y=y, Z_test=Zt, y_test=yt)
     u = load_problem(tmp_path / "user.npz", parametrization="depth-3")
     assert u.w_star is None and u.param.name == "depth-3"

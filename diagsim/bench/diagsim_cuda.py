@@ -18,7 +18,8 @@ class DiagsimCUDA:
     def available(self):
         from .. import cuda as dcuda
         if dcuda.simulator():
-            return "the CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): it checks kernels, it does not time them"
+            return ("the CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1): it checks kernels, "
+                    "it does not time them")
         return dcuda.unavailable_reason()
 
     def prepare(self, cfg: SDEBench, M: int, seed: int):

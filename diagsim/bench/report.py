@@ -53,7 +53,9 @@ def summary_lines(res: dict) -> list[str]:
     if g.get("M1024_rate") is not None:
         out.append(f"goals at M=1024: diagsim {g['M1024_rate']:.3g} path-steps/s "
                    f"(>= 2e6: {g['M1024_rate_ge_2e6']}); "
-                   f"best peer {_f(g['M1024_best_peer'])} (>= 5x: {g['M1024_ge_5x_best_peer']}); "
+                   f"best peer {_f(g['M1024_best_peer'])} (>= 5x: {g['M1024_ge_5x_best_peer']}; "
+                   f"speed-up {_f(g.get('M1024_speedup_vs_best_peer'), '{:.2f}')} wall, "
+                   f"{_f(g.get('M1024_speedup_vs_best_peer_per_cpu_s'), '{:.2f}')} per CPU-s); "
                    f"M=1 faster than every other contestant: {g['M1_beats_every_other']}")
     return out
 

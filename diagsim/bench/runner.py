@@ -173,6 +173,13 @@ def goals(results: list, floors: dict) -> dict:
     out["M1024_rate_ge_2e6"] = None if d1024 is None else d1024 >= 2e6
     out["M1024_best_peer"] = max(peers1024) if peers1024 else None
     out["M1024_ge_5x_best_peer"] = None if (d1024 is None or not peers1024) else d1024 >= 5 * max(peers1024)
+    if d1024 is not None and peers1024:
+        out["M1024_speedup_vs_best_peer"] = d1024 / max(peers1024)
+    cpu = {(r["contestant"], r["M"]): r.get("path_steps_per_cpu_s") for r in results if "error" not in r}
+    c1024 = cpu.get(("diagsim", 1024))
+    cpeers = [cpu[(p, 1024)] for p in ("diffrax", "torchsde") if cpu.get((p, 1024))]
+    if c1024 and cpeers:
+        out["M1024_speedup_vs_best_peer_per_cpu_s"] = c1024 / max(cpeers)
     d1 = rate.get(("diagsim", 1))
     peers1 = [v for (name, M), v in rate.items() if M == 1 and name not in ("diagsim", "diagsim-cuda")]
     out["M1_beats_every_other"] = None if (d1 is None or not peers1) else all(d1 > v for v in peers1)

@@ -33,7 +33,8 @@ POINTS = ("manifold", "init")
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "sharpness", help="evaluate sharpness measures (lambda_max, tr H, tr diag(H)^1/2, Renyi, geodesic, ...)",
+        "sharpness",
+        help="evaluate sharpness measures (lambda_max, tr H, tr diag(H)^1/2, Renyi, geodesic, ...)",
         description=__doc__.split("\n\n")[0] + " Measures: " + ", ".join(S.MEASURES) + ".",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("states")
@@ -43,9 +44,11 @@ def register(sub) -> None:
                    help="without --state: the retracted initialization (manifold, default) or theta_0 (init)")
     m = p.add_argument_group("measures")
     m.add_argument("--measures", metavar="LIST",
-                   help="comma-separated measure names, or 'all' (the default: every measure defined for "
-                        "the parametrization, including the ascent-based worst, worst_adaptive, geodesic_inv)")
-    m.add_argument("--rho", type=float, help="Euclidean radius / std of average and worst case (default 0.05)")
+                   help="comma-separated measure names, or 'all' (the default: every measure defined "
+                        "for the parametrization, including the ascent-based worst, worst_adaptive, "
+                        "geodesic_inv)")
+    m.add_argument("--rho", type=float,
+                   help="Euclidean radius / std of average and worst case (default 0.05)")
     m.add_argument("--rho-adaptive", type=float,
                    help="radius of the adaptive and geodesic measures (default 0.1)")
     m.add_argument("--lam", type=float, help="lambda of tr diag(H)^(1-lambda) (default 0.25)")
@@ -62,7 +65,8 @@ def register(sub) -> None:
 
 def _options(args, names) -> dict:
     given = {"rho": args.rho, "rho_adaptive": args.rho_adaptive, "lam": args.lam, "order": args.order,
-             "hessian": args.hessian, "n_random": args.n_random, "steps": args.steps, "seed": args.ascent_seed}
+             "hessian": args.hessian, "n_random": args.n_random, "steps": args.steps,
+             "seed": args.ascent_seed}
     usable = set().union(*S.measure_options(names).values())
     opts = {k: v for k, v in given.items() if v is not None}
     for k in opts:
@@ -80,8 +84,8 @@ def load_states(path, key: str = "theta") -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as f:
             if key not in f:
-                raise DiagsimError(f"state file {str(path)!r} has no array {key!r} (found {sorted(f.files)}); "
-                                   "use --key")
+                raise DiagsimError(f"state file {str(path)!r} has no array {key!r} "
+                                   f"(found {sorted(f.files)}); use --key")
             a = np.asarray(f[key])
     except DiagsimError:
         raise
@@ -99,7 +103,8 @@ def _problem_and_states(args):
             with np.load(args.state, allow_pickle=False) as f:
                 has_problem = "Z" in f and "y" in f
             if has_problem:
-                problem = load_problem(args.state, parametrization=args.param, init=args.init, alpha=args.alpha)
+                problem = load_problem(args.state, parametrization=args.param, init=args.init,
+                                       alpha=args.alpha)
                 return problem, theta, f"states {args.key!r} of {args.state} (problem from the same file)"
         return problem_from_args(args), theta, f"states {args.key!r} of {args.state}"
     problem = problem_from_args(args)

@@ -29,8 +29,8 @@ import numpy as np
 from ..errors import DiagsimError
 from ._lazy import simulator, unavailable_reason
 
-__all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "normals", "signs",
-           "SDELabelNoise"]
+__all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "normals",
+           "signs", "SDELabelNoise"]
 
 THREADS = 128
 

@@ -21,15 +21,15 @@ worst_quadratic            max_{|delta|<=rho} quadratic model, exact           r
 worst_adaptive_quadratic   same in the adaptive ball |delta/theta| <= rho      rho_adaptive (0.1)
 geodesic_mix               Hide & Seek, mix metric, exact                      rho_adaptive (0.1)
 geodesic_inv               Hide & Seek, inv metric (ascent)                    rho_adaptive, n_random, steps
-worst                      max_{|delta|<=rho} L(theta+delta) - L (ascent)      rho, n_random (2), steps (200)
+worst                      max_{|delta|<=rho} L(theta+delta) - L (ascent)      rho, n_random (0), steps (100)
 worst_adaptive             adaptive worst case (ascent)                        rho_adaptive, n_random, steps
 =========================  ==================================================  ==========================
 
 Spectral measures are of the Gauss-Newton matrix (1/n) J^T J, which is H on the manifold of minimizers
 Gamma (r = 0); see each docstring. ``evaluate(names=None)`` computes :data:`DEFAULT_MEASURES`: every
 measure except the three computed by iterative ascent (:data:`ITERATIVE`: worst, worst_adaptive,
-geodesic_inv), which cost a few Newton steps with an n x n Gram product each per path and start (about
-ten times the rest together on 1,000 states at d = 1000, n = 50; see benchmarks/bench_measures.py);
+geodesic_inv), which cost a few Newton steps with an n x n Gram product each per path and start
+(together several times the rest on 1,000 states at d = 1000, n = 50; see benchmarks/bench_measures.py);
 ``names="all"`` adds them. geodesic_* are skipped for "depth-D", where they are undefined. ``seed``
 fixes the random restarts (``n_random``, default 0) of the ascent-based ones.
 """
@@ -112,7 +112,8 @@ def resolve_names(names, problem: Problem | None = None) -> list[str]:
 
 def _options_of(name: str) -> set[str]:
     params = inspect.signature(MEASURES[name]).parameters
-    own = {p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p not in ("ctx", "return_perturbation")}
+    own = {p for p, v in params.items()
+           if v.kind == v.KEYWORD_ONLY and p not in ("ctx", "return_perturbation")}
     if name in ADAPTIVE_RADIUS and "rho" in own:
         own = (own - {"rho"}) | {"rho_adaptive"}
     return own

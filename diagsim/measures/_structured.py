@@ -70,12 +70,14 @@ class StructuredHessian:
     def jt(self, y: np.ndarray) -> np.ndarray:
         """J^T y, (M, n) -> (M, 2d)."""
         t = y @ self.problem.Z
-        return np.concatenate([self.au * t, self.av * t], axis=1)
+        out = np.empty((t.shape[0], 2 * self.d))
+        np.multiply(self.au, t, out=out[:, :self.d])
+        np.multiply(self.av, t, out=out[:, self.d:])
+        return out
 
     def bvp(self, x: np.ndarray) -> np.ndarray:
-        d = self.d
-        a, b = x[:, :d], x[:, d:]
-        return np.concatenate([self.B11 * a + self.B12 * b, self.B12 * a + self.B22 * b], axis=1)
+        """B x per path, (M, 2d)."""
+        return self._apply((self.B11, self.B12, self.B22), x, self.d)
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         """H x per path, (M, 2d)."""
@@ -102,9 +104,16 @@ class StructuredHessian:
 
     @staticmethod
     def _apply(inv, x, d):
+        """Apply the 2x2 blocks (i11, i12, i22) to x (M, 2d)."""
         i11, i12, i22 = inv
         a, b = x[:, :d], x[:, d:]
-        return np.concatenate([i11 * a + i12 * b, i12 * a + i22 * b], axis=1)
+        out = np.empty_like(x)
+        lo, hi = out[:, :d], out[:, d:]
+        np.multiply(i11, a, out=lo)
+        lo += i12 * b
+        np.multiply(i22, b, out=hi)
+        hi += i12 * a
+        return out
 
     def _kmat(self, inv) -> np.ndarray:
         i11, i12, i22 = inv
@@ -233,7 +242,7 @@ class StructuredHessian:
         return h + self._apply(inv, self.jt(y), d) / n
 
     def solve_bordered(self, mu: np.ndarray, sigma: np.ndarray, x: np.ndarray, rhs: list):
-        """Solve (H - mu I + sigma x x^T) z = b for each b in ``rhs`` (all (M, 2d)); mu, sigma (M,), sigma < 0.
+        """Solve (H - mu I + sigma x x^T) z = b for each b in ``rhs`` (each (M, 2d)); mu, sigma < 0: (M,).
 
         Woodbury on the block-diagonal A0 = B - mu I with the rank-(n + 1) term U C U^T,
         U = [J^T / sqrt(n), x], C = diag(1, ..., 1, sigma): an (n + 1) x (n + 1) solve with the capacitance

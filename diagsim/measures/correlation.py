@@ -23,7 +23,8 @@ def kendall_tau(measure, test_loss, *, variant: str = "b") -> tuple[float, float
     a = as_float_array("measure", measure, (None,))
     b = as_float_array("test_loss", test_loss, (None,))
     if a.shape != b.shape:
-        raise DiagsimError(f"measure and test_loss must have the same length, got {a.shape[0]} and {b.shape[0]}")
+        raise DiagsimError(f"measure and test_loss must have the same length, got {a.shape[0]} and "
+                           f"{b.shape[0]}")
     if a.shape[0] < 2:
         raise DiagsimError(f"kendall_tau needs at least 2 nets, got {a.shape[0]}")
     if variant not in ("b", "c"):

@@ -136,5 +136,5 @@ def geodesic_inv(problem, theta, *, rho: float = 0.1, n_random: int = 0, steps: 
 
 
 def geodesic_mix(problem, theta, *, rho: float = 0.1, ctx: Context | None = None) -> np.ndarray:
-    """Geodesic sharpness under the mix metric: max_{||b|| <= rho/sqrt 2} L(w (1 + 2b)) - L(w), exact, (M,)."""
+    """Geodesic sharpness, mix metric: max_{||b|| <= rho/sqrt 2} L(w (1 + 2b)) - L(w), (M,), exact."""
     return geodesic(problem, theta, metric="mix", rho=rho, ctx=ctx)

@@ -248,14 +248,14 @@ def worst(problem, theta, *, rho: float = 0.05, n_random: int = 0, steps: int = 
 def worst_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, n_random: int = 0,
                    steps: int = 100, seed: int = 0, model_starts: bool = True, ctx: Context | None = None,
                    return_perturbation: bool = False):
-    """Adaptive worst-case sharpness max_{||eps|| <= rho} L(theta + T eps) - L(theta), T = diag(|theta| + eta),
-    i.e. the ball ||delta / |theta||| <= rho for eta = 0 (rho is relative: each coordinate moves by a
-    fraction of itself), by ascent in eps, (M,). No r = 0 assumption.
+    """Adaptive worst-case sharpness max_{||eps|| <= rho} L(theta + T eps) - L(theta), (M,).
 
-    Starts as in :func:`worst`, from the adaptive quadratic-model maximizer (:func:`worst_adaptive_quadratic`). Coordinates are the native
-    (u, v) ones; for "uu-vv" the identity "first-order geodesic = adaptive" holds for the adaptive
-    sharpness of the corresponding "uv" point (u + v, u - v), see :mod:`.geodesics`. With
-    ``return_perturbation`` also returns eps (M, 2d).
+    T = diag(|theta| + eta); for eta = 0 this is the ball ||delta / |theta||| <= rho (rho is relative: each
+    coordinate moves by a fraction of itself). Computed by ascent in eps; no r = 0 assumption.
+    Starts as in :func:`worst`, from the adaptive quadratic-model maximizer
+    (:func:`worst_adaptive_quadratic`). Coordinates are the native (u, v) ones; for "uu-vv" the identity
+    "first-order geodesic = adaptive" holds for the adaptive sharpness of the corresponding "uv" point
+    (u + v, u - v), see :mod:`.geodesics`. With ``return_perturbation`` also returns eps (M, 2d).
     """
     ctx = Context.of(problem, theta, ctx)
     rho = check_positive("rho", rho)

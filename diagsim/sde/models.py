@@ -283,19 +283,16 @@ def sgd_label_noise(problem: Problem, lr: float, label_noise: float) -> SDEModel
 
 
 def default_blocks(d: int) -> np.ndarray:
-    """The {u, v} partition: block 0 = u, block 1 = v."""
-    return np.repeat(np.arange(2, dtype=np.int64), d)
+    """The {u, v} partition: block 0 = u, block 1 = v (the discrete optimizers' default)."""
+    from ..optimizers.lowering import default_blocks as _default
+    return _default(d)
 
 
 def check_blocks(blocks, dim: int) -> np.ndarray:
-    """Block ids (dim,) as int64, relabelled to 0..nb-1 in order of first appearance."""
-    b = np.asarray(blocks)
-    if b.shape != (dim,) or not np.issubdtype(b.dtype, np.integer) or (b.size and b.min() < 0):
-        raise DiagsimError(f"blocks must be {dim} non-negative integer block ids (one per parameter, 2d), "
-                           f"got shape {b.shape}")
-    _, first, inv = np.unique(b, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    return order[inv].astype(np.int64)
+    """Block ids (dim,) as int64, ids 0..nb-1 all used, exactly as the discrete optimizers take them (so
+    that ``state["v"]`` has the same layout at both levels)."""
+    from ..optimizers.lowering import check_blocks as _check
+    return _check(blocks, dim)
 
 
 def adam_sde(problem: Problem, lr: float, label_noise: float, *, beta2: float, eps: float, lam: float = 0.5,

@@ -72,7 +72,8 @@ class SDEStepper:
     brownian : the Brownian path family (seed and base grid; dt must be dt_base * 2**j).
     optimizer : the spec (recorded in ``config``).
     v0 : initial second moment (adaptive models): a number or "target" (its drift target at theta0).
-    check_stability : warn when dt * lambda_max(S H) (or dt * a relaxation rate) approaches 2.
+    check_stability : warn when dt * lambda_max(S H) (or dt * a relaxation rate) approaches 2 (checked on
+        the path with the largest |theta| at steps 0, 1000, 2000, 4000, ...; one warning per stepper).
     """
 
     level = "sde"
@@ -116,7 +117,8 @@ class SDEStepper:
             return
         if self.check_stability and not self._warned and step0 >= self._next_check:
             self._check(state, active, step0)
-            self._next_check = step0 + max(n_steps, 1000)
+            # geometric spacing: lambda_max moves most while the paths approach Gamma
+            self._next_check = max(step0 + n_steps, 2 * step0, 1000)
         X = self.model.pack(state)
         if X.shape[1] != self.model.dim:
             raise DiagsimError(f"state has {X.shape[1]} columns, the {self.model.name} model needs "
