@@ -27,6 +27,7 @@ import numpy as np
 from . import kernels as K
 from ._jit import prange, serial_and_parallel
 from .errors import DiagsimError
+from .gram import weighted_gram
 from .parametrization import UUVV, UV
 from .problem import Problem
 
@@ -183,9 +184,4 @@ def gauss_newton_gram(problem: Problem, theta) -> np.ndarray:
     """
     th = _states(problem, theta)
     wu, wv, *_ = _first_second(problem, th)
-    c = wu * wu + wv * wv
-    Z = problem.Z
-    out = np.empty((th.shape[0], problem.n, problem.n))
-    for p in range(th.shape[0]):
-        out[p] = (Z * c[p]) @ Z.T
-    return out / problem.n
+    return weighted_gram(problem, wu * wu + wv * wv) / problem.n

@@ -9,14 +9,13 @@ import numpy as np
 
 from .derivatives import _first_second
 from .errors import DiagsimError
+from .gram import weighted_gram
 from .problem import Problem
 
 
 def _jjt(problem: Problem, wu: np.ndarray, wv: np.ndarray) -> np.ndarray:
     """J J^T per path, (M, n, n)."""
-    c = wu * wu + wv * wv
-    Z = problem.Z
-    return np.einsum("ji,mi,ki->mjk", Z, c, Z, optimize=True)
+    return weighted_gram(problem, wu * wu + wv * wv)
 
 
 def jt(problem: Problem, wu: np.ndarray, wv: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -103,6 +102,6 @@ def project_tangent(problem: Problem, theta: np.ndarray, vec: np.ndarray, S: np.
     d = problem.d
     Su, Sv = S[:, :d], S[:, d:]
     c = Su * wu * wu + Sv * wv * wv
-    JSJ = np.einsum("ji,mi,ki->mjk", problem.Z, c, problem.Z, optimize=True)
+    JSJ = weighted_gram(problem, c)
     x = _solve(JSJ, Jv[..., None])[..., 0]
     return vec - S * jt(problem, wu, wv, x)
