@@ -10,7 +10,7 @@ import numpy as np
 from ..problem import Problem, load_problem, make_problem
 
 
-def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, k: int = 3) -> None:
+def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, k: int = 3, seed: int = 0) -> None:
     """--n --d --k --design --teacher --param --init --alpha --seed --data."""
     g = p.add_argument_group("problem")
     g.add_argument("--data", metavar="FILE", help=".npz with Z (n x d), y (n) [, w_star (d)]; "
@@ -23,7 +23,7 @@ def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, 
     g.add_argument("--param", default="uu-vv", help="uu-vv | uv | depth-D")
     g.add_argument("--init", default="gaussian", help="gaussian | constant")
     g.add_argument("--alpha", type=float, default=0.1, help="initialization scale (default 0.1)")
-    g.add_argument("--seed", type=int, default=0, help="problem seed (default 0)")
+    g.add_argument("--seed", type=int, default=seed, help=f"problem seed (default {seed})")
 
 
 def problem_from_args(args: argparse.Namespace) -> Problem:
