@@ -24,6 +24,10 @@ support                  #{i : |w_i| > support_threshold} (default :data:`SUPPOR
 trace_h                  tr H = sum of the exact diag H (residual term included)
 trace_sqrt_diag_h        tr diag(H)^{1/2} = sum_i sqrt(max(H_ii, 0)) of the exact diag H (on the
                          manifold r = 0 this is 2 sum_i sqrt(s_i) (|u_i| + |v_i|) for "uu-vv")
+trace_sqrt_diag_gn       the same with the Gauss-Newton diagonal (1/n) diag(J^T J) = s * (dw/du)^2,
+                         s * (dw/dv)^2: Adam's measure as the slow flow sees it. Off the manifold the
+                         exact diag H has a residual term (Z^T r / n)_i d2w/du2 whose square root adds a
+                         floor of order lr^(1/4) at coordinates that Adam drives to zero; this one has none
 precond/<stat>           the stepper's ``preconditioner_stats`` (e.g. v_mean, precond_mean)
 =======================  ===================================================================
 
@@ -37,6 +41,7 @@ import numpy as np
 
 from . import kernels as K
 from ._jit import jit
+from .derivatives import _first_second
 from .errors import DiagsimError, check_int
 
 #: |w_i| above this counts as in the support
@@ -45,7 +50,7 @@ SUPPORT_THRESHOLD = 1e-3
 MAX_RECORD_VALUES = 2_000_000
 #: default number of record points
 N_RECORDS = 101
-OBSERVABLES = ("train_loss", "test_loss", "l1", "support", "trace_h", "trace_sqrt_diag_h")
+OBSERVABLES = ("train_loss", "test_loss", "l1", "support", "trace_h", "trace_sqrt_diag_h", "trace_sqrt_diag_gn")
 
 
 def record_steps(steps: int, record=None, n_records: int = N_RECORDS, n_paths: int = 1) -> np.ndarray:
@@ -137,6 +142,9 @@ def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_TH
         out["train_loss"][ok], h = loss_and_diag(problem, theta[ok])  # per path: independent of M
         out["trace_h"][ok] = h.sum(axis=1)
         out["trace_sqrt_diag_h"][ok] = np.sqrt(np.maximum(h, 0.0)).sum(axis=1)
+        wu, wv, *_ = _first_second(problem, theta[ok])
+        rs = np.sqrt(problem.s)
+        out["trace_sqrt_diag_gn"][ok] = (rs * (np.abs(wu) + np.abs(wv))).sum(axis=1)
     for key, val in (extra or {}).items():
         out[f"precond/{key}"] = np.asarray(val, dtype=np.float64).reshape(M)
     return out
