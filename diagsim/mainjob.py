@@ -43,6 +43,11 @@ class MainJobConfig:
         return MainJobConfig(self.adam_lr, self.sgd_lr, self.label_noise, 100_000, 100_000, 4, self.noise_seed)
 
 
+def _problem_config(problem: Problem) -> dict:
+    from .simulate import data_hash
+    return {**problem.describe(), "data_sha256": data_hash(problem)}
+
+
 def _run_one(name, problem, opt, steps, cfg, out: Path, progress):
     from .result import load_result
     from .simulate import resume, simulate
@@ -50,7 +55,9 @@ def _run_one(name, problem, opt, steps, cfg, out: Path, progress):
     ckpt = out / f"{name}.ckpt.npz"
     if final.exists():
         res = load_result(final)
-        if res.config["optimizer"] == opt.config() and res.n_steps == steps and res.n_paths == cfg.n_paths:
+        from .recording import OBSERVABLES
+        if (res.config["optimizer"] == opt.config() and res.n_steps == steps and res.n_paths == cfg.n_paths
+                and res.config["problem"] == _problem_config(problem) and set(OBSERVABLES) <= set(res.final_observables)):
             return res, "loaded"
     if ckpt.exists():
         try:
@@ -95,8 +102,8 @@ def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, lo
             pred = None
             log(f"[{name}] no prediction: {exc}")
         row = res.summary()
-        entry = {k: row[k] for k in ("train_loss", "train_loss_se", "test_loss", "test_loss_se", "l1", "l1_se",
-                                     "support", "support_se", "trace_h", "trace_sqrt_diag_h", "n_diverged",
+        entry = {k: row.get(k, float("nan")) for k in ("train_loss", "train_loss_se", "test_loss", "test_loss_se", "l1", "l1_se",
+                                     "support", "support_se", "trace_h", "trace_sqrt_diag_h", "trace_sqrt_diag_gn", "n_diverged",
                                      "steps", "tau")}
         if pred is not None:
             diff = res.w - pred.w

@@ -49,11 +49,11 @@ def main(args: argparse.Namespace) -> int:
     for name, r in summary["runs"].items():
         pr = r.get("prediction", {})
         rows.append((name, f"{r['test_loss']:.4g} ± {r['test_loss_se']:.2g}", f"{r['l1']:.4g}",
-                     f"{r['support']:.1f}", f"{r['trace_h']:.4g}", f"{r['trace_sqrt_diag_h']:.4g}",
+                     f"{r['support']:.1f}", f"{r['trace_h']:.4g}", f"{r['trace_sqrt_diag_gn']:.4g}",
                      f"{pr.get('test_loss', float('nan')):.4g}", len(pr.get("support", [])),
-                     f"{pr.get('distance_mean', float('nan')):.3g}", pr.get("method", "-")[:40]))
+                     f"{pr.get('distance_mean', float('nan')):.3g}", pr.get("method", "-").split(";")[0].split(":")[0]))
     print()
-    print_table(rows, ("optimizer", "test loss (mean ± se)", "‖w‖₁", "support", "tr H", "tr diag(H)^½",
+    print_table(rows, ("optimizer", "test loss (mean ± se)", "‖w‖₁", "support", "tr H", "tr diag(H)^½ (GN)",
                        "predicted test loss", "pred. support", "‖w − w_pred‖", "prediction"))
     print(f"\nresults, summary.json and the figure are in {args.out}/ ({summary['figure']})")
     return 0
