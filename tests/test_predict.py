@@ -255,3 +255,13 @@ def test_errors():
     with pytest.raises(DiagsimError, match="blocks"):
         predict(pb, AdamMini(lr=0.1, blocks=tuple([0] * 10 + [1] * 10)))
     assert predict(pb, SGD(lr=0.1, noise=LabelNoise(0.5))).method.startswith("LP")
+
+
+def test_woodworth_dual_newton_converges_where_armijo_stalled_on_rounding():
+    # regression: this instance stalled at max|Zw - y| ~ 4e-10 (every step rejected by an exact Armijo test)
+    from diagsim.problem import make_problem
+    from diagsim.predict import predict
+    pb = make_problem(10, 30, 3, alpha=1.0, init="gaussian", seed=1)
+    pred = predict(pb, "gd")
+    assert pred.residual <= 1e-12
+    np.testing.assert_allclose(pb.Z @ pred.w, pb.y, atol=1e-12)

@@ -131,9 +131,12 @@ def dual_newton(system: System, f, *, tol: float = 1e-13, max_iter: int = 500) -
             p = -np.linalg.solve(L.T, np.linalg.solve(L, g))
             slope = float(g @ p)
             step = 1.0
+            # Armijo on the dual objective, with slack for its rounding error: near the solution the
+            # required decrease (~|g|^2) falls below eps * |f|, and an exact test rejects every step
+            slack = 64.0 * np.finfo(float).eps * max(1.0, abs(fval))
             while step > 1e-12:
                 f_new = obj(nu + step * p)
-                if f_new <= fval + 1e-4 * step * slope:
+                if f_new <= fval + 1e-4 * step * slope + slack:
                     step_ok = True
                     break
                 step *= 0.5
