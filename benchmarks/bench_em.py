@@ -3,9 +3,11 @@
 Reference problem (issue 7): "uu-vv", n = 40, d = 100, k = 5, N(0, 1) design from seed 0, w* = 1 on the
 first k coordinates, u0 = v0 = 0.1, lr = 0.01, delta = 1, dt = 0.01, T = 100, M in {1, 64, 1024}.
 
-* generic: ``diagsim.sde`` (the integrator calls the model's drift and diffusion as first-class functions).
-* fused:   the step written out by hand in one kernel (below): the same Brownian increments, the same
-           arithmetic in the same order, so the two final states agree bit for bit (checked).
+* generic: ``diagsim.sde`` (the integrator calls the model's drift and diffusion as first-class functions,
+           on groups of 4 paths in lockstep sharing the loads of Z; see NOTES.md §7).
+* fused:   the step written out by hand in one per-path kernel (below; what the integrator did before
+           grouping): the same Brownian increments, the same arithmetic in the same order, so the two
+           final states agree bit for bit (checked).
 * noise:   the Brownian increments alone (the floor both share).
 
 Prints path-steps per second of wall time and per CPU-second of the process (all threads; robust on a

@@ -41,7 +41,7 @@ def main():
     m = st.model
     args = [np.zeros((M, m.dim)), np.arange(M), np.ones(M, bool), 0, 4, 0.05, 1, 0.1, np.uint64(1),
             np.uint64(2), *m.args, np.zeros((M, m.dim)), np.zeros((M, m.n_noise)), np.zeros((M, m.n_noise)),
-            np.zeros((M, 1, m.n_noise)), np.zeros((M, m.n_work))]
+            np.zeros((M, 1, m.n_noise)), np.zeros((M, m.n_work)), np.zeros(M)]
     ptx, _ = cuda.compile_ptx(CK.em_kernel(m.drift, m.diffusion).py_func,
                               tuple(numba.typeof(a) for a in args), cc=(8, 0))
     print(f"EM kernel (sgd-label-noise): PTX {len(ptx)} chars, {ptx.count('fma.rn.f64')} fma.rn.f64")

@@ -192,12 +192,45 @@ def test_v_ode_with_fast_relaxation_approaches_quasi_static(zeta):
 
 
 def test_start_point_must_be_near_gamma():
-    st = make_stepper(P, SGD(lr=0.01, noise=LabelNoise(0.5)), dtau=0.01)
+    st = make_stepper(P, SGD(lr=0.01, noise=LabelNoise(0.5)), dtau=0.01, start="given")
     with pytest.raises(DiagsimError, match="not near the manifold"):
         st.init_state(P.theta0(1))
     st = make_stepper(P, SGD(lr=0.01, noise=LabelNoise(0.5)), dtau=0.01, start="gradient-flow")
     s = st.init_state(P.theta0(1))
     assert residual_norm(P, s["theta"])[0] < 1e-10
+    assert st.config()["start_used"] == "gradient-flow"
+
+
+def test_auto_start_chooses_given_on_gamma_and_gradient_flow_off_it():
+    opt = SGD(lr=0.01, noise=LabelNoise(0.5))
+    th0 = P.theta0(2)
+    assert residual_norm(P, th0).max() > 1e-3        # the problem's init is far from Gamma
+    auto = make_stepper(P, opt, dtau=0.01)
+    assert auto.config()["start"] == "auto"
+    s_auto = auto.init_state(th0)
+    s_gf = make_stepper(P, opt, dtau=0.01, start="gradient-flow").init_state(th0)
+    np.testing.assert_array_equal(s_auto["theta"], s_gf["theta"])
+    assert auto.config()["start_used"] == "gradient-flow"
+    # from a point of Gamma (plus a perturbation below max_start_residual) "auto" is "given"
+    on = s_gf["theta"] + 1e-6
+    assert residual_norm(P, on).max() <= 1e-3
+    s_auto = auto.init_state(on)
+    s_given = make_stepper(P, opt, dtau=0.01, start="given").init_state(on)
+    np.testing.assert_array_equal(s_auto["theta"], s_given["theta"])
+    cfg = auto.config()
+    json.dumps(cfg)
+    assert cfg["start"] == "auto" and cfg["start_used"] == "given"
+
+
+def test_simulate_slow_flow_from_problem_theta0_by_default():
+    from diagsim import simulate
+    opt = SGD(lr=0.01, noise=LabelNoise(0.5))
+    res = simulate(P, opt, model="slow-flow", n_paths=1, steps=2, model_options={"dtau": 0.01})
+    assert res.config["stepper"]["start_used"] == "gradient-flow"
+    ref = make_stepper(P, opt, dtau=0.01, start="gradient-flow")
+    s = ref.init_state(P.theta0(1))
+    ref.advance(s, np.arange(1), 0, 2, np.ones(1, bool))
+    np.testing.assert_array_equal(res.final["theta"], s["theta"])
 
 
 def test_auto_dtau_and_config():

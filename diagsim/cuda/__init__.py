@@ -88,7 +88,8 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     dact = cuda.to_device(active)
     dev = [cuda.to_device(np.ascontiguousarray(a)) for a in (Z, ZT, y, s, fpar, ipar)]
     scratch = [cuda.device_array((M, dim)), cuda.device_array((M, nn)), cuda.device_array((M, nn)),
-               cuda.device_array((M, L + 1, nn)), cuda.device_array((M, max(model.n_work, 1)))]
+               cuda.device_array((M, L + 1, nn)), cuda.device_array((M, max(model.n_work, 1))),
+               cuda.device_array(M)]  # per-path health (the model's drift writes it)
     kern[_grid(M)](dX, cuda.to_device(paths), dact, int(step0), n_steps, float(stepper.dt), int(sub), scale,
                    np.uint64(k0), np.uint64(k1), *dev, *scratch)
     X[...] = dX.copy_to_host()

@@ -1,8 +1,9 @@
 """CUDA kernels: one thread per path, each running the CPU kernels' per-path step functions.
 
 * :func:`em_kernel` — Euler–Maruyama for any :class:`diagsim.sde.models.SDEModel` (drift, diffusion),
-  the step of :func:`diagsim.sde.integrator.em_kernel` line for line: increment (Philox "brownian"),
-  drift, b dt, xi += beta dt, diffusion, x += b.
+  the step of :func:`diagsim.sde.integrator.em_kernel` line for line for a group of one path (the model
+  functions take (1, .) row views): increment (Philox "brownian"), drift, b dt, xi += beta dt,
+  diffusion, x += b.
 * :func:`discrete_kernel` — SGD / Adam with label noise (and GD), the step of
   :func:`diagsim.optimizers._kernel.advance_group` for one path: w, residual and loss (divergence check),
   label noise, coefficients, pullback, chain rule, update.
@@ -36,43 +37,45 @@ def em_kernel(drift, diffusion):
 
     @cuda.jit
     def kernel(X, paths, active, step0, n_steps, dt, sub, noise_scale, k0, k1,
-               Z, ZT, y, s, fpar, ipar, B, BETA, XI, STACK, WORK):
+               Z, ZT, y, s, fpar, ipar, B, BETA, XI, STACK, WORK, HEALTH):
         p = cuda.grid(1)
         if p >= X.shape[0]:
             return
         if not active[p]:
             return
         args = (Z, ZT, y, s, fpar, ipar)
-        x = X[p]
-        b = B[p]
-        beta = BETA[p]
-        xi = XI[p]
+        # a group of one path: rows p of the (M, .) arrays, as (1, .) views
+        x = X[p:p + 1]
+        b = B[p:p + 1]
+        beta = BETA[p:p + 1]
+        xi = XI[p:p + 1]
+        health = HEALTH[p:p + 1]
         stack = STACK[p]
         work = WORK[p]
-        dim = x.shape[0]
-        n_noise = xi.shape[0]
+        dim = X.shape[1]
+        n_noise = XI.shape[1]
         pid = paths[p]
         if noise_scale == 0.0:
             for j in range(n_noise):
-                xi[j] = 0.0
+                xi[0, j] = 0.0
         for k in range(step0, step0 + n_steps):
             t = k * dt
             if noise_scale != 0.0:
-                inc(k0, k1, pid, k, sub, noise_scale, xi, stack)
-            health = drift_d(x, t, args, work, b, beta)
-            if not math.isfinite(health):
+                inc(k0, k1, pid, k, sub, noise_scale, xi[0], stack)
+            drift_d(x, 1, t, args, work, b, beta, health)
+            if not math.isfinite(health[0]):
                 active[p] = False
                 break
             for i in range(dim):
-                b[i] *= dt
+                b[0, i] *= dt
             for j in range(n_noise):
-                xi[j] += beta[j] * dt
-            diff_d(x, t, args, work, xi, b)
+                xi[0, j] += beta[0, j] * dt
+            diff_d(x, 1, t, args, work, xi, b)
             for i in range(dim):
-                x[i] += b[i]
+                x[0, i] += b[0, i]
             if noise_scale == 0.0:
                 for j in range(n_noise):
-                    xi[j] = 0.0
+                    xi[0, j] = 0.0
 
     _CACHE[key] = kernel
     return kernel

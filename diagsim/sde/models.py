@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import kernels as K
 from ..errors import DiagsimError, check_positive
-from ..parametrization import phi1
+from ..optimizers._linalg import forward_group, pullback_group, w_of
+from .._jit import jit
+from ..parametrization import UUVV, UV, phi1
 from ..problem import Problem
 from .integrator import diffusion_function, drift_function
 
@@ -66,49 +67,99 @@ I_HALF = 4        # 1: lam == 1/2 (sqrt instead of pow)
 I_BLOCKS = 5
 
 
-# ================================================================== shared pieces (inlined helpers)
+# ================================================================== shared pieces (group form)
+# The parametrization code is a runtime integer; the loops over coordinates are written once per common
+# code with the code as a constant (so that phi/phi1 fold into straight-line, vectorizable arithmetic),
+# and once generic. The arithmetic is identical in every branch.
+@jit(inline="always")
+def _w_rows_impl(code, depth, X, ns, W):
+    for q in range(ns):
+        w_of(X[q], code, depth, W[q])
+
+
+@jit(inline="always")
+def _w_rows(code, depth, X, ns, W):
+    """W[q] <- w(X[q, :2d]) for q < ns."""
+    if code == UUVV:
+        _w_rows_impl(UUVV, 2, X, ns, W)
+    elif code == UV:
+        _w_rows_impl(UV, 2, X, ns, W)
+    else:
+        _w_rows_impl(code, depth, X, ns, W)
+
+
+@jit(inline="always")
+def _jt_rows_impl(code, depth, X, ns, GZ, OUT, off, c, SS, use_s):
+    d = GZ.shape[1]
+    for q in range(ns):
+        x = X[q]
+        gz = GZ[q]
+        out = OUT[q]
+        if use_s:
+            S = SS[q]
+            for i in range(d):
+                _, wu, wv = phi1(code, depth, x[i], x[d + i])
+                out[off + i] += S[i] * gz[i] * wu
+                out[off + d + i] += S[d + i] * gz[i] * wv
+        else:
+            for i in range(d):
+                _, wu, wv = phi1(code, depth, x[i], x[d + i])
+                out[off + i] += c * gz[i] * wu
+                out[off + d + i] += c * gz[i] * wv
+
+
+@jit(inline="always")
+def _jt_rows(code, depth, X, ns, GZ, OUT, off, c, SS, use_s):
+    """OUT[q, off:off+2d] += (S[q] or c) * [wu * GZ[q], wv * GZ[q]]  (wu, wv at X[q]) for q < ns."""
+    if code == UUVV:
+        _jt_rows_impl(UUVV, 2, X, ns, GZ, OUT, off, c, SS, use_s)
+    elif code == UV:
+        _jt_rows_impl(UV, 2, X, ns, GZ, OUT, off, c, SS, use_s)
+    else:
+        _jt_rows_impl(code, depth, X, ns, GZ, OUT, off, c, SS, use_s)
+
+
 @drift_function
-def _label_noise_drift(x, t, args, work, b, beta):
-    """-grad L = J^T (-r/n): b = 0, beta = -r/n (the drift lies in the range of J^T)."""
+def _label_noise_drift(X, ns, t, args, work, B, BETA, health):
+    """-grad L = J^T (-r/n): b = 0, beta = -r/n (the drift lies in the range of J^T).
+
+    work: W (G, d) | GZ (G, d) (the diffusion's Z^T xi).
+    """
     Z, ZT, y, s, fpar, ipar = args
     n, d = Z.shape
-    loss = K.forward(x, ipar[I_CODE], ipar[I_DEPTH], ZT, y, work[:d], beta)
+    G = X.shape[0]
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    W = work[:G * d].reshape((G, d))
+    _w_rows(code, depth, X, ns, W)
+    forward_group(ZT, y, W, ns, BETA, health)
     inv_n = 1.0 / n
-    for j in range(n):
-        beta[j] = -beta[j] * inv_n
-    for i in range(2 * d):
-        b[i] = 0.0
-    return loss
+    for q in range(ns):
+        for j in range(n):
+            BETA[q, j] = -BETA[q, j] * inv_n
+        for i in range(2 * d):
+            B[q, i] = 0.0
 
 
 @diffusion_function
-def _jt_diffusion(x, t, args, work, xi, out):
-    """out[:2d] += J^T xi = [wu * Z^T xi, wv * Z^T xi]."""
+def _jt_diffusion(X, ns, t, args, work, XI, OUT):
+    """OUT[:, :2d] += J^T xi = [wu * Z^T xi, wv * Z^T xi] for each path of the group."""
     Z = args[0]
     ipar = args[5]
     code = ipar[I_CODE]
     depth = ipar[I_DEPTH]
     n, d = Z.shape
-    gz = work[d + n:2 * d + n]
-    K.pullback(Z, xi, 1.0, gz)
-    for i in range(d):
-        _, wu, wv = phi1(code, depth, x[i], x[d + i])
-        out[i] += gz[i] * wu
-        out[d + i] += gz[i] * wv
+    G = X.shape[0]
+    GZ = work[G * d:2 * G * d].reshape((G, d))
+    pullback_group(Z, XI, ns, GZ)
+    _jt_rows(code, depth, X, ns, GZ, OUT, 0, 1.0, GZ, False)  # (1.0 * gz) * wu == gz * wu exactly
 
 
-@drift_function
-def _adam_drift(x, t, args, work, b, beta):
-    """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
-
-    work layout: w (d) | r (n) | gw (d) | S (2d) | block accumulators (nv).
-    State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when fpar[F_C1] > 0 (the momentum
-    model: theta follows -S m and m relaxes to grad L at rate c1).
-    """
-    Z, ZT, y, s, fpar, ipar = args
-    n, d = Z.shape
-    code = ipar[I_CODE]
-    depth = ipar[I_DEPTH]
+@jit(inline="always")
+def _adam_rows(code, depth, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA):
+    """The per-path part of the Adam drift from GW = Z^T r / n (see :func:`_adam_drift`)."""
+    d = GW.shape[1]
+    n = BETA.shape[1]
     nv = ipar[I_NV]
     blocked = ipar[I_BLOCKED] == 1
     half = ipar[I_HALF] == 1
@@ -118,56 +169,93 @@ def _adam_drift(x, t, args, work, b, beta):
     lam = fpar[F_LAM]
     c1 = fpar[F_C1]
     momentum = c1 > 0.0
-    w = work[:d]
-    r = work[d:d + n]
-    gw = work[d + n:2 * d + n]
-    S = work[2 * d + n:4 * d + n]
-    acc = work[4 * d + n:4 * d + n + nv]
     voff = 4 * d if momentum else 2 * d
-    loss = K.forward(x, code, depth, ZT, y, w, r)
-    K.pullback(Z, r, 1.0 / n, gw)
-    # preconditioner S = 1 / (v^lam + eps)
-    if blocked:
-        for i in range(2 * d):
-            vb = x[voff + ipar[I_BLOCKS + i]]
-            S[i] = 1.0 / ((math.sqrt(vb) if half else vb ** lam) + eps)
-        for q in range(nv):
-            acc[q] = 0.0
-    else:
-        for i in range(2 * d):
-            vi = x[voff + i]
-            S[i] = 1.0 / ((math.sqrt(vi) if half else vi ** lam) + eps)
-    for i in range(d):
-        _, wu, wv = phi1(code, depth, x[i], x[d + i])
-        gu = gw[i] * wu
-        gv = gw[i] * wv
-        if momentum:
-            b[i] = -S[i] * x[2 * d + i]
-            b[d + i] = -S[d + i] * x[3 * d + i]
-            b[2 * d + i] = c1 * (gu - x[2 * d + i])
-            b[3 * d + i] = c1 * (gv - x[3 * d + i])
-        else:
-            b[i] = -S[i] * gu
-            b[d + i] = -S[d + i] * gv
-        tu = noise_var * s[i] * wu * wu + gu * gu
-        tv = noise_var * s[i] * wv * wv + gv * gv
+    for q in range(ns):
+        x = X[q]
+        b = B[q]
+        gw = GW[q]
+        S = SS[q]
+        acc = ACC[q]
+        # preconditioner S = 1 / (v^lam + eps)
         if blocked:
-            acc[ipar[I_BLOCKS + i]] += tu
-            acc[ipar[I_BLOCKS + d + i]] += tv
+            for i in range(2 * d):
+                vb = x[voff + ipar[I_BLOCKS + i]]
+                S[i] = 1.0 / ((math.sqrt(vb) if half else vb ** lam) + eps)
+            for k in range(nv):
+                acc[k] = 0.0
         else:
-            b[voff + i] = rate * (tu - x[voff + i])
-            b[voff + d + i] = rate * (tv - x[voff + d + i])
-    if blocked:
-        cnt = ipar[I_BLOCKS + 2 * d:I_BLOCKS + 2 * d + nv]
-        for q in range(nv):
-            b[voff + q] = rate * (acc[q] / cnt[q] - x[voff + q])
-    for j in range(n):
-        beta[j] = 0.0
-    return loss
+            for i in range(2 * d):
+                vi = x[voff + i]
+                S[i] = 1.0 / ((math.sqrt(vi) if half else vi ** lam) + eps)
+        for i in range(d):
+            _, wu, wv = phi1(code, depth, x[i], x[d + i])
+            gu = gw[i] * wu
+            gv = gw[i] * wv
+            if momentum:
+                b[i] = -S[i] * x[2 * d + i]
+                b[d + i] = -S[d + i] * x[3 * d + i]
+                b[2 * d + i] = c1 * (gu - x[2 * d + i])
+                b[3 * d + i] = c1 * (gv - x[3 * d + i])
+            else:
+                b[i] = -S[i] * gu
+                b[d + i] = -S[d + i] * gv
+            tu = noise_var * s[i] * wu * wu + gu * gu
+            tv = noise_var * s[i] * wv * wv + gv * gv
+            if blocked:
+                acc[ipar[I_BLOCKS + i]] += tu
+                acc[ipar[I_BLOCKS + d + i]] += tv
+            else:
+                b[voff + i] = rate * (tu - x[voff + i])
+                b[voff + d + i] = rate * (tv - x[voff + d + i])
+        if blocked:
+            cnt = ipar[I_BLOCKS + 2 * d:I_BLOCKS + 2 * d + nv]
+            for k in range(nv):
+                b[voff + k] = rate * (acc[k] / cnt[k] - x[voff + k])
+        for j in range(n):
+            BETA[q, j] = 0.0
+
+
+@drift_function
+def _adam_drift(X, ns, t, args, work, B, BETA, health):
+    """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
+
+    work layout, (G, .) blocks: W (d) | R (n) | GW (d) | S (2d) | block accumulators (nv).
+    State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when fpar[F_C1] > 0 (the momentum
+    model: theta follows -S m and m relaxes to grad L at rate c1).
+    """
+    Z, ZT, y, s, fpar, ipar = args
+    n, d = Z.shape
+    G = X.shape[0]
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    nv = ipar[I_NV]
+    o = 0
+    W = work[o:o + G * d].reshape((G, d))
+    o += G * d
+    R = work[o:o + G * n].reshape((G, n))
+    o += G * n
+    GW = work[o:o + G * d].reshape((G, d))
+    o += G * d
+    SS = work[o:o + G * 2 * d].reshape((G, 2 * d))
+    o += G * 2 * d
+    ACC = work[o:o + G * nv].reshape((G, nv))
+    inv_n = 1.0 / n
+    _w_rows(code, depth, X, ns, W)
+    forward_group(ZT, y, W, ns, R, health)
+    for q in range(ns):
+        for j in range(n):
+            R[q, j] = inv_n * R[q, j]  # kernels.pullback(Z, r, 1/n, gw) scales r first
+    pullback_group(Z, R, ns, GW)
+    if code == UUVV:
+        _adam_rows(UUVV, 2, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA)
+    elif code == UV:
+        _adam_rows(UV, 2, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA)
+    else:
+        _adam_rows(code, depth, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA)
 
 
 @diffusion_function
-def _adam_diffusion(x, t, args, work, xi, out):
+def _adam_diffusion(X, ns, t, args, work, XI, OUT):
     """theta += S J^T xi (adam-sde), or m += c1 J^T xi (adam-momentum-sde); S from the drift's work."""
     Z = args[0]
     fpar = args[4]
@@ -175,20 +263,16 @@ def _adam_diffusion(x, t, args, work, xi, out):
     code = ipar[I_CODE]
     depth = ipar[I_DEPTH]
     n, d = Z.shape
+    G = X.shape[0]
     c1 = fpar[F_C1]
-    gz = work[:d]  # w is not needed any more this step
-    K.pullback(Z, xi, 1.0, gz)
+    GZ = work[:G * d].reshape((G, d))  # W is not needed any more this step
+    o = G * (2 * d + n)
+    SS = work[o:o + G * 2 * d].reshape((G, 2 * d))
+    pullback_group(Z, XI, ns, GZ)
     if c1 > 0.0:
-        for i in range(d):
-            _, wu, wv = phi1(code, depth, x[i], x[d + i])
-            out[2 * d + i] += c1 * gz[i] * wu
-            out[3 * d + i] += c1 * gz[i] * wv
+        _jt_rows(code, depth, X, ns, GZ, OUT, 2 * d, c1, SS, False)
     else:
-        S = work[2 * d + n:4 * d + n]
-        for i in range(d):
-            _, wu, wv = phi1(code, depth, x[i], x[d + i])
-            out[i] += S[i] * gz[i] * wu
-            out[d + i] += S[d + i] * gz[i] * wv
+        _jt_rows(code, depth, X, ns, GZ, OUT, 0, 1.0, SS, True)
 
 
 # ================================================================== the model object

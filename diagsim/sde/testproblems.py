@@ -36,18 +36,20 @@ def _args(fpar):
 
 # ------------------------------------------------------------------ Ornstein–Uhlenbeck
 @drift_function
-def _ou_drift(x, t, args, work, b, beta):
+def _ou_drift(X, ns, t, args, work, B, BETA, health):
     k = args[4][0]
-    for i in range(x.shape[0]):
-        b[i] = -k * x[i]
-        beta[i] = 0.0
-    return x[0]
+    for q in range(ns):
+        for i in range(X.shape[1]):
+            B[q, i] = -k * X[q, i]
+            BETA[q, i] = 0.0
+        health[q] = X[q, 0]
 
 
 @diffusion_function
-def _additive_diffusion(x, t, args, work, xi, out):
-    for i in range(x.shape[0]):
-        out[i] += xi[i]
+def _additive_diffusion(X, ns, t, args, work, XI, OUT):
+    for q in range(ns):
+        for i in range(X.shape[1]):
+            OUT[q, i] += XI[q, i]
 
 
 def ornstein_uhlenbeck(rate: float, sigma: float, dim: int = 1) -> SDEModel:
@@ -63,18 +65,20 @@ def ou_mean_var(x0, rate: float, sigma: float, T: float):
 
 # ------------------------------------------------------------------ geometric Brownian motion
 @drift_function
-def _gbm_drift(x, t, args, work, b, beta):
+def _gbm_drift(X, ns, t, args, work, B, BETA, health):
     mu = args[4][0]
-    for i in range(x.shape[0]):
-        b[i] = mu * x[i]
-        beta[i] = 0.0
-    return x[0]
+    for q in range(ns):
+        for i in range(X.shape[1]):
+            B[q, i] = mu * X[q, i]
+            BETA[q, i] = 0.0
+        health[q] = X[q, 0]
 
 
 @diffusion_function
-def _multiplicative_diffusion(x, t, args, work, xi, out):
-    for i in range(x.shape[0]):
-        out[i] += x[i] * xi[i]
+def _multiplicative_diffusion(X, ns, t, args, work, XI, OUT):
+    for q in range(ns):
+        for i in range(X.shape[1]):
+            OUT[q, i] += X[q, i] * XI[q, i]
 
 
 def geometric_brownian_motion(mu: float, sigma: float, dim: int = 1) -> SDEModel:
@@ -91,21 +95,24 @@ def gbm_exact(x0, mu: float, sigma: float, T: float, B_T):
 
 # ------------------------------------------------------------------ the 2-D toy of THEORY §6
 @drift_function
-def _toy_drift(x, t, args, work, b, beta):
+def _toy_drift(X, ns, t, args, work, B, BETA, health):
     f = args[4]
     sx, sy = f[0], f[1]
-    h = 1.0 + x[1] * x[1]
-    b[0] = -sx * h * x[0]
-    b[1] = -sy * x[1] * x[0] * x[0]  # -(s_y/2) h'(y) x^2, h' = 2y
-    beta[0] = 0.0
-    return 0.5 * h * x[0] * x[0]
+    for q in range(ns):
+        x = X[q]
+        h = 1.0 + x[1] * x[1]
+        B[q, 0] = -sx * h * x[0]
+        B[q, 1] = -sy * x[1] * x[0] * x[0]  # -(s_y/2) h'(y) x^2, h' = 2y
+        BETA[q, 0] = 0.0
+        health[q] = 0.5 * h * x[0] * x[0]
 
 
 @diffusion_function
-def _toy_diffusion(x, t, args, work, xi, out):
+def _toy_diffusion(X, ns, t, args, work, XI, OUT):
     f = args[4]
     sx, c = f[0], f[2]
-    out[0] += sx * math.sqrt(c * (1.0 + x[1] * x[1])) * xi[0]
+    for q in range(ns):
+        OUT[q, 0] += sx * math.sqrt(c * (1.0 + X[q, 1] * X[q, 1])) * XI[q, 0]
 
 
 def toy2d(c: float, lr: float, s=(2.0, 3.0)) -> SDEModel:

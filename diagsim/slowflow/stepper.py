@@ -30,7 +30,7 @@ from ..optimizers import specs as O
 from ..problem import Problem
 from .flows import SlowFlow, rate_bound
 
-STARTS = ("given", "gradient-flow")
+STARTS = ("auto", "given", "gradient-flow")
 METHODS = ("heun", "euler")
 
 
@@ -104,8 +104,10 @@ class SlowFlowStepper:
     flow : the flow.
     lr : the optimizer's learning rate (t = tau / lr; ``dt = dtau / lr``).
     dtau : slow-time step.
-    start : "given" (theta0 must be within ``max_start_residual`` of Gamma; it is then retracted) or
-        "gradient-flow" (start at the gradient-flow limit Phi(theta0)).
+    start : "auto" (default: "given" when every row of theta0 lies within ``max_start_residual`` of Gamma,
+        else "gradient-flow" for all rows; the choice is recorded as ``start_used`` in :meth:`config`),
+        "given" (theta0 must be within ``max_start_residual`` of Gamma, else a DiagsimError; it is then
+        retracted) or "gradient-flow" (start at the gradient-flow limit Phi(theta0)).
     v0 : v_mode="ode": initial v, None for the quasi-static value c diag H at the start, or a number.
     kappa : at most this relative change of any coordinate per substep.
     zero_tol : adaptive flows: coordinates with |theta_i| < zero_tol are set to 0 (they reach 0 in
@@ -116,7 +118,7 @@ class SlowFlowStepper:
 
     level = "slow-flow"
 
-    def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "given",
+    def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "auto",
                  max_start_residual: float = 1e-3, v0=None, kappa: float = 0.1, zero_tol: float = 1e-9,
                  max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12,
                  method: str = "heun"):
@@ -126,6 +128,7 @@ class SlowFlowStepper:
         self.dtau = check_positive("dtau", dtau)
         self.dt = self.dtau / self.lr
         self.start = check_choice("start", start, STARTS)
+        self.start_used = None if start == "auto" else start  # resolved by start_point for "auto"
         self.max_start_residual = check_positive("max_start_residual", max_start_residual)
         self.v0 = None if v0 is None else check_positive("v0", v0, allow_zero=True)
         self.kappa = check_positive("kappa", kappa)
@@ -141,10 +144,21 @@ class SlowFlowStepper:
         return self.flow.adaptive and self.flow.v_mode == "ode"
 
     # ------------------------------------------------------------------ protocol
-    def start_point(self, theta0: np.ndarray) -> np.ndarray:
-        """The point of Gamma the flow starts from (see ``start``), (M, 2d)."""
+    def resolve_start(self, theta0: np.ndarray) -> str:
+        """The start rule used for ``theta0``: ``start`` itself, or for "auto" "given" when every row is
+        within ``max_start_residual`` of Gamma (max|Z w - y|), else "gradient-flow"."""
+        if self.start != "auto":
+            return self.start
         th = self.problem.check_theta(theta0, "theta0")
-        if self.start == "gradient-flow":
+        r0 = residual_norm(self.problem, th)
+        return "given" if np.all(r0 <= self.max_start_residual) else "gradient-flow"
+
+    def start_point(self, theta0: np.ndarray) -> np.ndarray:
+        """The point of Gamma the flow starts from (see ``start``), (M, 2d); sets ``start_used``."""
+        th = self.problem.check_theta(theta0, "theta0")
+        used = self.resolve_start(th)
+        self.start_used = used
+        if used == "gradient-flow":
             return gradient_flow_limit(self.problem, th, tol=self.retract_tol)
         r0 = residual_norm(self.problem, th)
         if np.any(r0 > self.max_start_residual):
@@ -152,8 +166,8 @@ class SlowFlowStepper:
             raise DiagsimError(f"start point of path {p} is not near the manifold of minimizers "
                                f"(max|Zw - y| = {r0[p]:.3g} > max_start_residual = "
                                f"{self.max_start_residual:g}); start the slow flow with "
-                               "start='gradient-flow' (model_options), from a trained state, or raise "
-                               "max_start_residual")
+                               "start='auto' or 'gradient-flow' (model_options), from a trained state, or "
+                               "raise max_start_residual")
         return retract(self.problem, th, tol=self.retract_tol)
 
     def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
@@ -254,7 +268,9 @@ class SlowFlowStepper:
 
     def config(self) -> dict:
         cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
-               "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start, "kappa": self.kappa,
+               "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start,
+               "start_used": self.start_used, "max_start_residual": self.max_start_residual,
+               "kappa": self.kappa,
                "zero_tol": self.zero_tol, "integrator": f"{self.method} in tau + Newton retraction",
                "method": self.method,
                "params": self.flow.describe()}
@@ -298,7 +314,7 @@ def auto_dtau(flow: SlowFlow, theta: np.ndarray, rel_change: float = 0.01) -> fl
 
 
 def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-static", v0=None,
-                 start: str = "given", max_start_residual: float = 1e-3, eps=None, kappa: float = 0.1,
+                 start: str = "auto", max_start_residual: float = 1e-3, eps=None, kappa: float = 0.1,
                  zero_tol: float = 1e-9, max_substeps: int = 100000, method: str = "heun") -> SlowFlowStepper:
     """The slow-flow stepper of ``optimizer`` (what ``simulate(model="slow-flow")`` runs).
 
@@ -309,7 +325,9 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
         ``stepper.dt = dtau / lr``.
     v : "quasi-static" (v = c diag H) or "ode" (dv/dtau = C (c diag H - v)); adaptive flows.
     v0 : initial v for v="ode" (None: quasi-static value).
-    start : "given" (theta0 must lie within ``max_start_residual`` of Gamma) or "gradient-flow".
+    start : "auto" (default: "given" when theta0 lies within ``max_start_residual`` of Gamma, else
+        "gradient-flow"; recorded as ``start_used`` in the config), "given" (theta0 must lie within
+        ``max_start_residual`` of Gamma, else a DiagsimError) or "gradient-flow" (Phi(theta0)).
     eps : override the optimizer's eps in S = 1/(v^lam + eps) (e.g. 0 for the exact eps -> 0 flow).
     kappa, zero_tol, max_substeps : substep control (see :class:`SlowFlowStepper`).
     method : "heun" (default) or "euler".
@@ -321,7 +339,7 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
     if isinstance(dtau, str):
         check_choice("dtau", dtau, ("auto",))
         th0 = problem.theta0(1)
-        if start == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
+        if st.resolve_start(th0) == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
             ref = st.start_point(th0)
         else:
             from ..sde.stability import teacher_point

@@ -90,7 +90,7 @@ _TOY = {"toy_c": 0.5, "toy_s": [2.0, 3.0], "toy_tau": 0.2, "toy_y0": 1.0}
 
 
 @register("slow-limit", 3, "discrete and SDE ensembles vs the slow flow at fixed tau as lr -> 0; 2-D toy",
-          quick={**_NET, **_TOY, "tau": 1.0, "lrs": [0.08, 0.04, 0.02], "paths": 256,
+          quick={**_NET, **_TOY, "tau": 1.0, "lrs": [0.04, 0.02, 0.01], "paths": 768,
                  "cases": ["sgd-discrete", "sgd-sde", "adam-discrete", "adam-sde"],
                  "toy_lrs": [0.04, 0.02, 0.01], "toy_paths": 2000},
           full={**_NET, **_TOY, "tau": 2.0, "lrs": [0.04, 0.02, 0.01, 0.005], "paths": 1024,
