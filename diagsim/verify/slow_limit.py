@@ -118,8 +118,10 @@ def slow_limit(ctx):
             w0, wt = Wf[0], Wf[-1]
             scale = float(np.linalg.norm(wt - w0))
             D, SE, frac, fse, ndiv = [], [], [], [], []
+            wbar = None
             for lr in lrs:
                 W, nd = _ensemble(P, _optimizer(kind, lr, ctx.params), model, tau, M, seed)
+                wbar = W.mean(axis=0)
                 dd, ds = distance(W, wt, scale, int(ctx["n_boot"]), seed)
                 f = (W - w0) @ (wt - w0) / scale ** 2
                 fm, fs = mean_se(f)
@@ -128,7 +130,7 @@ def slow_limit(ctx):
                         f"{fm:.4g} +- {fs:.2g}")
             p, sp = parametric_slope(lrs, D, SE, seed=seed)
             fit = weighted_line(lrs, frac, fse)
-            panels.append((case, grid, Wf, lrs, D, SE, p))
+            panels.append((case, grid, Wf, lrs, D, SE, p, wbar))
             rows.append(ctx.result(
                 case, f"exponent p of D(lr) ~ lr^p, D = |mean w - w_flow(tau)| / |w_flow(tau) - w_flow(0)| at "
                       f"tau = {tau:g} ({M} paths per lr)",
@@ -163,19 +165,23 @@ def slow_limit(ctx):
     path = ctx.figure_path()
     if path is not None:
         fig, axes = plotting.figure(3)
-        for case, grid, Wf, lr_, D, SE, p in panels:
+        for case, grid, Wf, lr_, D, SE, p, _ in panels:
             plotting.loglog_fit(axes[0], lr_, D, SE, slope=p, label=case)
         axes[0].set_xlabel("lr")
         axes[0].set_ylabel("D = |mean w - w_flow| / |flow displacement|")
         axes[0].legend(fontsize=7)
         axes[0].set_title(f"ensembles vs slow flow at tau = {tau:g}")
-        for case, grid, Wf, *_ in panels:
+        for case, grid, Wf, *_, wbar in panels:
             if case.endswith("discrete"):
                 ax = axes[1]
+                sgd_ = case.startswith("sgd")
                 for i in np.flatnonzero(np.abs(Wf).max(axis=0) > 0.05):
-                    ax.plot(grid, Wf[:, i], lw=1, ls="-" if case.startswith("sgd") else "--")
+                    line, = ax.plot(grid, Wf[:, i], lw=1, ls="-" if sgd_ else "--")
+                    ax.plot([grid[-1]], [wbar[i]], "o" if sgd_ else "s", ms=4, color=line.get_color())
         axes[1].set_xlabel("tau")
-        axes[1].set_ylabel("w_i along the slow flows (solid SGD, dashed Adam)")
+        axes[1].set_ylabel("w_i")
+        axes[1].set_title(f"slow flows (SGD solid, Adam dashed); markers: discrete\nensemble means at "
+                          f"lr = {lrs[-1]:g}", fontsize=8)
         axes[2].errorbar(tl, ym, yerr=yse, fmt="o", label="EM ensembles")
         xx = np.linspace(0, max(tl), 10)
         axes[2].plot(xx, fit["a"] + fit["b"] * xx, "-", label="fit a + b lr")
