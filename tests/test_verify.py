@@ -13,8 +13,8 @@ from diagsim.errors import DiagsimError
 from diagsim.verify import REGISTRY, CheckResult, compare, resolve, run_checks
 from diagsim.verify import stats
 
-EXPECTED = ["em-orders", "weak-error", "slow-limit", "flow-limits", "flow-measures", "extinction", "woodworth",
-            "sparse-regression"]
+EXPECTED = ["em-orders", "weak-error", "slow-limit", "flow-limits", "flow-measures", "extinction",
+            "woodworth", "sparse-regression"]
 
 # ---------------------------------------------------------------- registry
 
@@ -51,7 +51,8 @@ def test_compare(m, p, tol, rel, ok):
 
 
 def test_check_result_verdict_and_json():
-    r = CheckResult("x", "case", "slope", 2.0, 1.0, 0.5, "=", "4 SE", numbers={"a": np.arange(3), "b": np.nan})
+    r = CheckResult("x", "case", "slope", 2.0, 1.0, 0.5, "=", "4 SE",
+                    numbers={"a": np.arange(3), "b": np.nan})
     assert not r.passed and r.verdict == "FAIL" and r.name == "x/case"
     assert "measured 2" in r.disagreement() and "tolerance 0.5" in r.disagreement()
     d = json.loads(json.dumps(r.to_dict()))
@@ -130,7 +131,8 @@ def test_a_crashing_check_is_a_failing_row(monkeypatch):
     def boom(ctx):
         raise RuntimeError("deliberate")
 
-    monkeypatch.setitem(REGISTRY, "woodworth", type(chk)(chk.name, chk.number, chk.title, boom, chk.quick, chk.full))
+    broken = type(chk)(chk.name, chk.number, chk.title, boom, chk.quick, chk.full)
+    monkeypatch.setitem(REGISTRY, "woodworth", broken)
     (r,) = run_checks(["woodworth"], quick=True)
     assert not r.passed and r.error == "RuntimeError: deliberate"
 
@@ -146,7 +148,8 @@ def test_cli_list(capsys):
 
 def test_cli_runs_a_check_writes_json_and_plots(tmp_path, capsys):
     js, plots = tmp_path / "v.json", tmp_path / "plots"
-    rc = main(["verify", "--quick", "--only", "woodworth", "--json", str(js), "--plots", str(plots), "--quiet"])
+    rc = main(["verify", "--quick", "--only", "woodworth", "--json", str(js), "--plots", str(plots),
+               "--quiet"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "woodworth/alpha=0.1" in out and "PASS" in out and "passed in" in out

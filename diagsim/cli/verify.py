@@ -1,4 +1,4 @@
-"""``diagsim verify``: run the theorem checks of issue 6 and print what was measured against what theory predicts.
+"""``diagsim verify``: run the theorem checks of issue 6; print the measurements against the predictions.
 
     diagsim verify [--quick] [--only NAME ...] [--json FILE] [--plots DIR] [--list]
 
@@ -20,11 +20,14 @@ def register(subparsers) -> None:
         "verify", help="run every theorem check (simulation vs theory) and print a PASS/FAIL table",
         description="Run the theorem checks (THEORY.md §4-6): Euler-Maruyama orders, discrete vs SDE weak "
                     "error, ensembles vs slow flows, flow limits vs symbolic predictions, monotone measures, "
-                    "finite-time extinction, the Woodworth interpolator, and Adam vs SGD on sparse regression. "
+                    "finite-time extinction, the Woodworth interpolator, and Adam vs SGD on sparse "
+                    "regression. "
                     "Exit status 1 if any check fails.")
     p.add_argument("--quick", action="store_true", help="CI sizes (all checks in under 3 minutes on 2 cores)")
-    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks (names or numbers; see --list)")
-    p.add_argument("--json", metavar="FILE", help="write every row (with its raw numbers) as JSON ('-': stdout)")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="run only these checks (names or numbers; see --list)")
+    p.add_argument("--json", metavar="FILE",
+                   help="write every row (with its raw numbers) as JSON ('-': stdout)")
     p.add_argument("--plots", metavar="DIR", help="write one figure per check (PNG) into DIR")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -58,13 +61,14 @@ def markdown_table(rows) -> str:
     """The same table in Markdown, with what was measured and how the tolerance was derived."""
     out = ["| check | measured | predicted | tolerance | result | what / tolerance from |",
            "|---|---:|---:|---:|---|---|"]
+    esc = lambda text: str(text).replace("|", "\\|")  # noqa: E731
     for r in rows:
         if r.error is not None:
-            out.append(f"| {r.name} | ERROR | | | **FAIL** | {r.error} |")
+            out.append(f"| {r.name} | ERROR | | | **FAIL** | {esc(r.error)} |")
             continue
         v = "PASS" if r.passed else "**FAIL**"
         out.append(f"| {r.name} | {_cell(r.measured)} | {r.predicted_text()} | {_cell(r.tolerance)} | {v} | "
-                   f"{r.quantity}; tolerance: {r.derivation} |")
+                   f"{esc(r.quantity)}; tolerance: {esc(r.derivation)} |")
     return "\n".join(out)
 
 

@@ -105,7 +105,8 @@ class CheckResult:
         if self.error is not None:
             return f"{self.name}: ERROR {self.error}"
         gap = self.measured - self.predicted
-        return (f"{self.name}: {self.quantity}: measured {_g(self.measured)}, predicted {self.predicted_text()}, "
+        return (f"{self.name}: {self.quantity}: measured {_g(self.measured)}, "
+                f"predicted {self.predicted_text()}, "
                 f"difference {_g(gap)}, tolerance {_g(self.tolerance)} ({self.derivation})")
 
     def to_dict(self) -> dict:

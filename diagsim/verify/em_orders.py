@@ -11,7 +11,9 @@ References: geometric Brownian motion X_T = x0 exp((mu - sigma^2/2) T + sigma B_
 Ornstein–Uhlenbeck strong: R = e^{-kT} x0 + sum_i b_i dB_i on the base grid (h0), with b_i = sigma (1/h0)
 int_{t_i}^{t_i + h0} e^{-k(T-s)} ds the conditional expectation of the exact stochastic integral given the
 base increments (it differs from the exact solution by independent noise of variance O(h0^2)); OU weak:
-Euler–Maruyama on the base grid, whose moment bias E R^2 - E X_T^2 is known exactly and added back. Predicted orders: weak 1; strong 1/2 for multiplicative noise (GBM) and 1 for
+Euler–Maruyama on the base grid, whose moment bias E R^2 - E X_T^2 is known exactly and added back.
+
+Predicted orders: weak 1; strong 1/2 for multiplicative noise (GBM) and 1 for
 additive noise (OU, where Euler–Maruyama coincides with Milstein) — the ``1/2`` of THEORY §6 is the general
 lower bound, and OU is the case that shows the additive-noise improvement.
 
@@ -58,7 +60,8 @@ def ou_strong_exact(x0, rate, sigma, T, h):
     tm = np.arange(N) * h
     e1 = (np.exp(-rate * (T - tm - h)) - np.exp(-rate * (T - tm))) / rate
     e2 = (np.exp(-2 * rate * (T - tm - h)) - np.exp(-2 * rate * (T - tm))) / (2 * rate)
-    return (q ** N - math.exp(-rate * T)) ** 2 * x0 ** 2 + sigma ** 2 * float(np.sum(A * A * h - 2 * A * e1 + e2))
+    mean_part = (q ** N - math.exp(-rate * T)) ** 2 * x0 ** 2
+    return mean_part + sigma ** 2 * float(np.sum(A * A * h - 2 * A * e1 + e2))
 
 
 def expected_errors(case: str, hs, *, T: float, ou_ratio: int | None) -> list[float]:
@@ -67,17 +70,22 @@ def expected_errors(case: str, hs, *, T: float, ou_ratio: int | None) -> list[fl
     if case == "gbm-strong":
         return [math.sqrt(tp.gbm_em_moments(1.0, 0.5, 1.0, T, h)["mse"]) for h in hs]
     if case == "gbm-weak":
-        return [(lambda e: e["second"] - e["exact_second"])(tp.gbm_em_moments(1.0, 1.0, 0.3, T, h)) for h in hs]
+        return [_weak(tp.gbm_em_moments(1.0, 1.0, 0.3, T, h)) for h in hs]
     h0 = float(min(hs)) / (ou_ratio or 1)
     if case == "ou-strong":
         if ou_ratio is None:
             return [math.sqrt(ou_strong_exact(1.0, 1.0, 1.0, T, h)) for h in hs]
         return [math.sqrt(ou_strong_expected(1.0, 1.0, 1.0, T, h, h0)) for h in hs]
-    return [(lambda e: e["second"] - e["exact_second"])(tp.ou_em_moments(1.0, 1.0, 1.0, T, h, h0)) for h in hs]
+    return [_weak(tp.ou_em_moments(1.0, 1.0, 1.0, T, h, h0)) for h in hs]
+
+
+def _weak(moments: dict) -> float:
+    return moments["second"] - moments["exact_second"]
 
 
 def _ou_references(seed, M, h0, T, rate, sigma, x0, bcoef, chunk: int = 1024):
-    """Per path: Euler–Maruyama on the base grid (R) and e^{-kT} x0 + sum_i b_i dB_i (Rs), in chunks of paths."""
+    """Per path: Euler–Maruyama on the base grid (R) and e^{-kT} x0 + sum_i b_i dB_i (Rs), in chunks of
+    paths."""
     from .. import rng
     n = int(round(T / h0))
     R, Rs = np.empty(M), np.empty(M)
@@ -124,12 +132,13 @@ def em_orders(ctx):
 
     def row(case, p, se, exact_err, errs, t0, what):
         p_grid = log_slope(hs, expected_errors(case, hs, T=T, ou_ratio=ratio))
-        if case == "ou-strong":  # the base-grid reference's own effect, then refinement against the exact solution
+        if case == "ou-strong":  # the base-grid reference's own effect, then refinement vs the exact solution
             p_true = log_slope(hs, expected_errors(case, hs, T=T, ou_ratio=None))
             p_fine = [log_slope(hs / f, expected_errors(case, hs / f, T=T, ou_ratio=None)) for f in (16, 256)]
             bias = abs(p_grid - p_true) + max(abs(p_true - q) for q in p_fine)
         else:
-            p_fine = [log_slope(hs / f, expected_errors(case, hs / f, T=T, ou_ratio=ratio)) for f in (16, 256)]
+            p_fine = [log_slope(hs / f, expected_errors(case, hs / f, T=T, ou_ratio=ratio))
+                      for f in (16, 256)]
             bias = max(abs(p_grid - q) for q in p_fine)
         tol = Z_SCORE * se + bias
         curves[case] = (errs, p, orders[case])

@@ -8,7 +8,8 @@ also linear in u_i): x = A exp(-r tau).
 
 For every coordinate that is off the support of the flow's limit, both laws (two parameters each) are fitted
 by least squares to log x over the final stretch of its decay (samples with floor < x <= x_max / 4, at least
-``min_points``; Adam: floor = (10 zero_tol)^2, samples at the integrator's resolution are excluded): law F (finite time) log x = log a + log(tau* - tau), tau* > last sample; law E
+``min_points``; Adam: floor = (10 zero_tol)^2, samples at the integrator's resolution are excluded):
+law F (finite time) log x = log a + log(tau* - tau), tau* > last sample; law E
 (exponential) log x = log A - r tau. Measured: the mean over coordinates of log10(RMS_E / RMS_F) (> 0: the
 finite-time law fits better); its standard error is the spread over coordinates. Predicted: > 0 for Adam,
 < 0 for SGD; tolerance Z_SCORE standard errors. Adam's coordinates must also actually reach 0 (set exactly
@@ -54,7 +55,8 @@ def fit_finite_time(t, x):
         la = float(np.mean(lx - lg))
         return float(np.mean((lx - la - lg) ** 2))
 
-    best = min((minimize_scalar(rss, bounds=(lo, lo + 4.0), method="bounded") for lo in (-14.0, -10.0, -6.0, -2.0, 2.0)),
+    starts = (-14.0, -10.0, -6.0, -2.0, 2.0)
+    best = min((minimize_scalar(rss, bounds=(lo, lo + 4.0), method="bounded") for lo in starts),
                key=lambda r: r.fun)
     return float(math.sqrt(best.fun)), float(t[-1] + span * math.exp(best.x))
 
@@ -81,13 +83,15 @@ def window(t, x, min_points, floor: float = 0.0):
                 "tau_end": {"adam": 6.0, "sgd": 320.0}, "n_samples": 3001, "dtau": 0.002, "min_points": 8,
                 "zero_tol": 1e-6})
 def extinction(ctx):
-    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]), seed=int(ctx["seed"]))
+    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]),
+                     seed=int(ctx["seed"]))
     delta, d = float(ctx["label_noise"]), P.d
     rows, panels = [], {}
     for kind in ("adam", "sgd"):
         t0 = time.perf_counter()
         try:
-            opt = Adam(lr=0.01, noise=LabelNoise(delta)) if kind == "adam" else SGD(lr=0.01, noise=LabelNoise(delta))
+            noise = LabelNoise(delta)
+            opt = Adam(lr=0.01, noise=noise) if kind == "adam" else SGD(lr=0.01, noise=noise)
             opts = {"start": "gradient-flow"}
             if kind == "adam":
                 opts.update(eps=0.0, zero_tol=float(ctx["zero_tol"]))
@@ -113,13 +117,15 @@ def extinction(ctx):
                             "rate": rate, "reached_zero_at": float(taus[zero[0]]) if zero.size else None,
                             "points": int(win[0].size), "finite_time_fits_better": per_better})
             if not ratios:
-                raise RuntimeError(f"no off-support coordinate with a decay window of >= {ctx['min_points']} samples")
+                raise RuntimeError(f"no off-support coordinate with a decay window of >= {ctx['min_points']} "
+                                   "samples")
             mr, sr = mean_se(np.array(ratios))
             reached = sum(p["reached_zero_at"] is not None for p in per)
             panels[kind] = (taus, X, off)
             better = "finite-time" if mr > 0 else "exponential"
             rows.append(ctx.result(
-                kind, f"mean log10(RMS_exponential / RMS_finite-time) over {len(ratios)} off-support coordinates "
+                kind, f"mean log10(RMS_exponential / RMS_finite-time) over {len(ratios)} off-support "
+                      "coordinates "
                       f"(better fit: {better}; {reached} reached exactly 0 by tau = {T:g})",
                 float(mr), 0.0, Z_SCORE * float(sr) if len(ratios) > 1 else math.inf,
                 relation=">" if kind == "adam" else "<",
@@ -140,7 +146,8 @@ def extinction(ctx):
             ax.set_yscale("log")
             ax.set_xlabel("tau")
             ax.set_ylabel("u_i^2 + v_i^2 (off-support)")
-            ax.set_title(f"{kind} flow: " + ("linear to 0 in finite time" if kind == "adam" else "exponential decay"),
+            law = "linear to 0 in finite time" if kind == "adam" else "exponential decay"
+            ax.set_title(f"{kind} flow: {law}",
                          fontsize=9)
         plotting.save(fig, path)
     return rows

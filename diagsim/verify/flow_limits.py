@@ -94,7 +94,8 @@ def converge(P, opt, *, dtau: float, tau_first: float, tau_max: float, tail_targ
 
 def off_manifold_error(P, theta, w_other) -> float:
     """Bound on how much the residuals r of the flow's end point and of the compared point move w: both lie on
-    the coordinates S = supp(w_flow) U supp(w_other); if Z_S has full column rank, |dw| <= ||Z_S^+||_2 (|r_flow|
+    the coordinates S = supp(w_flow) U supp(w_other); if Z_S has full column rank,
+    |dw| <= ||Z_S^+||_2 (|r_flow|
     + |r_other|), else the minimum-norm correction ||Z^+||_2 (...)."""
     w = P.w(theta)
     r = float(np.linalg.norm(P.Z @ w - P.y) + np.linalg.norm(P.Z @ w_other - P.y))
@@ -135,13 +136,15 @@ def flow_limits(ctx):
             try:
                 adaptive = kind != "sgd"
                 taus, W, th, tail, st = converge(P, flow_spec(kind, lam, delta), dtau=float(ctx["dtau"]),
-                                                 tau_first=float(ctx["tau_first"]), tau_max=float(ctx["tau_max"]),
+                                                 tau_first=float(ctx["tau_first"]),
+                                                 tau_max=float(ctx["tau_max"]),
                                                  tail_target=float(ctx["tail_target"]), adaptive=adaptive)
                 w = W[-1]
                 pred = predict_for(P, kind, lam)
                 geo = off_manifold_error(P, th, pred.w)
                 tol = tail + geo
-                nums = {"tau": taus, "tail_bound": tail, "off_manifold": geo, "w_flow": w, "w_predicted": pred.w,
+                nums = {"tau": taus, "tail_bound": tail, "off_manifold": geo, "w_flow": w,
+                        "w_predicted": pred.w,
                         "predict_method": pred.method, "predict_global": pred.is_global,
                         "support_flow": np.flatnonzero(np.abs(w) > 1e-8).tolist(),
                         "support_predicted": pred.support.tolist(), "teacher_support":
@@ -157,10 +160,12 @@ def flow_limits(ctx):
                     local = predict_for(P, kind, lam, method="local", x0=P.w(st.start_point(P.theta0(1)))[0])
                     nums.update(support_size=int(S.size), full_column_rank=full, objective_flow=R(w),
                                 objective_global=R(pred.w), objective_local_from_start=R(local.w),
-                                w_local_from_start=local.w, local_equals_flow=bool(np.abs(local.w - w).max() < 1e-6))
+                                w_local_from_start=local.w,
+                                local_equals_flow=bool(np.abs(local.w - w).max() < 1e-6))
                     label = "l_1/2" if kind == "adam" else f"l_{1 - lam:g}"
                     rows.append(ctx.result(
-                        f"{case}-kkt", f"flow limit is a KKT point of weighted {label}: |S| = {S.size} <= n = {P.n}, "
+                        f"{case}-kkt", f"flow limit is a KKT point of weighted {label}: |S| = {S.size} <= "
+                                       f"n = {P.n}, "
                                        f"Z_S full column rank = {full}; max|w_flow - Z_S^+ y|",
                         meas, 0.0, tol, derivation=f"flow tail bound {tail:.2g} + off-manifold {geo:.2g}",
                         numbers=nums, seconds=time.perf_counter() - t0))
@@ -175,7 +180,8 @@ def flow_limits(ctx):
                         derivation=f"flow tail bound {tail:.2g} + off-manifold {geo:.2g}",
                         numbers=nums, seconds=time.perf_counter() - t0))
             except Exception as exc:  # noqa: BLE001
-                rows.append(ctx.error_row(case, "slow-flow limit vs prediction", exc, time.perf_counter() - t0))
+                rows.append(ctx.error_row(case, "slow-flow limit vs prediction", exc,
+                                          time.perf_counter() - t0))
     path = ctx.figure_path()
     if path is not None and panels:
         fig, axes = plotting.figure(4, (len(panels) + 3) // 4)

@@ -65,7 +65,8 @@ def _opts(kind, **extra):
 
 
 def _dphi(stepper, theta):
-    """<grad Phi, velocity> / (|grad Phi| |velocity|) and the raw value, per sample (quasi-static, eps = 0)."""
+    """<grad Phi, velocity> / (|grad Phi| |velocity|) and the raw value, per sample (quasi-static v,
+    eps = 0)."""
     flow = stepper.flow
     S = flow.preconditioner(theta)
     g = flow.semi_gradient(theta, S)  # = grad Phi for the quasi-static flow (see slowflow.flows)
@@ -83,7 +84,8 @@ _P = {"n": 6, "d": 20, "k": 2, "alpha": 0.3, "seed": 0}
 @register("flow-measures", 5, "measures non-increasing along the flows; Adam delta-invariance, SGD speed ~ c",
           quick={"problem": _P, "flows": ["sgd", "adam", "adame", "block"], "lam": 0.25, "label_noise": 1.0,
                  "tau_end": {"sgd": 40.0, "adam": 4.0, "adame": 4.0, "block": 20.0}, "n_samples": 81,
-                 "dtau": 0.05, "kappa": 0.1, "noise_n": [6, 12], "noise_paths": 20000, "noise_lr": 1e-3, "seed": 0},
+                 "dtau": 0.05, "kappa": 0.1, "noise_n": [6, 12], "noise_paths": 20000, "noise_lr": 1e-3,
+                 "seed": 0},
           full={"problem": _P, "flows": ["sgd", "adam", "adame", "block"], "lam": 0.25, "label_noise": 1.0,
                 "tau_end": {"sgd": 160.0, "adam": 8.0, "adame": 8.0, "block": 80.0}, "n_samples": 401,
                 "dtau": 0.01, "kappa": 0.05, "noise_n": [6, 12, 24], "noise_paths": 400000, "noise_lr": 1e-3,
@@ -98,7 +100,8 @@ def flow_measures(ctx):
         t0 = time.perf_counter()
         try:
             taus = np.linspace(0.0, float(ctx["tau_end"][kind]), N)
-            _, th, st = flow_trajectory(P, _spec(kind, lam, delta), taus, dtau=dtau, **_opts(kind, kappa=kappa))
+            _, th, st = flow_trajectory(P, _spec(kind, lam, delta), taus, dtau=dtau,
+                                        **_opts(kind, kappa=kappa))
             m = measure_of(kind, P, th, lam)
             inc = np.diff(m)
             tol_j = (2 * P.d + 8) * EPS * (np.abs(m[:-1]) + np.abs(m[1:]))
@@ -126,8 +129,9 @@ def flow_measures(ctx):
             T = float(ctx["tau_end"][kind])
             taus = np.linspace(0.0, T, 21)
             scale = 1.0 if kind == "adam" else 9.0
-            run = lambda dl, ts, dt, kp: P.w(flow_trajectory(P, _spec(kind, lam, dl), ts, dtau=dt,  # noqa: E731
-                                                             **_opts(kind, kappa=kp))[1])
+            def run(dl, ts, dt, kp, kind=kind):
+                return P.w(flow_trajectory(P, _spec(kind, lam, dl), ts, dtau=dt, **_opts(kind, kappa=kp))[1])
+
             W2 = run(3 * delta, taus, dtau, kappa)
             W1 = run(delta, scale * taus, scale * dtau, kappa)
             W1h = run(delta, scale * taus, scale * dtau / 2, kappa / 2)
@@ -148,7 +152,8 @@ def flow_measures(ctx):
     for n in ctx["noise_n"]:
         t0 = time.perf_counter()
         try:
-            Pn = make_problem(int(n), int(pp["d"]), int(pp["k"]), alpha=float(pp["alpha"]), seed=int(pp["seed"]))
+            Pn = make_problem(int(n), int(pp["d"]), int(pp["k"]), alpha=float(pp["alpha"]),
+                              seed=int(pp["seed"]))
             with numba_threads(1):
                 th = gradient_flow_limit(Pn, Pn.theta0(1))
             lr, M = float(ctx["noise_lr"]), int(ctx["noise_paths"])

@@ -29,7 +29,8 @@ def loglog_fit(ax, h, e, se=None, *, slope=None, predicted=None, label="", marke
     h = np.asarray(h, dtype=float)
     e = np.abs(np.asarray(e, dtype=float))
     line = ax.errorbar(h, e, yerr=None if se is None else np.asarray(se, dtype=float), fmt=marker, ms=4,
-                       capsize=2, color=color, label=f"{label} (slope {slope:.3g})" if slope is not None else label)
+                       capsize=2, color=color,
+                       label=f"{label} (slope {slope:.3g})" if slope is not None else label)
     c = line[0].get_color()
     gm_h, gm_e = np.exp(np.mean(np.log(h))), np.exp(np.mean(np.log(e)))
     hh = np.geomspace(h.min(), h.max(), 20)

@@ -1,4 +1,5 @@
-"""Check 3: discrete and SDE ensembles approach the slow flow at fixed slow time tau as lr -> 0 (THEORY §4.4, §6).
+"""Check 3: discrete and SDE ensembles approach the slow flow at fixed slow time tau as lr -> 0
+(THEORY §4.4, §6).
 
 Diagonal net ("uu-vv", small n, d), label noise delta, c = delta^2/n. For each lr of a grid, ensembles of the
 discrete optimizer (``model="discrete"``) and of its SDE (``model="sde"``) run from theta_0 to the slow time
@@ -97,7 +98,8 @@ _TOY = {"toy_c": 0.5, "toy_s": [2.0, 3.0], "toy_tau": 0.2, "toy_y0": 1.0}
                 "cases": ["sgd-discrete", "sgd-sde", "adam-discrete", "adam-sde"],
                 "toy_lrs": [0.04, 0.02, 0.01, 0.005], "toy_paths": 20000})
 def slow_limit(ctx):
-    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]), seed=int(ctx["seed"]))
+    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]),
+                     seed=int(ctx["seed"]))
     tau, M, seed = float(ctx["tau"]), int(ctx["paths"]), int(ctx["seed"])
     lrs = [float(x) for x in ctx["lrs"]]
     rows, panels = [], []
@@ -132,10 +134,12 @@ def slow_limit(ctx):
             fit = weighted_line(lrs, frac, fse)
             panels.append((case, grid, Wf, lrs, D, SE, p, wbar))
             rows.append(ctx.result(
-                case, f"exponent p of D(lr) ~ lr^p, D = |mean w - w_flow(tau)| / |w_flow(tau) - w_flow(0)| at "
+                case, f"exponent p of D(lr) ~ lr^p, D = |mean w - w_flow(tau)| / |w_flow(tau) - w_flow(0)| "
+                      f"at "
                       f"tau = {tau:g} ({M} paths per lr)",
                 p, 0.0, Z_SCORE * sp, relation=">",
-                derivation=f"{Z_SCORE:g} SE of p ({sp:.3g}, parametric bootstrap over per-lr bootstrap SEs of D)",
+                derivation=f"{Z_SCORE:g} SE of p ({sp:.3g}, parametric bootstrap over per-lr bootstrap SEs "
+                           "of D)",
                 numbers={"lr": lrs, "D": D, "D_se": SE, "fraction_of_displacement": frac, "fraction_se": fse,
                          "fraction_extrapolated_lr0": fit["a"], "fraction_extrapolated_se": fit["se_a"],
                          "flow_w_tau": wt, "flow_w_0": w0, "flow_displacement": scale, "diverged": ndiv,
@@ -158,7 +162,8 @@ def slow_limit(ctx):
         fit["a"], oracle, Z_SCORE * fit["se_a"],
         derivation=f"{Z_SCORE:g} SE of the intercept ({fit['se_a']:.2g}); O(lr) bias model a + b lr, "
                    f"chi2 = {fit['chi2']:.2f} on {fit['dof']} dof",
-        numbers={"lr": tl, "mean_y": ym, "se": yse, "slope_b": fit["b"], "chi2": fit["chi2"], "dof": fit["dof"],
+        numbers={"lr": tl, "mean_y": ym, "se": yse, "slope_b": fit["b"], "chi2": fit["chi2"],
+                 "dof": fit["dof"],
                  "oracle": oracle, "c": c, "s": list(s)},
         seconds=time.perf_counter() - t0))
 

@@ -1,5 +1,6 @@
-"""Check 8: sparse regression with d >= 200 — does Adam with label noise reach a lower test loss and a sparser w
-than SGD with label noise, once both have converged? (the paper's claim; THEORY §3 reference setup)
+"""Check 8: sparse regression with d >= 200 — does Adam with label noise reach a lower test loss and a
+sparser w than SGD with label noise, once both have converged? (the paper's claim; THEORY §3 reference
+setup)
 
 Instance: the paper's ratios at d = 200: n/d = 0.05 (n = 10), k = 3, teacher ±1, Gaussian design, init
 u = v = 0.1 g. Both optimizers use the same label noise delta (larger than the paper's 0.5 so that SGD's slow
@@ -57,7 +58,8 @@ _BASE = {"n": 10, "d": 200, "k": 3, "alpha": 0.1, "label_noise": 3.0, "adam_lr":
          "adam_C": 5.0, "adam_eps": 1e-6, "sgd_lr": 0.01, "flow_dtau": 0.05, "run_seed": 0}
 
 
-@register("sparse-regression", 8, "d >= 200: Adam (label noise) reaches lower test loss and sparser w than SGD",
+@register("sparse-regression", 8,
+          "d >= 200: Adam (label noise) reaches lower test loss and sparser w than SGD",
           quick={**_BASE, "seeds": [0], "paths": 4, "tau_sgd": 128.0, "tau_adam": 50.0},
           full={**_BASE, "seeds": [0, 1, 2], "paths": 8, "tau_sgd": 512.0, "tau_adam": 100.0})
 def sparse_regression(ctx):
@@ -68,7 +70,8 @@ def sparse_regression(ctx):
         t0 = time.perf_counter()
         tag = f"seed={seed}"
         try:
-            P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]), seed=int(seed))
+            P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]),
+                             seed=int(seed))
             noise = LabelNoise(delta)
             la = float(ctx["adam_lr"])
             adam = Adam(lr=la, beta1=float(ctx["adam_beta1"]), beta2=1.0 - float(ctx["adam_C"]) * la ** 2,
@@ -100,17 +103,20 @@ def sparse_regression(ctx):
                       "tau": {"adam": float(ctx["tau_adam"]), "sgd": float(ctx["tau_sgd"])}}
             sec = time.perf_counter() - t0
             rows.append(ctx.result(
-                f"{tag}/test-loss", f"mean test loss Adam - SGD (Adam {ma:.4g} +- {sa:.2g}, SGD {ms:.4g} +- {ss:.2g}; "
+                f"{tag}/test-loss", f"mean test loss Adam - SGD (Adam {ma:.4g} +- {sa:.2g}, "
+                                    f"SGD {ms:.4g} +- {ss:.2g}; "
                                     f"LP limit {tl_lp:.4g}; n={P.n}, d={P.d}, k={ctx['k']}, {M} paths each)",
                 ma - ms, 0.0, Z_SCORE * math.hypot(sa, ss), relation="<",
-                derivation=f"{Z_SCORE:g} SE of the difference of independent means", numbers=common, seconds=sec))
+                derivation=f"{Z_SCORE:g} SE of the difference of independent means", numbers=common,
+                seconds=sec))
             rows.append(ctx.result(
                 f"{tag}/sparsity", f"mean N_eff = |w|_1^2/|w|_2^2, Adam - SGD (Adam {na:.4g}, SGD {ns:.4g}, "
                                    f"LP {common['lp_neff']:.4g})",
                 na - ns, 0.0, Z_SCORE * math.hypot(nsa, nss), relation="<",
                 derivation=f"{Z_SCORE:g} SE of the difference of independent means", seconds=sec))
             rows.append(ctx.result(
-                f"{tag}/sgd-flow-converged", f"|test loss of SGD's slow flow at tau = {ctx['tau_sgd']:g} - test loss of "
+                f"{tag}/sgd-flow-converged", f"|test loss of SGD's slow flow at tau = {ctx['tau_sgd']:g} - "
+                                             f"test loss of "
                                              f"its limit (LP)|",
                 abs(tl_flow - tl_lp), 0.0, Z_SCORE * ss,
                 derivation="the resolution of the test-loss comparison (Z_SCORE SE of SGD's mean test loss)",

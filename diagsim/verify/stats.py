@@ -39,13 +39,15 @@ def weighted_line(x, y, se) -> dict:
     cov = np.linalg.inv(X.T @ (w[:, None] * X))
     a, b = cov @ (X.T @ (w * y))
     chi2 = float(np.sum(w * (y - a - b * x) ** 2))
-    return {"a": float(a), "b": float(b), "se_a": float(math.sqrt(cov[0, 0])), "se_b": float(math.sqrt(cov[1, 1])),
+    return {"a": float(a), "b": float(b), "se_a": float(math.sqrt(cov[0, 0])),
+            "se_b": float(math.sqrt(cov[1, 1])),
             "cov_ab": float(cov[0, 1]), "chi2": chi2, "dof": int(x.size - 2)}
 
 
 def log_slope(h, e) -> float:
     """Least-squares slope of log|e| against log h."""
-    return float(np.polyfit(np.log(np.asarray(h, dtype=float)), np.log(np.abs(np.asarray(e, dtype=float))), 1)[0])
+    lh = np.log(np.asarray(h, dtype=float))
+    return float(np.polyfit(lh, np.log(np.abs(np.asarray(e, dtype=float))), 1)[0])
 
 
 def parametric_slope(h, e, se, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -58,7 +58,8 @@ def weak_errors(problem, kind: str, lrs, p: dict, log=lambda m: None):
         rd = simulate(problem, opt, t=T, n_paths=M, seed=seed, progress=False, n_records=2)
         fine = []
         for j in (1, 2):
-            rs = simulate(problem, opt, t=T, n_paths=M, seed=seed + 1, model="sde", progress=False, n_records=2,
+            rs = simulate(problem, opt, t=T, n_paths=M, seed=seed + 1, model="sde", progress=False,
+                          n_records=2,
                           model_options={"dt": lr / 2 ** j, "dt_base": lr / 4})
             fine.append(test_loss(problem, rs))
         fd = test_loss(problem, rd)
@@ -77,11 +78,13 @@ _COMMON = {"n": 5, "d": 10, "k": 2, "seed": 2, "alpha": 0.5, "label_noise": 0.5,
 
 
 @register("weak-error", 2, "discrete SGD and Adam vs their SDEs: weak error proportional to lr",
-          quick={**_COMMON, "paths": 16384, "lrs": [0.0125, 0.00625, 0.003125], "optimizers": ["sgd", "adam"]},
+          quick={**_COMMON, "paths": 16384, "lrs": [0.0125, 0.00625, 0.003125],
+                 "optimizers": ["sgd", "adam"]},
           full={**_COMMON, "paths": 131072, "lrs": [0.0125, 0.00625, 0.003125, 0.0015625],
                 "optimizers": ["sgd", "adam"]})
 def weak_error(ctx):
-    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]), seed=int(ctx["seed"]))
+    P = make_problem(int(ctx["n"]), int(ctx["d"]), int(ctx["k"]), alpha=float(ctx["alpha"]),
+                     seed=int(ctx["seed"]))
     lrs = [float(x) for x in ctx["lrs"]]
     rows, curves = [], {}
     for kind in ctx["optimizers"]:

@@ -9,8 +9,9 @@ from :func:`diagsim.predict.predict` (optimizer "gd": dual Newton on the hyperbo
 well above the integrator's relative accuracy ``rtol``, which bounds how close to Gamma the flow can get).
 
 Tolerance (all explicit, none tuned): (i) integration error, estimated as the difference at the same end time
-between runs at rtol = ``rtol`` and 100 x ``rtol``; (ii) the tail of the flow after the stopping point: near Gamma the
-residual decays at rate >= mu = lambda_min(J J^T / n), so theta moves at most ||J||_2 ||r||_2 / (n mu) more,
+between runs at rtol = ``rtol`` and 100 x ``rtol``; (ii) the tail of the flow after the stopping point: near
+Gamma the residual decays at rate >= mu = lambda_min(J J^T / n), so theta moves at most
+||J||_2 ||r||_2 / (n mu) more,
 and w = u^2 - v^2 at most 2 max|theta| times that (plus its square); (iii) the predictor's own accuracy,
 ||Z^+|| max|Z w_pred - y| sqrt(n).
 """
@@ -29,8 +30,8 @@ from . import plotting
 from .base import numba_threads, register
 
 
-def gradient_flow_to(problem, theta0, *, rtol: float, residual: float | None = None, t_end: float | None = None,
-                     t_max: float = 1e7, max_spans: int = 60):
+def gradient_flow_to(problem, theta0, *, rtol: float, residual: float | None = None,
+                     t_end: float | None = None, t_max: float = 1e7, max_spans: int = 60):
     """Integrate gradient flow from theta0 (2d,) until max|Zw - y| <= residual (1 + max|y|), or to time t_end.
 
     Returns (theta (2d,), t, trajectory of (t, w) samples)."""
@@ -94,7 +95,8 @@ def woodworth_check(ctx):
             continue
         th0 = P.theta0(1)[0]
         with numba_threads(1):
-            th, t_end, traj = gradient_flow_to(P, th0, rtol=float(ctx["rtol"]), residual=float(ctx["residual"]))
+            th, t_end, traj = gradient_flow_to(P, th0, rtol=float(ctx["rtol"]),
+                                               residual=float(ctx["residual"]))
             th_c, _, _ = gradient_flow_to(P, th0, rtol=100 * float(ctx["rtol"]), t_end=t_end)
         w = P.w(th)
         dev = float(np.abs(w - pred.w).max())
@@ -108,7 +110,8 @@ def woodworth_check(ctx):
         rows.append(ctx.result(
             f"alpha={alpha:g}", f"max_i |w_GF - w_Woodworth| (n={P.n}, d={P.d}, u = v = alpha g)",
             dev, 0.0, tol,
-            derivation=(f"ODE error {ode_err:.2g} (rtol x100 vs x1) + flow tail {tail:.2g} (residual decay bound)"
+            derivation=(f"ODE error {ode_err:.2g} (rtol x100 vs x1) + flow tail {tail:.2g} "
+                        "(residual decay bound)"
                         f" + predictor accuracy {pred_err:.2g}"),
             numbers={"alpha": alpha, "t_end": t_end, "w_gf": w, "w_woodworth": pred.w,
                      "dist_to_min_l2": float(np.abs(pred.w - l2).max()),
