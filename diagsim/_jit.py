@@ -1,15 +1,44 @@
 """The one place that owns Numba's compilation options.
 
-``jit`` = ``numba.njit(cache=True, error_model="numpy", fastmath=False)``; ``pjit`` adds
-``parallel=True`` (kernels whose outer loop is a ``prange`` over paths). No fastmath anywhere: results
-must be bitwise reproducible and identical between serial and parallel runs, which holds because every
-path is computed by one thread in a fixed order.
+``jit`` = ``numba.njit(cache=True, error_model="numpy", fastmath={"contract"})``; ``pjit`` adds
+``parallel=True`` (kernels whose outer loop is a ``prange`` over paths); ``jit_exact`` has no fastmath
+flag at all (the random-number generator, whose variates are defined by exact IEEE operations).
+
+Floating point: the only relaxation is *contraction* (``a * b + c`` may become one fused multiply-add,
+rounded once). There is no reassociation, no reciprocal or approximate math, no assumption about NaN or
+infinities. Every path is computed by one thread in a fixed order by the same compiled code, so results
+are bitwise identical between serial and parallel runs, for a path replayed alone and whatever the
+ensemble size; they can differ in the last bits from a machine without FMA instructions (as the GPU's
+do: its compiler contracts too). Contraction makes the products with Z 10-15 % faster
+(benchmarks/NOTES.md §8).
+
+Vector width: on CPUs with AVX-512, LLVM prefers 256-bit vectors by default; diagsim asks for 512-bit
+ones (``NUMBA_CPU_FEATURES`` = the host's features plus ``-prefer-256-bit``, set before Numba is
+imported and only if the user has not set it; ``DIAGSIM_VECTOR_WIDTH=256`` keeps LLVM's default). This
+changes speed only: without reassociation, the width of a vector does not change any result.
 """
 from __future__ import annotations
 
-import numba
+import os
 
-JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
+
+def _prefer_512_bit_vectors() -> None:
+    if "NUMBA_CPU_FEATURES" in os.environ or os.environ.get("DIAGSIM_VECTOR_WIDTH", "") == "256":
+        return
+    try:
+        import llvmlite.binding as ll
+        feats = ll.get_host_cpu_features()
+        if feats.get("avx512f", False):
+            os.environ["NUMBA_CPU_FEATURES"] = feats.flatten() + ",-prefer-256-bit"
+    except Exception:  # noqa: BLE001 - a host whose features cannot be read keeps LLVM's default
+        return
+
+
+_prefer_512_bit_vectors()
+
+import numba  # noqa: E402  (after the vector-width choice above)
+
+JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 
 
 def jit(fn=None, **overrides):
@@ -53,3 +82,8 @@ def serial_and_parallel(fn):
     copy.__qualname__ = fn.__qualname__ + "_serial"
     copy.__doc__ = fn.__doc__
     return jit(copy), pjit(fn)
+
+
+def jit_exact(fn=None, **overrides):
+    """:func:`jit` without any fastmath flag (no FMA contraction): exact IEEE operations."""
+    return jit(fn, fastmath=False, **overrides)

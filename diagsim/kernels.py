@@ -8,7 +8,7 @@ on how many paths run or on threading. Shapes: theta (2d,), Z (n, d), ZT (d, n),
 from __future__ import annotations
 
 from ._jit import jit
-from .parametrization import phi, phi1, phi2
+from .parametrization import UUVV, UV, phi, phi1, phi2
 
 
 @jit
@@ -44,14 +44,27 @@ def pullback(Z, r, scale, gw):
             gw[i] += row[i] * c
 
 
-@jit
-def chain(theta, code, depth, gw, grad):
-    """grad <- [gw * dw/du, gw * dw/dv]  (the parameter gradient from the w-gradient gw)."""
+@jit(inline="always")
+def _chain_impl(theta, code, depth, gw, grad):
     d = gw.shape[0]
     for i in range(d):
         _, wu, wv = phi1(code, depth, theta[i], theta[d + i])
         grad[i] = gw[i] * wu
         grad[d + i] = gw[i] * wv
+
+
+@jit
+def chain(theta, code, depth, gw, grad):
+    """grad <- [gw * dw/du, gw * dw/dv]  (the parameter gradient from the w-gradient gw).
+
+    One loop per common parametrization with its code a constant (vectorizable), one generic; the
+    arithmetic is the same in every branch."""
+    if code == UUVV:
+        _chain_impl(theta, UUVV, 2, gw, grad)
+    elif code == UV:
+        _chain_impl(theta, UV, 2, gw, grad)
+    else:
+        _chain_impl(theta, code, depth, gw, grad)
 
 
 @jit

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit_exact as jit
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)

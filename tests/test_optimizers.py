@@ -257,12 +257,18 @@ def test_large_d_uses_all_tiles():
 
 
 def test_gd_gradient_is_the_exact_gradient():
-    """One GD step moves theta by exactly -lr * (the foundation's gradient), bitwise."""
+    """One GD step moves theta by -lr * (the foundation's gradient), up to the rounding of the update:
+    the kernel may fuse theta - lr g into one FMA (one rounding instead of two), so the two differ by at
+    most half an ulp of lr g plus one ulp of the result."""
     from diagsim.derivatives import gradient
     problem = _problem()
     th0 = _theta0(problem, 3)
     state = _run(problem, GD(lr=0.1), th0, [0, 1, 2], 1)
-    np.testing.assert_array_equal(state["theta"], th0 - 0.1 * gradient(problem, th0))
+    step = 0.1 * gradient(problem, th0)
+    expected = th0 - step
+    bound = 0.5 * np.spacing(np.abs(step)) + np.spacing(np.abs(expected))
+    assert np.all(np.abs(state["theta"] - expected) <= bound)
+    assert np.any(step != 0.0)
 
 
 @pytest.mark.parametrize("n, d", [(13, 1100), (8, 9), (3, 5)])
@@ -272,16 +278,17 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
     from diagsim.optimizers._linalg import forward_group, pullback_group
     problem = make_problem(n, d, 2, seed=4)
     th = _theta0(problem, 3)
-    W = problem.w(th)
+    W, Rp, Lp = np.empty((3, d)), np.empty((3, n)), np.empty(3)
+    for s in range(3):  # the per-path kernel computes w itself: feed the same w to the group kernel
+        Lp[s] = K.forward(th[s], 0, 2, problem.ZT, problem.y, W[s], Rp[s])
     R, L, GW = np.empty((3, n)), np.empty(3), np.empty((3, d))
     forward_group(problem.ZT, problem.y, W, 3, R, L)
     pullback_group(problem.Z, R / n, 3, GW)
+    np.testing.assert_array_equal(R, Rp)
+    np.testing.assert_array_equal(L, Lp)
     for s in range(3):
-        w, r, gw = np.empty(d), np.empty(n), np.empty(d)
-        loss = K.forward(th[s], 0, 2, problem.ZT, problem.y, w, r)
+        gw = np.empty(d)
         K.pullback(problem.Z, R[s] / n, 1.0, gw)
-        np.testing.assert_array_equal(R[s], r)
-        assert L[s] == loss
         np.testing.assert_array_equal(GW[s], gw)
 
 

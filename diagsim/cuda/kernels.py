@@ -30,8 +30,11 @@ def em_kernel(drift, diffusion):
     if key in _CACHE:
         return _CACHE[key]
     from ..sde.brownian import increment as _increment
+    from ..sde.integrator import add_rows, scale_drift
 
     inc = _lazy.device(_increment)
+    scale_drift_d = _lazy.device(scale_drift)
+    add_rows_d = _lazy.device(add_rows)
     drift_d = _lazy.device(drift)
     diff_d = _lazy.device(diffusion)
 
@@ -52,7 +55,6 @@ def em_kernel(drift, diffusion):
         health = HEALTH[p:p + 1]
         stack = STACK[p]
         work = WORK[p]
-        dim = X.shape[1]
         n_noise = XI.shape[1]
         pid = paths[p]
         if noise_scale == 0.0:
@@ -66,13 +68,9 @@ def em_kernel(drift, diffusion):
             if not math.isfinite(health[0]):
                 active[p] = False
                 break
-            for i in range(dim):
-                b[0, i] *= dt
-            for j in range(n_noise):
-                xi[0, j] += beta[0, j] * dt
+            scale_drift_d(b, beta, xi, 1, dt)
             diff_d(x, 1, t, args, work, xi, b)
-            for i in range(dim):
-                x[0, i] += b[0, i]
+            add_rows_d(x, b, 1)
             if noise_scale == 0.0:
                 for j in range(n_noise):
                     xi[0, j] = 0.0

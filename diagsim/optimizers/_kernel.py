@@ -314,6 +314,17 @@ def update_adam(theta, m, v, g, fp, ip, step):
     bias = ip[I_BIAS] != 0
     c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
     c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
+    # the branches are hoisted out of the loop (constant flags: the common loop vectorizes)
+    if use_sqrt and not bias:
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, False, True)
+    elif use_sqrt:
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, True, True)
+    else:
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, False)
+
+
+@jit(inline="always")
+def _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, use_sqrt):
     a1 = 1.0 - b1
     a2 = 1.0 - b2
     for i in range(theta.shape[0]):

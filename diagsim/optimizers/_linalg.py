@@ -8,8 +8,8 @@ kernels :func:`diagsim.kernels.forward` / :func:`diagsim.kernels.pullback`:
     pullback: gw = 0;  gw += Z[j, :] * c_j  for j = 0, 1, ..., n-1   (in that order)
 
 The loops are unrolled by 8 over the summation index, written as ``acc + a0*b0 + a1*b1 + ...`` which
-evaluates left to right, i.e. the same sequence of IEEE operations (no fastmath, so no reassociation and
-no FMA contraction). Vectorization runs over the other index, whose elements are independent. Hence a
+evaluates left to right, i.e. the same sequence of operations (no reassociation; contraction into FMAs,
+the one fastmath flag of :mod:`diagsim._jit`, fuses each ``acc + a*b`` the same way in both forms). Vectorization runs over the other index, whose elements are independent. Hence a
 path's result does not depend on the group it is in, on the group size, on threading, or on how many
 paths run: bitwise.
 
@@ -19,7 +19,7 @@ of the group arrays are used.
 from __future__ import annotations
 
 from .._jit import jit
-from ..parametrization import phi
+from ..parametrization import UUVV, UV, phi
 
 #: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
 TILE = 512
@@ -105,9 +105,23 @@ def forward_group(ZT, y, W, ns, R, loss):
         loss[s] = 0.5 * acc / n
 
 
-@jit
-def w_of(theta, code, depth, w):
-    """w <- w(theta) for one path (theta (2d,), w (d,)), by :func:`diagsim.parametrization.phi`."""
+@jit(inline="always")
+def _w_of_impl(theta, code, depth, w):
     d = w.shape[0]
     for i in range(d):
         w[i] = phi(code, depth, theta[i], theta[d + i])
+
+
+@jit
+def w_of(theta, code, depth, w):
+    """w <- w(theta) for one path (theta (2d,), w (d,)), by :func:`diagsim.parametrization.phi`.
+
+    The loop is written once per common parametrization with its code a constant (phi then folds into
+    straight-line, vectorizable arithmetic) and once generic; the arithmetic is the same in every branch.
+    """
+    if code == UUVV:
+        _w_of_impl(theta, UUVV, 2, w)
+    elif code == UV:
+        _w_of_impl(theta, UV, 2, w)
+    else:
+        _w_of_impl(theta, code, depth, w)

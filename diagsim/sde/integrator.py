@@ -45,7 +45,7 @@ import math
 import numpy as np
 from numba import types
 
-from .._jit import jit_typed, prange
+from .._jit import jit, jit_typed, prange
 from .brownian import increment
 
 _F1 = types.float64[::1]
@@ -79,6 +79,24 @@ def drift_function(fn):
 def diffusion_function(fn):
     """Decorator: compile ``fn`` as a diffusion product (signature ``DIFFUSION_SIG``)."""
     return jit_typed(DIFFUSION_SIG)(fn)
+
+
+@jit(inline="always")
+def scale_drift(B, BETA, XI, ns, dt):
+    """B[s] <- B[s] dt and XI[s] <- XI[s] + BETA[s] dt for s < ns (shared with the CUDA kernel)."""
+    for s in range(ns):
+        for i in range(B.shape[1]):
+            B[s, i] *= dt
+        for j in range(XI.shape[1]):
+            XI[s, j] += BETA[s, j] * dt
+
+
+@jit(inline="always")
+def add_rows(XG, B, ns):
+    """XG[s] <- XG[s] + B[s] for s < ns (shared with the CUDA kernel)."""
+    for s in range(ns):
+        for i in range(XG.shape[1]):
+            XG[s, i] += B[s, i]
 
 
 def _em_groups(drift, diffusion, X, paths, active, step0, n_steps, dt, sub, noise_scale, k0, k1, n_noise,
@@ -143,15 +161,9 @@ def _em_groups(drift, diffusion, X, paths, active, step0, n_steps, dt, sub, nois
                 if ns == 0:
                     break
                 continue  # redo step k for the survivors
-            for s in range(ns):
-                for i in range(dim):
-                    B[s, i] *= dt
-                for j in range(n_noise):
-                    XI[s, j] += BETA[s, j] * dt
+            scale_drift(B, BETA, XI, ns, dt)
             diffusion(XG, ns, t, args, work, XI, B)
-            for s in range(ns):
-                for i in range(dim):
-                    XG[s, i] += B[s, i]
+            add_rows(XG, B, ns)
             if noise_scale == 0.0:
                 for s in range(ns):
                     for j in range(n_noise):
