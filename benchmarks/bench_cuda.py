@@ -8,6 +8,8 @@
   so a few ulps per step are expected), and the ensemble mean loss with its standard error.
 * Paper scale (d = 1000, n = 50, k = 3, Rademacher delta = 0.5): the discrete Adam and SGD kernels on the
   GPU for several M, seconds per 10^6 steps (extrapolated from the timed steps) and path-steps/s.
+* Both GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp`) and "thread" (one thread per
+  path, :mod:`diagsim.cuda.kernels`).
 
 Usage::
 
@@ -21,6 +23,12 @@ import platform
 import time
 
 import numpy as np
+
+
+#: kernels compared: 32 lanes per path (diagsim.cuda.warp) and one thread per path (diagsim.cuda.kernels)
+LAYOUTS = ("warp", "thread")
+#: the thread-per-path layout is timed up to this M (it is the slow one)
+THREAD_MAX_M = 65536
 
 
 def _timed(fn, repeats=2):
@@ -44,14 +52,21 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
     for M in Ms:
         paths = np.arange(M, dtype=np.int64)
         sim = dc.SDELabelNoise(prob, lr=cfg.lr, label_noise=cfg.label_noise, dt=cfg.dt, seed=1)
-        t = time.perf_counter()
-        sim.run(prob.theta0(M), paths, 0, 5)
-        warm = time.perf_counter() - t
-        sec, th_gpu = _timed(lambda: sim.run(prob.theta0(M), paths, 0, steps))
-        loss = prob.train_loss_w(prob.w(th_gpu))
-        row = {"M": M, "steps": steps, "gpu_warmup_s": warm, "gpu_seconds": sec,
-               "gpu_path_steps_per_s": M * steps / sec, "gpu_mean_loss": float(loss.mean()),
-               "gpu_loss_se": float(loss.std(ddof=1) / np.sqrt(M)) if M > 1 else None}
+        row = {"M": M, "steps": steps}
+        for layout in LAYOUTS:
+            if layout == "thread" and M > THREAD_MAX_M:
+                continue
+            t = time.perf_counter()
+            sim.run(prob.theta0(M), paths, 0, 5, layout=layout)
+            warm = time.perf_counter() - t
+            sec, th = _timed(lambda: sim.run(prob.theta0(M), paths, 0, steps, layout=layout))
+            loss = prob.train_loss_w(prob.w(th))
+            row.update({f"gpu_{layout}_warmup_s": warm, f"gpu_{layout}_seconds": sec,
+                        f"gpu_{layout}_path_steps_per_s": M * steps / sec,
+                        f"gpu_{layout}_mean_loss": float(loss.mean()),
+                        f"gpu_{layout}_loss_se": float(loss.std(ddof=1) / np.sqrt(M)) if M > 1 else None})
+            if layout == "warp":
+                th_gpu = th
         if M <= cpu_max_M:
             st = make_stepper(prob, SGD(lr=cfg.lr, noise=LabelNoise(cfg.label_noise, "gaussian")), dt=cfg.dt,
                               seed=1, check_stability=False)
@@ -88,20 +103,24 @@ def paper_rows(Ms, steps, log):
         for M in Ms:
             paths = np.arange(M, dtype=np.int64)
 
-            def run(n):
-                s = st.init_state(prob.theta0(M))
-                dc.advance_discrete(st, s, paths, 0, n, np.ones(M, bool))
-                return s["theta"]
+            for layout in LAYOUTS:
+                n_timed = steps if layout == "warp" else max(steps // 10, 10)
 
-            t = time.perf_counter()
-            run(3)
-            warm = time.perf_counter() - t
-            sec, th = _timed(lambda: run(steps))
-            row = {"optimizer": name, "M": M, "steps": steps, "warmup_s": warm, "seconds": sec,
-                   "seconds_per_1e6_steps": sec / steps * 1e6, "path_steps_per_s": M * steps / sec,
-                   "final_loss_mean": float(prob.train_loss_w(prob.w(th)).mean())}
-            log(json.dumps(row))
-            rows.append(row)
+                def run(n):
+                    s = st.init_state(prob.theta0(M))
+                    dc.advance_discrete(st, s, paths, 0, n, np.ones(M, bool), layout=layout)
+                    return s["theta"]
+
+                t = time.perf_counter()
+                run(3)
+                warm = time.perf_counter() - t
+                sec, th = _timed(lambda: run(n_timed))
+                row = {"optimizer": name, "layout": layout, "M": M, "steps": n_timed, "warmup_s": warm,
+                       "seconds": sec, "seconds_per_1e6_steps": sec / n_timed * 1e6,
+                       "path_steps_per_s": M * n_timed / sec,
+                       "final_loss_mean": float(prob.train_loss_w(prob.w(th)).mean())}
+                log(json.dumps(row))
+                rows.append(row)
     return rows
 
 

@@ -45,9 +45,9 @@ def pullback(Z, r, scale, gw):
 
 
 @jit(inline="always")
-def _chain_impl(theta, code, depth, gw, grad):
+def _chain_impl(theta, code, depth, gw, grad, start, stride):
     d = gw.shape[0]
-    for i in range(d):
+    for i in range(start, d, stride):
         _, wu, wv = phi1(code, depth, theta[i], theta[d + i])
         grad[i] = gw[i] * wu
         grad[d + i] = gw[i] * wv
@@ -60,11 +60,17 @@ def chain(theta, code, depth, gw, grad):
     One loop per common parametrization with its code a constant (vectorizable), one generic; the
     arithmetic is the same in every branch."""
     if code == UUVV:
-        _chain_impl(theta, UUVV, 2, gw, grad)
+        _chain_impl(theta, UUVV, 2, gw, grad, 0, 1)
     elif code == UV:
-        _chain_impl(theta, UV, 2, gw, grad)
+        _chain_impl(theta, UV, 2, gw, grad, 0, 1)
     else:
-        _chain_impl(theta, code, depth, gw, grad)
+        _chain_impl(theta, code, depth, gw, grad, 0, 1)
+
+
+@jit
+def chain_strided(theta, code, depth, gw, grad, start, stride):
+    """The entries i and d + i of :func:`chain` for i = start, start + stride, ... (GPU lanes)."""
+    _chain_impl(theta, code, depth, gw, grad, start, stride)
 
 
 @jit

@@ -292,6 +292,26 @@ def fill_normals(k0, k1, path, step, out, scale):
 
 
 @jit
+def fill_normals_strided(k0, k1, path, step, out, scale, start, stride):
+    """The entries of :func:`fill_normals` that come from blocks start, start + stride, ... (the odd last
+    entry belongs to block n // 2): lanes of a GPU warp fill one ``out`` together, bitwise as one thread
+    would (the same integers, the same transform)."""
+    n = out.shape[0]
+    nb = n // 2
+    for b in range(start, nb, stride):
+        a, bb, c, d = _block(k0, k1, path, step, b)
+        u1 = np.uint64(float(_U2P53 - _bit53(a, bb)))
+        u2 = np.uint64(float(_bit53(c, d)))
+        rad = scale * math.sqrt(-2.0 * _log_int53(u1))
+        cs, sn = _cos_sin_int53(u2)
+        out[2 * b] = rad * cs
+        out[2 * b + 1] = rad * sn
+    if n % 2 == 1 and nb % stride == start:
+        z0, z1 = normal_pair(k0, k1, path, step, nb)
+        out[n - 1] = scale * z0
+
+
+@jit
 def fill_uniforms(k0, k1, path, step, out):
     """out[i] = uniform53(i) in [0, 1)."""
     n = out.shape[0]

@@ -39,18 +39,22 @@ SCRIPT = textwrap.dedent(r'''
         return float(ulp.max()) if ulp.size else 0.0
 
     # 1. SDE models: label-noise SGD (dt = 2 dt_base exercises the dyadic increments) and the Adam SDE
-    cases = {"sgd-label-noise": (SGD(lr=0.05, noise=LabelNoise(0.5)), dict(dt=0.05, dt_base=0.025)),
-             "adam-sde": (Adam(lr=0.05, beta2=0.99, eps=1e-3, noise=LabelNoise(0.5)), dict(dt=0.01, v0=1e-3)),
-             "gradient-flow": (GD(lr=0.05), dict(dt=0.05))}
+    # ("thread": one thread per path, any model; "warp": 32 lanes per path, label noise with sub = 1)
+    cases = {"sgd-label-noise": (SGD(lr=0.05, noise=LabelNoise(0.5)), dict(dt=0.05, dt_base=0.025), "thread"),
+             "sgd-label-noise-warp": (SGD(lr=0.05, noise=LabelNoise(0.5)), dict(dt=0.05), "warp"),
+             "adam-sde": (Adam(lr=0.05, beta2=0.99, eps=1e-3, noise=LabelNoise(0.5)), dict(dt=0.01, v0=1e-3),
+                          "thread"),
+             "gradient-flow": (GD(lr=0.05), dict(dt=0.05), "thread"),
+             "gradient-flow-warp": (GD(lr=0.05), dict(dt=0.05), "warp")}
     if not full:
-        cases = {"sgd-label-noise": cases["sgd-label-noise"]}
-    for name, (opt, kw) in cases.items():
+        cases = {k: cases[k] for k in ("sgd-label-noise", "sgd-label-noise-warp")}
+    for name, (opt, kw, layout) in cases.items():
         st = sde_stepper(prob, opt, seed=7, check_stability=False, **kw)
         s_cpu = st.init_state(prob.theta0(3))
         s_gpu = {k: v.copy() for k, v in s_cpu.items()}
         a_cpu = np.ones(3, bool); a_gpu = a_cpu.copy()
         st.advance(s_cpu, paths, 3, 4, a_cpu)
-        dc.advance_sde(st, s_gpu, paths, 3, 4, a_gpu)
+        dc.advance_sde(st, s_gpu, paths, 3, 4, a_gpu, layout=layout)
         out["sde:" + name] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
         out["sde:" + name]["moved"] = float(np.abs(s_cpu["theta"] - prob.theta0(3)).max())
         out["sde:" + name]["active_equal"] = bool(np.array_equal(a_cpu, a_gpu))
@@ -64,20 +68,26 @@ SCRIPT = textwrap.dedent(r'''
     if not full:
         opts = {k: opts[k] for k in ("sgd-rademacher", "adam-gaussian")}
     for name, opt in opts.items():
-        ds = discrete_stepper(prob, opt, seed=2)
-        s_cpu = ds.init_state(prob.theta0(3))
-        s_gpu = {k: v.copy() for k, v in s_cpu.items()}
-        a_cpu = np.ones(3, bool); a_gpu = a_cpu.copy()
-        ds.advance(s_cpu, paths, 4, 5, a_cpu)
-        dc.advance_discrete(ds, s_gpu, paths, 4, 5, a_gpu)
-        out["discrete:" + name] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+        for layout in ("thread", "warp"):
+            ds = discrete_stepper(prob, opt, seed=2)
+            s_cpu = ds.init_state(prob.theta0(3))
+            s_gpu = {k: v.copy() for k, v in s_cpu.items()}
+            a_cpu = np.ones(3, bool); a_gpu = a_cpu.copy()
+            ds.advance(s_cpu, paths, 4, 5, a_cpu)
+            dc.advance_discrete(ds, s_gpu, paths, 4, 5, a_gpu, layout=layout)
+            out[f"discrete:{name}-{layout}"] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
 
     # 3. a path that blows up stops at the same step on both (huge lr)
     ds = discrete_stepper(prob, SGD(lr=50.0, noise=LabelNoise(0.5)), seed=2)
-    s_gpu = ds.init_state(prob.theta0(3))
-    a_gpu = np.ones(3, bool)
-    div_step, _ = dc.advance_discrete(ds, s_gpu, paths, 0, 40, a_gpu)
-    out["diverged"] = {"active": a_gpu.tolist(), "div_step": div_step.tolist()}
+    s_ref = ds.init_state(prob.theta0(3))
+    a_ref = np.ones(3, bool)
+    ds.advance(s_ref, paths, 0, 40, a_ref)
+    for layout in ("thread", "warp"):
+        s_gpu = ds.init_state(prob.theta0(3))
+        a_gpu = np.ones(3, bool)
+        div_step, _ = dc.advance_discrete(ds, s_gpu, paths, 0, 40, a_gpu, layout=layout)
+        out["diverged-" + layout] = {"active": a_gpu.tolist(), "div_step": div_step.tolist(),
+                                     "theta": diff(s_ref["theta"], s_gpu["theta"])}
 
     # 4. the generator on the device: the variates of diagsim.rng (odd n and steps beyond 2**32 included)
     steps = range(2**32 - 1, 2**32 + 2)
@@ -123,8 +133,10 @@ def _check(res: dict, normal_ulps: float, path_ulps: float) -> None:
             for name, ulps in val.items():
                 assert ulps <= path_ulps, (key, name, ulps)
     assert res["replay"]
-    assert res["diverged"]["active"] == [False, False, False]
-    assert all(s >= 0 for s in res["diverged"]["div_step"])
+    for layout in ("thread", "warp"):
+        assert res["diverged-" + layout]["active"] == [False, False, False]
+        assert all(s >= 0 for s in res["diverged-" + layout]["div_step"])
+        assert res["diverged-" + layout]["theta"] <= path_ulps
 
 
 @pytest.mark.cudasim
@@ -133,7 +145,8 @@ def test_cuda_kernels_match_cpu_on_simulator():
     pytest.importorskip("numba.cuda")
     res = _run({"NUMBA_ENABLE_CUDASIM": "1"}, "short")
     assert res["reason"] is None and res["simulator"]
-    expected = {"sde:sgd-label-noise", "discrete:sgd-rademacher", "discrete:adam-gaussian"}
+    expected = {"sde:sgd-label-noise", "sde:sgd-label-noise-warp", "discrete:sgd-rademacher-thread",
+                "discrete:adam-gaussian-thread", "discrete:sgd-rademacher-warp", "discrete:adam-gaussian-warp"}
     assert {k for k in res if ":" in k and not k.startswith("noise:")} == expected
     _check(res, normal_ulps=0.0, path_ulps=0.0)
 

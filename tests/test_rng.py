@@ -212,3 +212,17 @@ def test_key_for_validation():
         rng.key_for(-1)
     with pytest.raises(DiagsimError, match="seed"):
         rng.key_for(1.5)
+
+
+def test_fill_normals_strided_lanes_reproduce_fill_normals_bitwise():
+    """The GPU lanes' split of fill_normals (blocks start, start + stride, ...) gives its numbers exactly."""
+    from diagsim.rng import fill_normals, fill_normals_strided, key_for
+    k0, k1 = key_for(3, "brownian")
+    for n in (1, 2, 7, 40, 65):
+        ref = np.empty(n)
+        fill_normals(k0, k1, 5, 11, ref, 0.3)
+        for stride in (1, 3, 32):
+            out = np.full(n, np.nan)
+            for start in range(stride):
+                fill_normals_strided(k0, k1, 5, 11, out, 0.3, start, stride)
+            np.testing.assert_array_equal(out, ref)

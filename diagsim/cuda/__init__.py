@@ -11,9 +11,10 @@ Public API
 ----------
 available() / unavailable_reason()
     whether kernels can run here (a device, or the simulator with NUMBA_ENABLE_CUDASIM=1).
-advance_sde(stepper, state, paths, step0, n_steps, active)
-    :meth:`diagsim.sde.SDEStepper.advance` on the GPU (any SDE model of diagsim.sde).
-advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None)
+advance_sde(stepper, state, paths, step0, n_steps, active, layout="auto")
+    :meth:`diagsim.sde.SDEStepper.advance` on the GPU (any SDE model of diagsim.sde; the label-noise SDE
+    and gradient flow on the warp-per-path kernels of :mod:`.warp`, the others one thread per path).
+advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None, layout="auto")
     :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance` on the GPU for GD, SGD and Adam /
     RMSProp / AdamE-lambda with label noise (Rademacher or Gaussian) or none.
 normals(seed, stream, paths, steps, n, scale=1.0) / signs(...)
@@ -60,29 +61,60 @@ def _check_common(state, paths, active, M):
     return paths
 
 
-def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray) -> None:
+LAYOUTS = ("auto", "warp", "thread")
+
+
+def _layout(layout: str, covered: bool, what: str) -> str:
+    from ..errors import check_choice
+    layout = check_choice("layout", layout, LAYOUTS)
+    if layout == "warp" and not covered:
+        raise DiagsimError(f"layout='warp' covers {what}; use layout='thread' (or 'auto')")
+    return "warp" if (layout == "auto" and covered) else ("thread" if layout == "auto" else layout)
+
+
+def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray,
+                layout: str = "auto") -> None:
     """Advance ``state`` in place on the GPU exactly as ``stepper.advance`` does on the CPU.
 
     ``stepper`` is a :class:`diagsim.sde.SDEStepper`; ``state``/``paths``/``active`` as in the Stepper
-    protocol (host arrays; copied to the device and back).
+    protocol (host arrays; copied to the device and back). ``layout``: "warp" (32 threads per path,
+    :mod:`.warp`; the label-noise SGD SDE and gradient flow with one Brownian sub-step per step), "thread"
+    (one thread per path, any model) or "auto" (warp where it applies).
     """
     cuda = _require()
     from ..errors import check_int
+    from ..sde import models as SM
     from . import kernels as CK
     n_steps = check_int("n_steps", n_steps, minimum=0)
     model = stepper.model
     X = np.ascontiguousarray(model.pack(state), dtype=np.float64)
     M, dim = X.shape
     paths = _check_common(state, paths, active, M)
-    if n_steps == 0 or M == 0:
-        return
     bp = stepper.brownian
     sub = bp.substeps(stepper.dt)
+    covered = (model.drift is SM._label_noise_drift and model.diffusion is SM._jt_diffusion and sub == 1)
+    layout = _layout(layout, covered, "the label-noise SGD SDE and gradient flow with dt = dt_base")
+    if n_steps == 0 or M == 0:
+        return
     k0, k1 = bp.key
     scale = float(model.amplitude) * float(np.sqrt(bp.dt_base))
     L = int(sub).bit_length() - 1
     nn = model.n_noise
     Z, ZT, y, s, fpar, ipar = model.args
+    if layout == "warp":
+        from . import warp as CW
+        n, d = Z.shape
+        dX = cuda.to_device(X)
+        dact = cuda.to_device(active)
+        CW.em_label_noise_kernel()[M, CW.LANES](
+            dX, cuda.to_device(paths), dact, int(step0), n_steps, float(stepper.dt), scale, np.uint64(k0),
+            np.uint64(k1), cuda.to_device(Z), cuda.to_device(ZT), cuda.to_device(y), int(ipar[SM.I_CODE]),
+            int(ipar[SM.I_DEPTH]), cuda.device_array((M, d)), cuda.device_array((M, n)),
+            cuda.device_array((M, n)), cuda.device_array((M, d)))
+        X[...] = dX.copy_to_host()
+        active[...] = dact.copy_to_host()
+        model.unpack(X, state)
+        return
     kern = CK.em_kernel(model.drift, model.diffusion)
     dX = cuda.to_device(X)
     dact = cuda.to_device(active)
@@ -98,12 +130,14 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
 
 
 def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray,
-                     limit=None) -> tuple[np.ndarray, np.ndarray]:
+                     limit=None, layout: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Advance a discrete GD / SGD / Adam ensemble in place on the GPU, as ``stepper.advance`` does.
 
     Returns (div_step, div_loss) per path (-1 / NaN for paths that did not diverge); ``limit`` (M,) is the
-    loss above which a path stops (default +inf).
+    loss above which a path stops (default +inf). ``layout``: "warp" (32 threads per path, the default
+    through "auto") or "thread" (one thread per path).
     """
+    layout = _layout(layout, True, "GD, SGD and Adam")
     cuda = _require()
     from ..errors import check_int
     from ..optimizers.lowering import (NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER, OPT_ADAM, OPT_SGD)
@@ -129,6 +163,11 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     if n_steps == 0 or M == 0:
         return div_step, div_loss
     kern = CK.discrete_kernel()
+    grid = _grid(M)
+    if layout == "warp":
+        from . import warp as CW
+        kern = CW.discrete_kernel()
+        grid = (M, CW.LANES)
     dth, dm, dv, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, m, v, active))
     dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
     # W, R, LOSS, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
@@ -136,7 +175,7 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
                cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
                cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)),
                cuda.device_array((M, d)), cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
-    kern[_grid(M)](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
+    kern[grid](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
                    cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
                    cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
                    cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl,
@@ -190,8 +229,8 @@ class SDELabelNoise:
         self.stepper = make_stepper(problem, SGD(lr=lr, noise=LabelNoise(label_noise, "gaussian")), dt=dt,
                                     seed=seed, check_stability=False)
 
-    def run(self, theta0, paths, step0: int, n_steps: int) -> np.ndarray:
+    def run(self, theta0, paths, step0: int, n_steps: int, layout: str = "auto") -> np.ndarray:
         state = self.stepper.init_state(theta0)
         active = np.ones(state["theta"].shape[0], dtype=bool)
-        advance_sde(self.stepper, state, paths, step0, n_steps, active)
+        advance_sde(self.stepper, state, paths, step0, n_steps, active, layout=layout)
         return state["theta"]

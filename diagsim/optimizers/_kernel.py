@@ -301,7 +301,20 @@ def update_sgd(theta, g, lr):
 
 
 @jit
+def update_sgd_strided(theta, g, lr, start, stride):
+    """The entries start, start + stride, ... of :func:`update_sgd` (GPU lanes)."""
+    for i in range(start, theta.shape[0], stride):
+        theta[i] -= lr * g[i]
+
+
+@jit
 def update_adam(theta, m, v, g, fp, ip, step):
+    """See :func:`update_adam_strided` (all entries)."""
+    update_adam_strided(theta, m, v, g, fp, ip, step, 0, 1)
+
+
+@jit(inline="always")
+def update_adam_strided(theta, m, v, g, fp, ip, step, start, stride):
     """Adam / RMSProp / AdamE-lambda (THEORY §3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     theta <- theta - lr mh / (vh^lam + eps) with (mh, vh) = (m, v) / (1 - b^(k+1)) under bias correction,
     else (m, v). lam = 1/2 uses sqrt."""
@@ -316,18 +329,18 @@ def update_adam(theta, m, v, g, fp, ip, step):
     c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
     # the branches are hoisted out of the loop (constant flags: the common loop vectorizes)
     if use_sqrt and not bias:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, False, True)
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, False, True, start, stride)
     elif use_sqrt:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, True, True)
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, True, True, start, stride)
     else:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, False)
+        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, False, start, stride)
 
 
 @jit(inline="always")
-def _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, use_sqrt):
+def _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, use_sqrt, start, stride):
     a1 = 1.0 - b1
     a2 = 1.0 - b2
-    for i in range(theta.shape[0]):
+    for i in range(start, theta.shape[0], stride):
         gi = g[i]
         mi = b1 * m[i] + a1 * gi
         vi = b2 * v[i] + a2 * gi * gi

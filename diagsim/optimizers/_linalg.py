@@ -106,9 +106,9 @@ def forward_group(ZT, y, W, ns, R, loss):
 
 
 @jit(inline="always")
-def _w_of_impl(theta, code, depth, w):
+def _w_of_impl(theta, code, depth, w, start, stride):
     d = w.shape[0]
-    for i in range(d):
+    for i in range(start, d, stride):
         w[i] = phi(code, depth, theta[i], theta[d + i])
 
 
@@ -120,8 +120,54 @@ def w_of(theta, code, depth, w):
     straight-line, vectorizable arithmetic) and once generic; the arithmetic is the same in every branch.
     """
     if code == UUVV:
-        _w_of_impl(theta, UUVV, 2, w)
+        _w_of_impl(theta, UUVV, 2, w, 0, 1)
     elif code == UV:
-        _w_of_impl(theta, UV, 2, w)
+        _w_of_impl(theta, UV, 2, w, 0, 1)
     else:
-        _w_of_impl(theta, code, depth, w)
+        _w_of_impl(theta, code, depth, w, 0, 1)
+
+
+# ------------------------------------------------------------------ one path, outputs split across lanes
+# The GPU's warp-per-path kernels (diagsim.cuda) split a path's outputs across the 32 lanes of a warp:
+# lane l computes the entries l, l + 32, ... Each entry is computed by the same operations, in the same
+# order, as in the functions above, so a path's numbers do not depend on how its outputs are split.
+@jit
+def w_of_strided(theta, code, depth, w, start, stride):
+    """The entries start, start + stride, ... of :func:`w_of`."""
+    _w_of_impl(theta, code, depth, w, start, stride)
+
+
+@jit
+def forward_strided(ZT, y, w, r, start, stride):
+    """r[j] <- (Z w - y)[j] for j = start, start + stride, ... (i-ordered sums: the residual of
+    :func:`forward_group` entry by entry)."""
+    d = ZT.shape[0]
+    n = ZT.shape[1]
+    for j in range(start, n, stride):
+        acc = -y[j]
+        for i in range(d):
+            acc = acc + ZT[i, j] * w[i]
+        r[j] = acc
+
+
+@jit
+def loss_of(r):
+    """(1/2n) |r|^2, j-ordered (the loss of :func:`forward_group`)."""
+    n = r.shape[0]
+    acc = 0.0
+    for j in range(n):
+        acc += r[j] * r[j]
+    return 0.5 * acc / n
+
+
+@jit
+def pullback_strided(Z, c, gw, start, stride):
+    """gw[i] <- (Z^T c)[i] for i = start, start + stride, ... (j-ordered sums: :func:`pullback_group`
+    entry by entry)."""
+    n = Z.shape[0]
+    d = Z.shape[1]
+    for i in range(start, d, stride):
+        acc = 0.0
+        for j in range(n):
+            acc = acc + Z[j, i] * c[j]
+        gw[i] = acc

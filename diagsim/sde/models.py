@@ -155,6 +155,32 @@ def _jt_diffusion(X, ns, t, args, work, XI, OUT):
     _jt_rows(code, depth, X, ns, GZ, OUT, 0, 1.0, GZ, False)  # (1.0 * gz) * wu == gz * wu exactly
 
 
+# ------------------------------------------------------------------ the label-noise step, entry by entry
+# Used by the GPU's warp-per-path kernel (diagsim.cuda.warp): lane l computes the entries l, l + 32, ...
+# with the operations of _label_noise_drift + the integrator's scale_drift / add_rows + _jt_diffusion.
+@jit
+def label_noise_xi_strided(r, xi, inv_n, dt, start, stride):
+    """xi_j <- xi_j + beta_j dt with beta_j = -r_j / n (the drift's part in the range of J^T)."""
+    for j in range(start, r.shape[0], stride):
+        beta = -r[j] * inv_n
+        xi[j] += beta * dt
+
+
+@jit
+def jt_step_strided(x, code, depth, gz, dt, start, stride):
+    """x_i <- x_i + b_i with b = (0 dt) + J^T xi entry-wise (gz = Z^T xi), for i and d + i,
+    i = start, start + stride, ..."""
+    d = gz.shape[0]
+    for i in range(start, d, stride):
+        _, wu, wv = phi1(code, depth, x[i], x[d + i])
+        bu = 0.0 * dt
+        bv = 0.0 * dt
+        bu += 1.0 * gz[i] * wu
+        bv += 1.0 * gz[i] * wv
+        x[i] += bu
+        x[d + i] += bv
+
+
 @jit(inline="always")
 def _adam_rows(code, depth, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA):
     """The per-path part of the Adam drift from GW = Z^T r / n (see :func:`_adam_drift`)."""

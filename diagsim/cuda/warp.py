@@ -1,0 +1,153 @@
+"""Warp-per-path CUDA kernels: one block of 32 threads (one warp) advances one path.
+
+The thread-per-path kernels of :mod:`.kernels` run any model but leave a GPU mostly idle below tens of
+thousands of paths: each thread does a whole path's products alone, one dependent operation after the
+other. Here the 32 lanes of a warp split a path's *outputs*: lane l computes the entries l, l + 32, ...
+of w, of r = Z w - y and of Z^T c, the chain rule and the update. Every entry is computed by the same
+operations in the same order as on the CPU (the ``*_strided`` functions are the CPU kernels' loops with
+a start and a stride; see :mod:`diagsim.optimizers._linalg`), so the split changes no number: under the
+CUDA simulator a path is bitwise the CPU's, on a device it differs only where the device compiler
+contracts differently.
+
+Covered: the label-noise SGD SDE and gradient flow (``diagsim.sde``, models "sgd-label-noise" /
+"gradient-flow", one Brownian sub-step per step), and the discrete GD / SGD / Adam / RMSProp / AdamE-λ
+with label noise or none. Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a
+block follows the same control flow (the divergence test reads the loss, which every lane computes
+from the same residual).
+"""
+from __future__ import annotations
+
+import math
+
+from . import _lazy
+
+cuda = _lazy.cuda()
+
+#: lanes per path (threads per block)
+LANES = 32
+
+_CACHE: dict = {}
+
+
+def em_label_noise_kernel():
+    """EM for dtheta = -grad L dt + a J^T dB (label-noise SGD SDE; a = 0: gradient flow)."""
+    if "em" in _CACHE:
+        return _CACHE["em"]
+    from .. import rng
+    from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
+    from ..sde.models import jt_step_strided, label_noise_xi_strided
+
+    normals_d = _lazy.device(rng.fill_normals_strided)
+    w_d = _lazy.device(w_of_strided)
+    fwd_d = _lazy.device(forward_strided)
+    loss_d = _lazy.device(loss_of)
+    xi_d = _lazy.device(label_noise_xi_strided)
+    pull_d = _lazy.device(pullback_strided)
+    jt_d = _lazy.device(jt_step_strided)
+
+    @cuda.jit
+    def kernel(X, paths, active, step0, n_steps, dt, noise_scale, k0, k1, Z, ZT, y, code, depth,
+               W, R, XI, GZ):
+        p = cuda.blockIdx.x
+        lane = cuda.threadIdx.x
+        if p >= X.shape[0]:
+            return
+        if not active[p]:
+            return
+        x = X[p]
+        w = W[p]
+        r = R[p]
+        xi = XI[p]
+        gz = GZ[p]
+        n = Z.shape[0]
+        inv_n = 1.0 / n
+        pid = paths[p]
+        for k in range(step0, step0 + n_steps):
+            if noise_scale != 0.0:
+                normals_d(k0, k1, pid, k, xi, noise_scale, lane, LANES)
+            else:
+                for j in range(lane, n, LANES):
+                    xi[j] = 0.0
+            w_d(x, code, depth, w, lane, LANES)
+            cuda.syncthreads()
+            fwd_d(ZT, y, w, r, lane, LANES)
+            cuda.syncthreads()
+            L = loss_d(r)
+            if not math.isfinite(L):
+                if lane == 0:
+                    active[p] = False
+                break
+            xi_d(r, xi, inv_n, dt, lane, LANES)
+            cuda.syncthreads()
+            pull_d(Z, xi, gz, lane, LANES)
+            jt_d(x, code, depth, gz, dt, lane, LANES)  # entries i, d + i: gz[i] is this lane's own
+            cuda.syncthreads()
+
+    _CACHE["em"] = kernel
+    return kernel
+
+
+def discrete_kernel():
+    """GD / SGD / Adam (RMSProp, AdamE-lambda) with label noise or none."""
+    if "discrete" in _CACHE:
+        return _CACHE["discrete"]
+    from .. import kernels as K
+    from ..optimizers import _kernel as OK
+    from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
+    from ..optimizers.lowering import F_DELTA, F_LR, I_BATCH, OPT_ADAM
+
+    w_d = _lazy.device(w_of_strided)
+    fwd_d = _lazy.device(forward_strided)
+    loss_d = _lazy.device(loss_of)
+    noise_d = _lazy.device(OK.draw_noise)
+    coef_d = _lazy.device(OK.coefficients)
+    pull_d = _lazy.device(pullback_strided)
+    chain_d = _lazy.device(K.chain_strided)
+    sgd_d = _lazy.device(OK.update_sgd_strided)
+    adam_d = _lazy.device(OK.update_adam_strided)
+
+    @cuda.jit
+    def kernel(opt, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, m, v, paths, step0, n_steps, active,
+               limit, div_step, div_loss, W, R, LOSS, XI, WROW, PERM, C, GW, GR, UBUF):
+        p = cuda.blockIdx.x
+        lane = cuda.threadIdx.x
+        if p >= theta.shape[0]:
+            return
+        if not active[p]:
+            return
+        lr = fp[F_LR]
+        delta = fp[F_DELTA]
+        batch = ip[I_BATCH]
+        th = theta[p]
+        w = W[p]
+        r = R[p]
+        c = C[p]
+        gw = GW[p]
+        gr = GR[p]
+        for k in range(step0, step0 + n_steps):
+            w_d(th, code, depth, w, lane, LANES)
+            cuda.syncthreads()
+            fwd_d(ZT, y, w, r, lane, LANES)
+            cuda.syncthreads()
+            L = loss_d(r)
+            if not math.isfinite(L) or L > limit[p]:
+                if lane == 0:
+                    active[p] = False
+                    div_step[p] = k
+                    div_loss[p] = L
+                break
+            if lane == 0:  # n entries of noise and coefficients: one lane
+                noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
+                coef_d(r, XI[p], WROW[p], 0.0, r, c)
+            cuda.syncthreads()
+            pull_d(Z, c, gw, lane, LANES)
+            chain_d(th, code, depth, gw, gr, lane, LANES)  # entries i, d + i: gw[i] is this lane's own
+            cuda.syncthreads()
+            if opt == OPT_ADAM:
+                adam_d(th, m[p], v[p], gr, fp, ip, k, lane, LANES)
+            else:
+                sgd_d(th, gr, lr, lane, LANES)
+            cuda.syncthreads()
+
+    _CACHE["discrete"] = kernel
+    return kernel
