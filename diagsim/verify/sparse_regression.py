@@ -126,9 +126,9 @@ _BASE = {"n": 0, "d": 200, "k": 3, "alpha": 0.1, "first_seed": 0, "max_scan": 60
 
 @register("sparse-regression", 8,
           "d >= 200: Adam (label noise) reaches lower test loss and sparser w than SGD",
-          quick={**_BASE, "instances": 2, "paths_adam": 8, "paths_sgd": 2, "tau_sgd": 256.0,
+          quick={**_BASE, "instances": 2, "paths_adam": 8, "paths_sgd": 8, "tau_sgd": 256.0,
                  "tau_adam": 1.0e4},
-          full={**_BASE, "instances": 4, "paths_adam": 8, "paths_sgd": 4, "tau_sgd": 512.0,
+          full={**_BASE, "instances": 4, "paths_adam": 8, "paths_sgd": 8, "tau_sgd": 512.0,
                 "tau_adam": 1.0e5})
 def sparse_regression(ctx):
     t_all = time.perf_counter()
