@@ -274,3 +274,18 @@ def test_flow_integrator_order(zeta, method, order):
     from diagsim.sde.convergence import log_slope
     print(method, errs, log_slope(dts, errs))
     assert abs(log_slope(dts, errs) - order) < 0.2
+
+
+def test_flow_rejects_a_substep_that_cannot_be_retracted():
+    """AdamE-1/4 with eps = 0 on this instance once produced a stage 1e11 off the manifold (a coordinate
+    collapsing faster than the rate bound saw): the substep is now retried with half its size, and the flow
+    reaches the predicted limit, the global weighted l_{3/4} minimizer."""
+    from diagsim.predict import predict
+    from diagsim.verify.flow_limits import converge
+    P = make_problem(10, 20, 2, alpha=0.1, seed=0)
+    opt = Adam(lr=0.01, noise=LabelNoise(1.0), lam=0.25)
+    taus, W, th, tail, st = converge(P, opt, dtau=0.02, tau_first=5.0, tau_max=5120.0, tail_target=1e-8,
+                                     adaptive=True)
+    assert st.rejected_substeps > 0
+    assert tail <= 1e-8
+    assert np.abs(P.w(th[None])[0] - predict(P, "adame", lam=0.25).w).max() < 1e-8

@@ -30,6 +30,9 @@ from ..optimizers import specs as O
 from ..problem import Problem
 from .flows import SlowFlow, rate_bound
 
+#: a substep whose stage cannot be retracted is retried with half its size, at most this many times
+MAX_HALVINGS = 30
+
 STARTS = ("auto", "given", "gradient-flow")
 METHODS = ("heun", "euler")
 
@@ -138,6 +141,7 @@ class SlowFlowStepper:
         self.retract_tol = retract_tol
         self.method = check_choice("method", method, METHODS)
         self.substeps_taken = 0
+        self.rejected_substeps = 0
 
     @property
     def has_v(self) -> bool:
@@ -220,6 +224,21 @@ class SlowFlowStepper:
                                    ) from None
         return out, nv, fin
 
+    def _stage(self, t_r, v_r, vel, dv, h):
+        """One substep of size h (rows): Euler, or Heun's predictor-corrector; (theta, v, finite)."""
+        new, nv, fin = self._move(t_r, v_r, vel, dv, h)
+        if self.method == "heun" and fin.any():
+            f = np.flatnonzero(fin)
+            vel2, dv2 = self.flow.velocity(new[f], None if nv is None else nv[f])
+            avg = 0.5 * (vel[f] + vel2)
+            avg_dv = None if dv is None else 0.5 * (dv[f] + dv2)
+            new2, nv2, fin2 = self._move(t_r[f], None if v_r is None else v_r[f], avg, avg_dv, h[f])
+            new[f] = new2
+            if nv is not None:
+                nv[f] = nv2
+            fin[f] = fin2
+        return new, nv, fin
+
     def _step(self, th, v, alive):
         """One step of dtau for the rows with ``alive``; returns (theta, v, still finite).
 
@@ -242,17 +261,17 @@ class SlowFlowStepper:
                 h = np.minimum(rem[rows], np.where(rate > 0, self.kappa / rate, np.inf))
             if dv is not None:  # explicit steps of dv/dtau = -C v + ...: stable for C h < 2
                 h = np.minimum(h, 0.5 / self.flow.C)
-            new, nv, fin = self._move(t_r, v_r, vel, dv, h)
-            if self.method == "heun" and fin.any():
-                f = np.flatnonzero(fin)
-                vel2, dv2 = self.flow.velocity(new[f], None if nv is None else nv[f])
-                avg = 0.5 * (vel[f] + vel2)
-                avg_dv = None if dv is None else 0.5 * (dv[f] + dv2)
-                new2, nv2, fin2 = self._move(t_r[f], None if v_r is None else v_r[f], avg, avg_dv, h[f])
-                new[f] = new2
-                if nv is not None:
-                    nv[f] = nv2
-                fin[f] = fin2
+            for _halving in range(MAX_HALVINGS + 1):
+                try:
+                    new, nv, fin = self._stage(t_r, v_r, vel, dv, h)
+                    break
+                except DiagsimError:
+                    # a stage that Newton cannot bring back onto Gamma (a coordinate collapsing faster than
+                    # the rate bound saw): reject the substep and retry with half of it
+                    if _halving == MAX_HALVINGS:
+                        raise
+                    h = 0.5 * h
+                    self.rejected_substeps += 1
             bad = rows[~fin]
             ok[bad] = False
             rem[bad] = 0.0
