@@ -141,7 +141,7 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     cuda = _require()
     from ..errors import check_int
     from ..optimizers.lowering import (NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER, OPT_ADAM, OPT_SGD)
-    from . import kernels as CK
+    from . import warp as CW
     n_steps = check_int("n_steps", n_steps, minimum=0)
     low = stepper.low
     if low.opt not in (OPT_SGD, OPT_ADAM) or low.noise not in (NOISE_NONE, NOISE_RADEMACHER, NOISE_GAUSSIAN):
@@ -162,24 +162,20 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     div_loss = np.full(M, np.nan)
     if n_steps == 0 or M == 0:
         return div_step, div_loss
-    kern = CK.discrete_kernel()
-    grid = _grid(M)
     if layout == "warp":
-        from . import warp as CW
-        kern = CW.discrete_kernel()
-        grid = (M, CW.LANES)
+        kern, grid = CW.discrete_kernel(CW.LANES), (M, CW.LANES)
+    else:
+        kern, grid = CW.discrete_kernel(1), _grid(M)
     dth, dm, dv, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, m, v, active))
     dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
-    # W, R, LOSS, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
-    scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.device_array(M),
-               cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
+    # W, R, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
+    scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
                cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)),
                cuda.device_array((M, d)), cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
     kern[grid](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
-                   cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
-                   cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
-                   cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl,
-                   *scratch)
+               cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
+               cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
+               cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl, *scratch)
     theta[...] = dth.copy_to_host()
     if "m" in state:
         state["m"][...] = dm.copy_to_host()

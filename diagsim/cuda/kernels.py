@@ -4,9 +4,7 @@
   the step of :func:`diagsim.sde.integrator.em_kernel` line for line for a group of one path (the model
   functions take (1, .) row views): increment (Philox "brownian"), drift, b dt, xi += beta dt,
   diffusion, x += b.
-* :func:`discrete_kernel` — SGD / Adam with label noise (and GD), the step of
-  :func:`diagsim.optimizers._kernel.advance_group` for one path: w, residual and loss (divergence check),
-  label noise, coefficients, pullback, chain rule, update.
+* the discrete optimizers' kernels (both layouts) are in :mod:`.warp` (:func:`.warp.discrete_kernel`).
 
 Per-path scratch lives in global memory (rows of arrays allocated by the host). Kernels are built on
 first use (numba.cuda is imported only then) and cached per model functions.
@@ -76,63 +74,6 @@ def em_kernel(drift, diffusion):
                     xi[0, j] = 0.0
 
     _CACHE[key] = kernel
-    return kernel
-
-
-def discrete_kernel():
-    """The discrete SGD / Adam kernel (label noise or none), built once."""
-    if "discrete" in _CACHE:
-        return _CACHE["discrete"]
-    from .. import kernels as K
-    from ..optimizers import _kernel as OK
-    from ..optimizers._linalg import forward_group, pullback_group, w_of
-    from ..optimizers.lowering import F_DELTA, F_LR, I_BATCH, OPT_ADAM
-
-    w_of_d = _lazy.device(w_of)
-    forward_d = _lazy.device(forward_group)
-    pullback_d = _lazy.device(pullback_group)
-    noise_d = _lazy.device(OK.draw_noise)
-    coef_d = _lazy.device(OK.coefficients)
-    chain_d = _lazy.device(K.chain)
-    sgd_d = _lazy.device(OK.update_sgd)
-    adam_d = _lazy.device(OK.update_adam)
-
-    @cuda.jit
-    def kernel(opt, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, m, v, paths, step0, n_steps, active,
-               limit, div_step, div_loss, W, R, LOSS, XI, WROW, PERM, C, GW, GR, UBUF):
-        p = cuda.grid(1)
-        if p >= theta.shape[0]:
-            return
-        if not active[p]:
-            return
-        lr = fp[F_LR]
-        delta = fp[F_DELTA]
-        batch = ip[I_BATCH]
-        th = theta[p]
-        Wp = W[p:p + 1]
-        Rp = R[p:p + 1]
-        Lp = LOSS[p:p + 1]
-        Cp = C[p:p + 1]
-        GWp = GW[p:p + 1]
-        for k in range(step0, step0 + n_steps):
-            w_of_d(th, code, depth, Wp[0])
-            forward_d(ZT, y, Wp, 1, Rp, Lp)
-            L = Lp[0]
-            if not math.isfinite(L) or L > limit[p]:
-                active[p] = False
-                div_step[p] = k
-                div_loss[p] = L
-                break
-            noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
-            coef_d(Rp[0], XI[p], WROW[p], 0.0, Rp[0], Cp[0])
-            pullback_d(Z, Cp, 1, GWp)
-            chain_d(th, code, depth, GWp[0], GR[p])
-            if opt == OPT_ADAM:
-                adam_d(th, m[p], v[p], GR[p], fp, ip, k)
-            else:
-                sgd_d(th, GR[p], lr)
-
-    _CACHE["discrete"] = kernel
     return kernel
 
 

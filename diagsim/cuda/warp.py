@@ -11,7 +11,7 @@ contracts differently.
 
 Covered: the label-noise SGD SDE and gradient flow (``diagsim.sde``, models "sgd-label-noise" /
 "gradient-flow", one Brownian sub-step per step), and the discrete GD / SGD / Adam / RMSProp / AdamE-λ
-with label noise or none. Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a
+with label noise or none (:func:`discrete_kernel`, which also builds the one-thread-per-path layout). Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a
 block follows the same control flow (the divergence test reads the loss, which every lane computes
 from the same residual).
 """
@@ -87,10 +87,16 @@ def em_label_noise_kernel():
     return kernel
 
 
-def discrete_kernel():
-    """GD / SGD / Adam (RMSProp, AdamE-lambda) with label noise or none."""
-    if "discrete" in _CACHE:
-        return _CACHE["discrete"]
+def discrete_kernel(lanes: int = LANES):
+    """GD / SGD / Adam (RMSProp, AdamE-lambda) with label noise or none, ``lanes`` threads per path.
+
+    ``lanes`` = 32: one warp per path (launch ``[M, 32]``); ``lanes`` = 1: one thread per path (launch
+    ``[ceil(M / 128), 128]``; no barriers are compiled in, as no thread shares a path). The same code, the
+    same per-entry arithmetic: the two layouts give the same numbers.
+    """
+    key = ("discrete", lanes)
+    if key in _CACHE:
+        return _CACHE[key]
     from .. import kernels as K
     from ..optimizers import _kernel as OK
     from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
@@ -105,12 +111,14 @@ def discrete_kernel():
     chain_d = _lazy.device(K.chain_strided)
     sgd_d = _lazy.device(OK.update_sgd_strided)
     adam_d = _lazy.device(OK.update_adam_strided)
+    SHARED = lanes > 1
 
     @cuda.jit
     def kernel(opt, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, m, v, paths, step0, n_steps, active,
-               limit, div_step, div_loss, W, R, LOSS, XI, WROW, PERM, C, GW, GR, UBUF):
-        p = cuda.blockIdx.x
-        lane = cuda.threadIdx.x
+               limit, div_step, div_loss, W, R, XI, WROW, PERM, C, GW, GR, UBUF):
+        g = cuda.grid(1)
+        p = g // lanes
+        lane = g - p * lanes
         if p >= theta.shape[0]:
             return
         if not active[p]:
@@ -125,10 +133,12 @@ def discrete_kernel():
         gw = GW[p]
         gr = GR[p]
         for k in range(step0, step0 + n_steps):
-            w_d(th, code, depth, w, lane, LANES)
-            cuda.syncthreads()
-            fwd_d(ZT, y, w, r, lane, LANES)
-            cuda.syncthreads()
+            w_d(th, code, depth, w, lane, lanes)
+            if SHARED:
+                cuda.syncthreads()
+            fwd_d(ZT, y, w, r, lane, lanes)
+            if SHARED:
+                cuda.syncthreads()
             L = loss_d(r)
             if not math.isfinite(L) or L > limit[p]:
                 if lane == 0:
@@ -139,15 +149,18 @@ def discrete_kernel():
             if lane == 0:  # n entries of noise and coefficients: one lane
                 noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
                 coef_d(r, XI[p], WROW[p], 0.0, r, c)
-            cuda.syncthreads()
-            pull_d(Z, c, gw, lane, LANES)
-            chain_d(th, code, depth, gw, gr, lane, LANES)  # entries i, d + i: gw[i] is this lane's own
-            cuda.syncthreads()
+            if SHARED:
+                cuda.syncthreads()
+            pull_d(Z, c, gw, lane, lanes)
+            chain_d(th, code, depth, gw, gr, lane, lanes)  # entries i, d + i: gw[i] is this lane's own
+            if SHARED:
+                cuda.syncthreads()
             if opt == OPT_ADAM:
-                adam_d(th, m[p], v[p], gr, fp, ip, k, lane, LANES)
+                adam_d(th, m[p], v[p], gr, fp, ip, k, lane, lanes)
             else:
-                sgd_d(th, gr, lr, lane, LANES)
-            cuda.syncthreads()
+                sgd_d(th, gr, lr, lane, lanes)
+            if SHARED:
+                cuda.syncthreads()
 
-    _CACHE["discrete"] = kernel
+    _CACHE[key] = kernel
     return kernel
