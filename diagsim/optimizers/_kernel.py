@@ -249,7 +249,6 @@ def msam_gradient(code, depth, Z, y, fp, m_chunks, theta, r, xi, perm, n_rows, g
     chunks c (rows perm[c R / m : (c+1) R / m]); chunk c is perturbed by eps_c = rho g_c / |g_c| with g_c
     its own mean noisy gradient, and gout = sum_c (|c| / R) grad L_c(theta + eps_c), L_c the mean
     (noisy) loss of chunk c."""
-    n = Z.shape[0]
     d = Z.shape[1]
     dim = 2 * d
     rho = fp[F_RHO]
@@ -307,6 +306,18 @@ def update_sgd_strided(theta, g, lr, start, stride):
         theta[i] -= lr * g[i]
 
 
+@jit(inline="always")
+def _adam_hyper(fp, ip, step):
+    """(b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2) of the Adam family at step k (c = 1 - b^(k+1)
+    under bias correction, else 1)."""
+    b1 = fp[F_BETA1]
+    b2 = fp[F_BETA2]
+    bias = ip[I_BIAS] != 0
+    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
+    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
+    return b1, b2, fp[F_EPS], fp[F_LAM], fp[F_LR], ip[I_SQRT] != 0, bias, c1, c2
+
+
 @jit
 def update_adam(theta, m, v, g, fp, ip, step):
     """See :func:`update_adam_strided` (all entries)."""
@@ -318,15 +329,7 @@ def update_adam_strided(theta, m, v, g, fp, ip, step, start, stride):
     """Adam / RMSProp / AdamE-lambda (THEORY §3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     theta <- theta - lr mh / (vh^lam + eps) with (mh, vh) = (m, v) / (1 - b^(k+1)) under bias correction,
     else (m, v). lam = 1/2 uses sqrt."""
-    b1 = fp[F_BETA1]
-    b2 = fp[F_BETA2]
-    eps = fp[F_EPS]
-    lam = fp[F_LAM]
-    lr = fp[F_LR]
-    use_sqrt = ip[I_SQRT] != 0
-    bias = ip[I_BIAS] != 0
-    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
-    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
+    b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2 = _adam_hyper(fp, ip, step)
     # the branches are hoisted out of the loop (constant flags: the common loop vectorizes)
     if use_sqrt and not bias:
         _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, False, True, start, stride)
@@ -357,16 +360,8 @@ def _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, use_sqrt, sta
 def update_adam_mini(theta, m, v, g, fp, ip, blocks, bsize, sums, step):
     """Adam-mini / Adalayer: one second moment per block b, v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2
     (the block sum accumulated in index order, then divided by |b|); otherwise as :func:`update_adam`."""
-    b1 = fp[F_BETA1]
-    b2 = fp[F_BETA2]
-    eps = fp[F_EPS]
-    lam = fp[F_LAM]
-    lr = fp[F_LR]
-    use_sqrt = ip[I_SQRT] != 0
-    bias = ip[I_BIAS] != 0
+    b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2 = _adam_hyper(fp, ip, step)
     nb = ip[I_N_BLOCKS]
-    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
-    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
     for b in range(nb):
         sums[b] = 0.0
     for i in range(theta.shape[0]):
