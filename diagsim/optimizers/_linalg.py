@@ -18,11 +18,17 @@ of the group arrays are used.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .._jit import jit
+from .._simd import LANES, lanes_matmul
 from ..parametrization import UUVV, UV, phi
 
 #: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
 TILE = 512
+
+#: a chunk of at least this many paths (of LANES) runs on the explicit-SIMD kernel (measured crossover)
+LANES_MIN = 5
 
 
 @jit(inline="always")
@@ -38,14 +44,13 @@ def _axpy1(g, z0, c0):
         g[i] = g[i] + z0[i] * c0
 
 
-@jit
-def pullback_group(Z, C, ns, GW):
-    """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``)."""
+@jit(inline="always")
+def _pullback_rows(Z, C, s0, s1, GW):
     n = Z.shape[0]
     d = Z.shape[1]
     for i0 in range(0, d, TILE):
         i1 = min(i0 + TILE, d)
-        for s in range(ns):
+        for s in range(s0, s1):
             GW[s, i0:i1] = 0.0
         j = 0
         while j + 8 <= n:
@@ -57,25 +62,81 @@ def pullback_group(Z, C, ns, GW):
             z5 = Z[j + 5, i0:i1]
             z6 = Z[j + 6, i0:i1]
             z7 = Z[j + 7, i0:i1]
-            for s in range(ns):
+            for s in range(s0, s1):
                 c = C[s]
                 _axpy8(GW[s, i0:i1], z0, z1, z2, z3, z4, z5, z6, z7,
                        c[j], c[j + 1], c[j + 2], c[j + 3], c[j + 4], c[j + 5], c[j + 6], c[j + 7])
             j += 8
         while j < n:
             z0 = Z[j, i0:i1]
-            for s in range(ns):
+            for s in range(s0, s1):
                 _axpy1(GW[s, i0:i1], z0, C[s, j])
             j += 1
 
 
+@jit(inline="always")
+def _to_lanes(X, s0, s1, XT):
+    """XT[k, l] <- X[s0 + l, k] for l < s1 - s0, 0 for the other lanes."""
+    m = s1 - s0
+    if m == LANES:  # constant trip counts: LLVM unrolls the lanes and vectorizes the stores
+        for k in range(XT.shape[0]):
+            for lane in range(LANES):
+                XT[k, lane] = X[s0 + lane, k]
+        return
+    for k in range(XT.shape[0]):
+        for lane in range(m):
+            XT[k, lane] = X[s0 + lane, k]
+        for lane in range(m, LANES):
+            XT[k, lane] = 0.0
+
+
+@jit(inline="always")
+def _from_lanes(XT, s0, s1, X):
+    """X[s0 + l, k] <- XT[k, l] for l < s1 - s0."""
+    m = s1 - s0
+    if m == LANES:
+        for k in range(XT.shape[0]):
+            for lane in range(LANES):
+                X[s0 + lane, k] = XT[k, lane]
+        return
+    for k in range(XT.shape[0]):
+        for lane in range(m):
+            X[s0 + lane, k] = XT[k, lane]
+
+
+@jit(inline="always")
+def _pullback_lanes(Z, C, s0, s1, GW, CT, GT):
+    n = Z.shape[0]
+    d = Z.shape[1]
+    _to_lanes(C, s0, s1, CT)
+    GT[:, :] = 0.0
+    lanes_matmul(Z, d, CT, n, GT, d)
+    _from_lanes(GT, s0, s1, GW)
+
+
 @jit
-def forward_group(ZT, y, W, ns, R, loss):
-    """R[s] <- Z W[s] - y and loss[s] <- (1/2n) ||R[s]||^2 for s < ns (i-ordered sums; bitwise the
-    residual and loss of ``kernels.forward``)."""
+def pullback_group(Z, C, ns, GW):
+    """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``).
+
+    Paths are taken 8 at a time (:data:`diagsim._simd.LANES`): a chunk of at least ``LANES_MIN`` paths
+    runs on the explicit-SIMD lanes kernel, a smaller one on the row loops; both compute every entry by
+    the same operations in the same order.
+    """
+    n = Z.shape[0]
+    d = Z.shape[1]
+    for s0 in range(0, ns, LANES):
+        s1 = min(s0 + LANES, ns)
+        if s1 - s0 >= LANES_MIN:
+            _pullback_lanes(Z, C, s0, s1, GW, np.empty((n, LANES)), np.empty((d, LANES)))
+        else:
+            _pullback_rows(Z, C, s0, s1, GW)
+
+
+@jit(inline="always")
+def _forward_rows(ZT, y, W, s0, s1, R):
     d = ZT.shape[0]
     n = ZT.shape[1]
-    for s in range(ns):
+    for s in range(s0, s1):
         for j in range(n):
             R[s, j] = -y[j]
     i = 0
@@ -88,16 +149,42 @@ def forward_group(ZT, y, W, ns, R, loss):
         a5 = ZT[i + 5]
         a6 = ZT[i + 6]
         a7 = ZT[i + 7]
-        for s in range(ns):
+        for s in range(s0, s1):
             w = W[s]
             _axpy8(R[s], a0, a1, a2, a3, a4, a5, a6, a7,
                    w[i], w[i + 1], w[i + 2], w[i + 3], w[i + 4], w[i + 5], w[i + 6], w[i + 7])
         i += 8
     while i < d:
         a0 = ZT[i]
-        for s in range(ns):
+        for s in range(s0, s1):
             _axpy1(R[s], a0, W[s, i])
         i += 1
+
+
+@jit(inline="always")
+def _forward_lanes(ZT, y, W, s0, s1, R, WT, RT):
+    d = ZT.shape[0]
+    n = ZT.shape[1]
+    _to_lanes(W, s0, s1, WT)
+    for j in range(n):
+        for lane in range(LANES):
+            RT[j, lane] = -y[j]
+    lanes_matmul(ZT, n, WT, d, RT, n)
+    _from_lanes(RT, s0, s1, R)
+
+
+@jit
+def forward_group(ZT, y, W, ns, R, loss):
+    """R[s] <- Z W[s] - y and loss[s] <- (1/2n) ||R[s]||^2 for s < ns (i-ordered sums; bitwise the
+    residual and loss of ``kernels.forward``). Paths 8 at a time, as in :func:`pullback_group`."""
+    d = ZT.shape[0]
+    n = ZT.shape[1]
+    for s0 in range(0, ns, LANES):
+        s1 = min(s0 + LANES, ns)
+        if s1 - s0 >= LANES_MIN:
+            _forward_lanes(ZT, y, W, s0, s1, R, np.empty((d, LANES)), np.empty((n, LANES)))
+        else:
+            _forward_rows(ZT, y, W, s0, s1, R)
     for s in range(ns):
         acc = 0.0
         for j in range(n):

@@ -33,7 +33,7 @@ from ._kernel import advance_group, advance_kernel
 from .lowering import OPT_MESA, OPT_SAF, lower
 
 #: at most this many paths advance in lockstep on one thread (they share the loads of Z)
-GROUP_MAX = 4
+GROUP_MAX = 8
 
 
 def group_size(n_paths: int) -> int:

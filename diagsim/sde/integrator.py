@@ -54,7 +54,7 @@ _I1 = types.int64[::1]
 
 #: paths advanced in lockstep by one thread (the group products of :mod:`diagsim.optimizers._linalg`
 #: load each row of Z once for the whole group)
-GROUP = 4
+GROUP = 8
 
 #: the model data tuple: (matrix A, matrix B, vector a, vector b, float params, int params)
 ARGS = types.Tuple((_F2, _F2, _F1, _F1, _F1, _I1))
