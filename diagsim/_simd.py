@@ -1,23 +1,24 @@
 """Explicit-SIMD micro-kernel for the products with Z over a group of paths (LLVM IR, via Numba).
 
 LLVM's auto-vectorizer does not register-block across paths (NOTES.md §8), so the one loop that matters
-is written here directly in LLVM IR, with 8-wide vectors whose lanes are 8 *paths*:
+is written here directly in LLVM IR, with vectors of 8 doubles whose lanes are 8 *paths*; a row of the
+output holds ``8 V`` paths (V = 1 or 2 vectors):
 
     OUT[t, :] <- OUT[t, :] + sum_k A[k, t] * B[k, :]      t = 0..T-1, k = 0, 1, ..., K-1 (in that order)
 
-with OUT rows of ``LANES`` doubles, B (K, LANES) and A[k, t] = A_flat[a_off + k * lda + t]. Each lane's
-entry is the sequence acc <- fmuladd(A[k, t], B[k, s], acc) for k in order: the operations of the per-path
-loops in :mod:`diagsim.optimizers._linalg` (``acc + a * b`` contracted), so every path's result is
-bitwise that of the per-path kernels, whichever lane, group or tile it is computed in. ``llvm.fmuladd``
-is fused exactly where the contracted scalar code is (FMA hardware), so the equality also holds on a CPU
-without FMA.
+with OUT (rows, 8 V), B (K, 8 V) and A[k, t] = A_flat[a_off + k * lda + t]. Each lane's entry is the
+sequence acc <- fmuladd(A[k, t], B[k, l], acc) for k in order: the operations of the per-path loops in
+:mod:`diagsim.optimizers._linalg` (``acc + a * b`` contracted), so every path's result is bitwise that of
+the per-path kernels, whichever lane, group or tile it is computed in. ``llvm.fmuladd`` is fused exactly
+where the contracted scalar code is (FMA hardware), so the equality also holds on a CPU without FMA.
 
-The T accumulators (vectors of 8 paths) stay in registers for the whole k loop; each step loads one row of
-B and broadcasts T entries of A: the register-blocked inner kernel of a GEMM, with the summation order of
-the per-path kernels.
+The T x V accumulators stay in registers for the whole k loop; each step loads one row of B (V vectors)
+and broadcasts T entries of A: the register-blocked inner kernel of a GEMM, with the summation order of
+the per-path kernels. With V = 2 each broadcast feeds two FMAs, which halves the loads and the traffic of
+A per path (benchmarks/NOTES.md §8).
 
 Callers guarantee the index ranges (no bounds checks): a_off + (K-1) * lda + T <= A.size,
-K * LANES <= B.size, o_off + T * LANES <= OUT.size, all arrays C-contiguous float64.
+K * 8 V <= B.size, o_off + T * 8 V <= OUT.size, all arrays C-contiguous float64.
 """
 from __future__ import annotations
 
@@ -28,72 +29,86 @@ from numba.extending import intrinsic
 
 from ._jit import jit
 
-#: paths per vector (one 512-bit register of doubles; two 256-bit ones on AVX2)
-LANES = 8
+#: doubles per vector (one 512-bit register; two 256-bit ones on AVX2)
+VEC = 8
+#: most accumulator vectors of a tile: T x V <= 12 leaves registers for a row of B and the broadcasts;
+#: 8 or more keep both FMA ports busy through the FMA latency
+ACC_MAX = 12
+#: rows of B per k block (256 x 8 doubles = 16 KiB)
+K_BLOCK = 256
 
 
-def _make_tile(T: int):
+def _make_tile(T: int, V: int):
+    width = VEC * V
+
     @intrinsic
-    def tile(typingctx, A, a_off, lda, B, K, OUT, o_off):
-        sig = types.void(A, a_off, lda, B, K, OUT, o_off)
+    def tile(typingctx, A, a_off, lda, B, b_off, K, OUT, o_off):
+        sig = types.void(A, a_off, lda, B, b_off, K, OUT, o_off)
 
         def codegen(context, builder, signature, args):
-            A_, a_off_, lda_, B_, K_, OUT_, o_off_ = args
-            aty, _, _, bty, _, oty, _ = signature.args
+            A_, a_off_, lda_, B_, b_off_, K_, OUT_, o_off_ = args
+            aty, a_off_ty, lda_ty, bty, b_off_ty, k_ty, oty, o_off_ty = signature.args
+            i32 = ir.IntType(32)
             i64 = ir.IntType(64)
-            f64 = ir.DoubleType()
-            vec = ir.VectorType(f64, LANES)
+            vec = ir.VectorType(ir.DoubleType(), VEC)
             vptr = vec.as_pointer()
+
+            def const(x):
+                return ir.Constant(i64, x)
+
             a_data = context.make_array(aty)(context, builder, A_).data
             b_data = context.make_array(bty)(context, builder, B_).data
             o_data = context.make_array(oty)(context, builder, OUT_).data
-            a_off_ = context.cast(builder, a_off_, signature.args[1], types.int64)
-            lda_ = context.cast(builder, lda_, signature.args[2], types.int64)
-            K_ = context.cast(builder, K_, signature.args[4], types.int64)
-            o_off_ = context.cast(builder, o_off_, signature.args[6], types.int64)
+            a_off_ = context.cast(builder, a_off_, a_off_ty, types.int64)
+            lda_ = context.cast(builder, lda_, lda_ty, types.int64)
+            K_ = context.cast(builder, K_, k_ty, types.int64)
+            b_off_ = context.cast(builder, b_off_, b_off_ty, types.int64)
+            o_off_ = context.cast(builder, o_off_, o_off_ty, types.int64)
             fmuladd = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fmuladd.v8f64")
             a_base = builder.gep(a_data, [a_off_])
             o_base = builder.gep(o_data, [o_off_])
-            o_rows = [builder.bitcast(builder.gep(o_base, [ir.Constant(i64, t * LANES)]), vptr)
-                      for t in range(T)]
-            init = [builder.load(p, align=8) for p in o_rows]
-            zero_mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            # accumulator (t, v) is OUT[t, 8v : 8v + 8]
+            o_vecs = [builder.bitcast(builder.gep(o_base, [const(t * width + v * VEC)]), vptr)
+                      for t in range(T) for v in range(V)]
+            init = [builder.load(p, align=8) for p in o_vecs]
             undef = ir.Constant(vec, ir.Undefined)
+            splat_mask = ir.Constant(ir.VectorType(i32, VEC), [0] * VEC)
 
             entry = builder.block
             loop = builder.append_basic_block("simd_tile.loop")
             done = builder.append_basic_block("simd_tile.done")
-            builder.cbranch(builder.icmp_signed(">", K_, ir.Constant(i64, 0)), loop, done)
+            builder.cbranch(builder.icmp_signed(">", K_, const(0)), loop, done)
 
             builder.position_at_end(loop)
             k = builder.phi(i64)
-            acc = [builder.phi(vec) for _ in range(T)]
-            b = builder.load(builder.bitcast(builder.gep(b_data, [builder.mul(k, ir.Constant(i64, LANES))]),
-                                             vptr), align=8)
+            acc = [builder.phi(vec) for _ in range(T * V)]
+            b_row = builder.gep(b_data, [builder.add(b_off_, builder.mul(k, const(width)))])
+            b = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * VEC)]), vptr), align=8)
+                 for v in range(V)]
             a_row = builder.gep(a_base, [builder.mul(k, lda_)])
             new = []
             for t in range(T):
-                a = builder.load(builder.gep(a_row, [ir.Constant(i64, t)]), align=8)
-                a_vec = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)),
-                                               undef, zero_mask)
-                new.append(builder.call(fmuladd, [a_vec, b, acc[t]]))
-            k_next = builder.add(k, ir.Constant(i64, 1))
-            tail = builder.block
-            k.add_incoming(ir.Constant(i64, 0), entry)
-            k.add_incoming(k_next, tail)
-            for t in range(T):
-                acc[t].add_incoming(init[t], entry)
-                acc[t].add_incoming(new[t], tail)
+                a = builder.load(builder.gep(a_row, [const(t)]), align=8)
+                a_vec = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef,
+                                               splat_mask)
+                for v in range(V):
+                    new.append(builder.call(fmuladd, [a_vec, b[v], acc[t * V + v]]))
+            k_next = builder.add(k, const(1))
+            k.add_incoming(const(0), entry)
+            k.add_incoming(k_next, loop)
+            for j in range(T * V):
+                acc[j].add_incoming(init[j], entry)
+                acc[j].add_incoming(new[j], loop)
             builder.cbranch(builder.icmp_signed("<", k_next, K_), loop, done)
 
             builder.position_at_end(done)
-            results = [builder.phi(vec) for _ in range(T)]
-            for t in range(T):
-                results[t].add_incoming(init[t], entry)
-                results[t].add_incoming(new[t], tail)
-            for t in range(T):
-                builder.store(results[t], o_rows[t], align=8)
+            result = [builder.phi(vec) for _ in range(T * V)]
+            for j in range(T * V):
+                result[j].add_incoming(init[j], entry)
+                result[j].add_incoming(new[j], loop)
+            for j in range(T * V):
+                builder.store(result[j], o_vecs[j], align=8)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -101,53 +116,75 @@ def _make_tile(T: int):
     return tile
 
 
-#: the most accumulator rows per tile: 12 vectors + one row of B + broadcasts fit in 32 registers; 8 or more
-#: rows keep both FMA ports busy through the FMA latency
-T_MAX = 12
-
-_T1, _T2, _T3, _T4, _T5, _T6, _T7, _T8, _T9, _T10, _T11, _T12 = (_make_tile(t) for t in range(1, T_MAX + 1))
+# one vector per row (8 paths): tiles of 1..12 rows; two vectors (16 paths): 1..6 rows
+_A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8, _A9, _A10, _A11, _A12 = (_make_tile(t, 1) for t in range(1, 13))
+_B1, _B2, _B3, _B4, _B5, _B6 = (_make_tile(t, 2) for t in range(1, 7))
 
 
 @jit(inline="always")
-def _tile(T, A, a_off, lda, B, K, OUT, o_off):
+def _tile8(T, A, a_off, lda, B, b_off, K, OUT, o_off):
     if T == 12:
-        _T12(A, a_off, lda, B, K, OUT, o_off)
+        _A12(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 11:
-        _T11(A, a_off, lda, B, K, OUT, o_off)
+        _A11(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 10:
-        _T10(A, a_off, lda, B, K, OUT, o_off)
+        _A10(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 9:
-        _T9(A, a_off, lda, B, K, OUT, o_off)
+        _A9(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 8:
-        _T8(A, a_off, lda, B, K, OUT, o_off)
+        _A8(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 7:
-        _T7(A, a_off, lda, B, K, OUT, o_off)
+        _A7(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 6:
-        _T6(A, a_off, lda, B, K, OUT, o_off)
+        _A6(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 5:
-        _T5(A, a_off, lda, B, K, OUT, o_off)
+        _A5(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 4:
-        _T4(A, a_off, lda, B, K, OUT, o_off)
+        _A4(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 3:
-        _T3(A, a_off, lda, B, K, OUT, o_off)
+        _A3(A, a_off, lda, B, b_off, K, OUT, o_off)
     elif T == 2:
-        _T2(A, a_off, lda, B, K, OUT, o_off)
+        _A2(A, a_off, lda, B, b_off, K, OUT, o_off)
     else:
-        _T1(A, a_off, lda, B, K, OUT, o_off)
+        _A1(A, a_off, lda, B, b_off, K, OUT, o_off)
+
+
+@jit(inline="always")
+def _tile16(T, A, a_off, lda, B, b_off, K, OUT, o_off):
+    if T == 6:
+        _B6(A, a_off, lda, B, b_off, K, OUT, o_off)
+    elif T == 5:
+        _B5(A, a_off, lda, B, b_off, K, OUT, o_off)
+    elif T == 4:
+        _B4(A, a_off, lda, B, b_off, K, OUT, o_off)
+    elif T == 3:
+        _B3(A, a_off, lda, B, b_off, K, OUT, o_off)
+    elif T == 2:
+        _B2(A, a_off, lda, B, b_off, K, OUT, o_off)
+    else:
+        _B1(A, a_off, lda, B, b_off, K, OUT, o_off)
 
 
 @jit(inline="always")
 def lanes_matmul(A, lda, B, K, OUT, rows):
-    """OUT[t, :] += sum_k A[k, t] B[k, :] for t < rows (A (K, >= rows) with row stride lda, B (K, LANES),
-    OUT (rows, LANES)), k-ordered per entry. Rows are split into ceil(rows / T_MAX) tiles of balanced
-    sizes (a small remainder tile would be FMA-latency bound)."""
-    q = (rows + T_MAX - 1) // T_MAX
+    """OUT[t, :] += sum_k A[k, t] B[k, :] for t < rows, k-ordered per entry; A (K, >= rows) with row
+    stride lda, B (K, L) and OUT (rows, L) with L = 8 or 16 lanes (paths). Rows are split into tiles of
+    balanced sizes (a small remainder tile would be bound by the FMA latency); k runs in blocks of
+    ``K_BLOCK`` so that a block of B stays in the L1 cache across the tiles."""
+    width = B.shape[1]
+    t_max = ACC_MAX * VEC // width
+    q = (rows + t_max - 1) // t_max
     if q == 0:
         return
     base = rows // q
     extra = rows - base * q
-    t0 = 0
-    for b in range(q):
-        T = base + 1 if b < extra else base
-        _tile(T, A, t0, lda, B, K, OUT, t0 * LANES)
-        t0 += T
+    for k0 in range(0, K, K_BLOCK):
+        kb = min(K_BLOCK, K - k0)
+        t0 = 0
+        for b in range(q):
+            T = base + 1 if b < extra else base
+            if width == 2 * VEC:
+                _tile16(T, A, k0 * lda + t0, lda, B, k0 * width, kb, OUT, t0 * width)
+            else:
+                _tile8(T, A, k0 * lda + t0, lda, B, k0 * width, kb, OUT, t0 * width)
+            t0 += T

@@ -271,25 +271,28 @@ def test_gd_gradient_is_the_exact_gradient():
     assert np.any(step != 0.0)
 
 
-@pytest.mark.parametrize("n, d", [(13, 1100), (8, 9), (3, 5)])
+@pytest.mark.parametrize("n, d", [(13, 1100), (8, 9), (3, 5), (50, 300)])
 def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
-    """forward_group / pullback_group (paths in lockstep, unrolled) = kernels.forward / kernels.pullback."""
+    """forward_group / pullback_group = kernels.forward / kernels.pullback, bitwise, for every way a group
+    is split: row loops (< 5 paths), one 8-lane chunk (5..11), one 16-lane chunk (>= 12), and mixes
+    (21 = 16 + 5, 27 = 16 + 8 + 3, 37 = 16 + 16 + 5); d = 1100 spans several k blocks of the lanes kernel."""
     from diagsim import kernels as K
     from diagsim.optimizers._linalg import forward_group, pullback_group
     problem = make_problem(n, d, 2, seed=4)
-    th = _theta0(problem, 3)
-    W, Rp, Lp = np.empty((3, d)), np.empty((3, n)), np.empty(3)
-    for s in range(3):  # the per-path kernel computes w itself: feed the same w to the group kernel
+    M = 37
+    th = _theta0(problem, M) * (1.0 + 0.1 * np.random.default_rng(1).standard_normal((M, 2 * d)))
+    W, Rp, Lp, GWp = np.empty((M, d)), np.empty((M, n)), np.empty(M), np.empty((M, d))
+    for s in range(M):  # the per-path kernel computes w itself: feed the same w to the group kernel
         Lp[s] = K.forward(th[s], 0, 2, problem.ZT, problem.y, W[s], Rp[s])
-    R, L, GW = np.empty((3, n)), np.empty(3), np.empty((3, d))
-    forward_group(problem.ZT, problem.y, W, 3, R, L)
-    pullback_group(problem.Z, R / n, 3, GW)
-    np.testing.assert_array_equal(R, Rp)
-    np.testing.assert_array_equal(L, Lp)
-    for s in range(3):
-        gw = np.empty(d)
-        K.pullback(problem.Z, R[s] / n, 1.0, gw)
-        np.testing.assert_array_equal(GW[s], gw)
+        K.pullback(problem.Z, Rp[s] / n, 1.0, GWp[s])
+    for ns in (1, 3, 4, 5, 8, 11, 12, 16, 21, 27, 37):
+        R, L, GW = np.full((M, n), np.nan), np.full(M, np.nan), np.full((M, d), np.nan)
+        forward_group(problem.ZT, problem.y, W, ns, R, L)
+        pullback_group(problem.Z, np.ascontiguousarray(R / n), ns, GW)
+        np.testing.assert_array_equal(R[:ns], Rp[:ns], err_msg=f"ns={ns}")
+        np.testing.assert_array_equal(L[:ns], Lp[:ns], err_msg=f"ns={ns}")
+        np.testing.assert_array_equal(GW[:ns], GWp[:ns], err_msg=f"ns={ns}")
+        assert np.isnan(R[ns:]).all() and np.isnan(GW[ns:]).all()  # rows past ns are not touched
 
 
 def test_stable_argsort():
@@ -309,12 +312,14 @@ def test_group_size_and_subsets_are_bitwise_invariant():
     opt = Adam(lr=0.02)
     th0 = np.repeat(_theta0(problem, 1), 7, axis=0)
     full = _run(problem, opt, th0, np.arange(7), 20, group=4)["theta"]
-    for group in (1, 2, 3):
+    for group in (1, 2, 3, 7):  # 7: the 8-lane SIMD kernel with a free lane
         np.testing.assert_array_equal(_run(problem, opt, th0, np.arange(7), 20, group=group)["theta"], full)
     alone = _run(problem, opt, th0[:1], [5], 20)["theta"]
     np.testing.assert_array_equal(alone[0], full[5])
     more = _run(problem, opt, np.repeat(th0[:1], 12, axis=0), np.arange(12), 20)["theta"]
     np.testing.assert_array_equal(more[:7], full)
+    wide = _run(problem, opt, np.repeat(th0[:1], 12, axis=0), np.arange(12), 20, group=12)["theta"]
+    np.testing.assert_array_equal(wide, more)  # 12 paths in one group: the 16-lane kernel
     assert not np.array_equal(full[0], full[1])  # different paths see different noise
 
 

@@ -1,8 +1,8 @@
 """The grouped Euler–Maruyama integrator: a path's numbers do not depend on its group (bitwise).
 
 The integrator advances up to ``group`` paths in lockstep (sharing the loads of Z); the model functions
-act on a group. Invariances checked here, each bitwise: the group size (1, 3, 4, 8), threading (the
-serial kernel against the parallel one), running a path alone, and paths that blow up mid-group (the
+act on a group. Invariances checked here, each bitwise: the group size (1, 3, 4, 8, 16), threading (the
+serial kernel against the parallel one; groups of 8 and 16 run the SIMD lanes kernel), running a path alone, and paths that blow up mid-group (the
 step is redone for the survivors, the stopped path keeps the state at which its health went non-finite).
 The per-path arithmetic itself is checked against a NumPy Euler–Maruyama step in test_sde_models.py.
 """
@@ -65,7 +65,7 @@ def test_results_do_not_depend_on_group_threads_or_company(case):
         ref, act = _run(model, bp, dt, X0, active, group=1)
         if name == "sgd-label-noise":
             assert 0 < (~act).sum() - 1 < M - 1, "the case must mix paths that blow up and paths that do not"
-        for group in (3, 4, 8):
+        for group in (3, 4, 8, 16):
             for serial in (None, True, False):
                 X, a = _run(model, bp, dt, X0, active, group, serial=serial)
                 np.testing.assert_array_equal(a, act)

@@ -1,17 +1,25 @@
-"""Products with Z for a small group of paths at once (a register-blocked GEMM in plain loops).
+"""Products with Z for a group of paths at once.
 
-A thread advances a *group* of up to ``GROUP_MAX`` paths in lockstep, so that each row of Z loaded from
-the L2 cache serves every path of the group. The arithmetic of each path is exactly that of the per-path
-kernels :func:`diagsim.kernels.forward` / :func:`diagsim.kernels.pullback`:
+A thread advances a *group* of paths in lockstep, so that each element of Z loaded from the L2 cache
+serves every path of the group. The arithmetic of each path is exactly that of the per-path kernels
+:func:`diagsim.kernels.forward` / :func:`diagsim.kernels.pullback`:
 
     forward:  r = -y;  r += Z[:, i] * w_i   for i = 0, 1, ..., d-1   (in that order)
     pullback: gw = 0;  gw += Z[j, :] * c_j  for j = 0, 1, ..., n-1   (in that order)
 
-The loops are unrolled by 8 over the summation index, written as ``acc + a0*b0 + a1*b1 + ...`` which
-evaluates left to right, i.e. the same sequence of operations (no reassociation; contraction into FMAs,
-the one fastmath flag of :mod:`diagsim._jit`, fuses each ``acc + a*b`` the same way in both forms). Vectorization runs over the other index, whose elements are independent. Hence a
-path's result does not depend on the group it is in, on the group size, on threading, or on how many
-paths run: bitwise.
+Two implementations, chosen per chunk of paths (:func:`_chunk`), compute every entry by these operations
+in this order (contraction into FMAs, the one fastmath flag of :mod:`diagsim._jit`, fuses each
+``acc + a*b``; no reassociation):
+
+* the SIMD lanes kernel (:mod:`diagsim._simd`) for chunks of 5 to 16 paths: the paths of a chunk are
+  transposed into the lanes of 8-double vectors (one or two per row) and the products run as a
+  register-blocked GEMM micro-kernel written in LLVM IR, each lane summing in the order above;
+* the row loops for fewer than 5 paths: unrolled by 8 over the summation index, written as
+  ``acc + a0*b0 + a1*b1 + ...`` (left to right, the same sequence of operations), vectorized over the
+  other index, whose elements are independent.
+
+Hence a path's result does not depend on the group it is in, on the group size, on threading, or on how
+many paths run: bitwise (tests/test_optimizers.py, tests/test_sde_groups.py).
 
 Shapes: Z (n, d), ZT (d, n) C-contiguous; W (G, d); R, C (G, n); GW (G, d); only the first ``ns`` rows
 of the group arrays are used.
@@ -21,13 +29,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from .._simd import LANES, lanes_matmul
+from .._simd import VEC, lanes_matmul
 from ..parametrization import UUVV, UV, phi
 
 #: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
 TILE = 512
 
-#: a chunk of at least this many paths (of LANES) runs on the explicit-SIMD kernel (measured crossover)
+#: paths are taken in chunks: 16 at a time on two vectors per row when at least WIDE_MIN remain, else 8 at
+#: a time on one vector when at least LANES_MIN remain, else on the row loops (measured crossovers)
+WIDE_MIN = 12
 LANES_MIN = 5
 
 
@@ -76,32 +86,64 @@ def _pullback_rows(Z, C, s0, s1, GW):
 
 @jit(inline="always")
 def _to_lanes(X, s0, s1, XT):
-    """XT[k, l] <- X[s0 + l, k] for l < s1 - s0, 0 for the other lanes."""
+    """XT[k, l] <- X[s0 + l, k] for l < s1 - s0, 0 for the other lanes of XT (8 or 16)."""
     m = s1 - s0
-    if m == LANES:  # constant trip counts: LLVM unrolls the lanes and vectorizes the stores
+    width = XT.shape[1]
+    if m == 2 * VEC and width == 2 * VEC:  # constant trip counts: the lanes unroll, the stores vectorize
         for k in range(XT.shape[0]):
-            for lane in range(LANES):
+            for lane in range(2 * VEC):
                 XT[k, lane] = X[s0 + lane, k]
-        return
-    for k in range(XT.shape[0]):
-        for lane in range(m):
-            XT[k, lane] = X[s0 + lane, k]
-        for lane in range(m, LANES):
-            XT[k, lane] = 0.0
+    elif m == VEC and width == VEC:
+        for k in range(XT.shape[0]):
+            for lane in range(VEC):
+                XT[k, lane] = X[s0 + lane, k]
+    else:
+        for k in range(XT.shape[0]):
+            for lane in range(m):
+                XT[k, lane] = X[s0 + lane, k]
+            for lane in range(m, width):
+                XT[k, lane] = 0.0
+
+
+@jit(inline="always")
+def _from_lanes_full(XT, s0, L, X):
+    """X[s0 + l, k] <- XT[k, l] for all L (constant) lanes, in 8 x L blocks (8 contiguous stores per row)."""
+    K = XT.shape[0]
+    k = 0
+    while k + 8 <= K:
+        for lane in range(L):
+            for kk in range(8):
+                X[s0 + lane, k + kk] = XT[k + kk, lane]
+        k += 8
+    while k < K:
+        for lane in range(L):
+            X[s0 + lane, k] = XT[k, lane]
+        k += 1
 
 
 @jit(inline="always")
 def _from_lanes(XT, s0, s1, X):
     """X[s0 + l, k] <- XT[k, l] for l < s1 - s0."""
     m = s1 - s0
-    if m == LANES:
+    if m == 2 * VEC:
+        _from_lanes_full(XT, s0, 2 * VEC, X)
+    elif m == VEC:
+        _from_lanes_full(XT, s0, VEC, X)
+    else:
         for k in range(XT.shape[0]):
-            for lane in range(LANES):
+            for lane in range(m):
                 X[s0 + lane, k] = XT[k, lane]
-        return
-    for k in range(XT.shape[0]):
-        for lane in range(m):
-            X[s0 + lane, k] = XT[k, lane]
+
+
+@jit(inline="always")
+def _chunk(ns, s0):
+    """Lanes (16, 8, or 0 for the row loops) and end of the chunk of paths that starts at s0."""
+    m = ns - s0
+    if m >= WIDE_MIN:
+        return 2 * VEC, min(s0 + 2 * VEC, ns)
+    if m >= LANES_MIN:
+        return VEC, min(s0 + VEC, ns)
+    return 0, ns
 
 
 @jit(inline="always")
@@ -118,18 +160,20 @@ def _pullback_lanes(Z, C, s0, s1, GW, CT, GT):
 def pullback_group(Z, C, ns, GW):
     """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``).
 
-    Paths are taken 8 at a time (:data:`diagsim._simd.LANES`): a chunk of at least ``LANES_MIN`` paths
-    runs on the explicit-SIMD lanes kernel, a smaller one on the row loops; both compute every entry by
-    the same operations in the same order.
+    Paths are taken in chunks of 16 or 8 on the explicit-SIMD lanes kernel (:func:`_chunk`); fewer than
+    ``LANES_MIN`` remaining paths run on the row loops. Both compute every entry by the same operations in
+    the same order.
     """
     n = Z.shape[0]
     d = Z.shape[1]
-    for s0 in range(0, ns, LANES):
-        s1 = min(s0 + LANES, ns)
-        if s1 - s0 >= LANES_MIN:
-            _pullback_lanes(Z, C, s0, s1, GW, np.empty((n, LANES)), np.empty((d, LANES)))
+    s0 = 0
+    while s0 < ns:
+        width, s1 = _chunk(ns, s0)
+        if width > 0:
+            _pullback_lanes(Z, C, s0, s1, GW, np.empty((n, width)), np.empty((d, width)))
         else:
             _pullback_rows(Z, C, s0, s1, GW)
+        s0 = s1
 
 
 @jit(inline="always")
@@ -167,7 +211,7 @@ def _forward_lanes(ZT, y, W, s0, s1, R, WT, RT):
     n = ZT.shape[1]
     _to_lanes(W, s0, s1, WT)
     for j in range(n):
-        for lane in range(LANES):
+        for lane in range(RT.shape[1]):
             RT[j, lane] = -y[j]
     lanes_matmul(ZT, n, WT, d, RT, n)
     _from_lanes(RT, s0, s1, R)
@@ -176,15 +220,17 @@ def _forward_lanes(ZT, y, W, s0, s1, R, WT, RT):
 @jit
 def forward_group(ZT, y, W, ns, R, loss):
     """R[s] <- Z W[s] - y and loss[s] <- (1/2n) ||R[s]||^2 for s < ns (i-ordered sums; bitwise the
-    residual and loss of ``kernels.forward``). Paths 8 at a time, as in :func:`pullback_group`."""
+    residual and loss of ``kernels.forward``). Paths in chunks, as in :func:`pullback_group`."""
     d = ZT.shape[0]
     n = ZT.shape[1]
-    for s0 in range(0, ns, LANES):
-        s1 = min(s0 + LANES, ns)
-        if s1 - s0 >= LANES_MIN:
-            _forward_lanes(ZT, y, W, s0, s1, R, np.empty((d, LANES)), np.empty((n, LANES)))
+    s0 = 0
+    while s0 < ns:
+        width, s1 = _chunk(ns, s0)
+        if width > 0:
+            _forward_lanes(ZT, y, W, s0, s1, R, np.empty((d, width)), np.empty((n, width)))
         else:
             _forward_rows(ZT, y, W, s0, s1, R)
+        s0 = s1
     for s in range(ns):
         acc = 0.0
         for j in range(n):

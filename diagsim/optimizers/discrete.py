@@ -32,7 +32,9 @@ from . import specs as S
 from ._kernel import advance_group, advance_kernel
 from .lowering import OPT_MESA, OPT_SAF, lower
 
-#: at most this many paths advance in lockstep on one thread (they share the loads of Z)
+#: at most this many paths advance in lockstep on one thread (they share the loads of Z; 8 fill the lanes
+#: of the SIMD kernel, and 16 were slower at d = 1000: a group's optimizer state then overflows the L2
+#: cache, benchmarks/NOTES.md §10)
 GROUP_MAX = 8
 
 

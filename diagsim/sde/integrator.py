@@ -53,8 +53,9 @@ _F2 = types.float64[:, ::1]
 _I1 = types.int64[::1]
 
 #: paths advanced in lockstep by one thread (the group products of :mod:`diagsim.optimizers._linalg`
-#: load each row of Z once for the whole group)
-GROUP = 8
+#: load each element of Z once for the whole group; 16 fill the two-vector lanes of its SIMD kernel,
+#: benchmarks/NOTES.md §10)
+GROUP = 16
 
 #: the model data tuple: (matrix A, matrix B, vector a, vector b, float params, int params)
 ARGS = types.Tuple((_F2, _F2, _F1, _F1, _F1, _I1))
