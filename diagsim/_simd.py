@@ -15,7 +15,7 @@ where the contracted scalar code is (FMA hardware), so the equality also holds o
 The T x V accumulators stay in registers for the whole k loop; each step loads one row of B (V vectors)
 and broadcasts T entries of A: the register-blocked inner kernel of a GEMM, with the summation order of
 the per-path kernels. With V = 2 each broadcast feeds two FMAs, which halves the loads and the traffic of
-A per path (benchmarks/NOTES.md §8).
+A per path (benchmarks/NOTES.md §10).
 
 Callers guarantee the index ranges (no bounds checks): a_off + (K-1) * lda + T <= A.size,
 K * 8 V <= B.size, o_off + T * 8 V <= OUT.size, all arrays C-contiguous float64.
@@ -38,131 +38,98 @@ ACC_MAX = 12
 K_BLOCK = 256
 
 
-def _make_tile(T: int, V: int):
+def _emit_tile(builder, T, V, a_base, lda, b_data, b_off, K, o_base):
+    """Emit the loop of one tile (T rows of OUT, V vectors per row) at the builder's position; the
+    builder ends in the block after the loop."""
     width = VEC * V
+    i32 = ir.IntType(32)
+    i64 = ir.IntType(64)
+    vec = ir.VectorType(ir.DoubleType(), VEC)
+    vptr = vec.as_pointer()
 
-    @intrinsic
-    def tile(typingctx, A, a_off, lda, B, b_off, K, OUT, o_off):
-        sig = types.void(A, a_off, lda, B, b_off, K, OUT, o_off)
+    def const(x):
+        return ir.Constant(i64, x)
 
-        def codegen(context, builder, signature, args):
-            A_, a_off_, lda_, B_, b_off_, K_, OUT_, o_off_ = args
-            aty, a_off_ty, lda_ty, bty, b_off_ty, k_ty, oty, o_off_ty = signature.args
-            i32 = ir.IntType(32)
-            i64 = ir.IntType(64)
-            vec = ir.VectorType(ir.DoubleType(), VEC)
-            vptr = vec.as_pointer()
+    fmuladd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                             "llvm.fmuladd.v8f64")
+    # accumulator (t, v) is OUT[t, 8v : 8v + 8]
+    o_vecs = [builder.bitcast(builder.gep(o_base, [const(t * width + v * VEC)]), vptr)
+              for t in range(T) for v in range(V)]
+    init = [builder.load(p, align=8) for p in o_vecs]
+    undef = ir.Constant(vec, ir.Undefined)
+    splat_mask = ir.Constant(ir.VectorType(i32, VEC), [0] * VEC)
 
-            def const(x):
-                return ir.Constant(i64, x)
+    entry = builder.block
+    loop = builder.append_basic_block(f"simd_tile{T}x{V}.loop")
+    done = builder.append_basic_block(f"simd_tile{T}x{V}.done")
+    builder.cbranch(builder.icmp_signed(">", K, const(0)), loop, done)
 
-            a_data = context.make_array(aty)(context, builder, A_).data
-            b_data = context.make_array(bty)(context, builder, B_).data
-            o_data = context.make_array(oty)(context, builder, OUT_).data
-            a_off_ = context.cast(builder, a_off_, a_off_ty, types.int64)
-            lda_ = context.cast(builder, lda_, lda_ty, types.int64)
-            K_ = context.cast(builder, K_, k_ty, types.int64)
-            b_off_ = context.cast(builder, b_off_, b_off_ty, types.int64)
-            o_off_ = context.cast(builder, o_off_, o_off_ty, types.int64)
-            fmuladd = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fmuladd.v8f64")
-            a_base = builder.gep(a_data, [a_off_])
-            o_base = builder.gep(o_data, [o_off_])
-            # accumulator (t, v) is OUT[t, 8v : 8v + 8]
-            o_vecs = [builder.bitcast(builder.gep(o_base, [const(t * width + v * VEC)]), vptr)
-                      for t in range(T) for v in range(V)]
-            init = [builder.load(p, align=8) for p in o_vecs]
-            undef = ir.Constant(vec, ir.Undefined)
-            splat_mask = ir.Constant(ir.VectorType(i32, VEC), [0] * VEC)
+    builder.position_at_end(loop)
+    k = builder.phi(i64)
+    acc = [builder.phi(vec) for _ in range(T * V)]
+    b_row = builder.gep(b_data, [builder.add(b_off, builder.mul(k, const(width)))])
+    b = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * VEC)]), vptr), align=8) for v in range(V)]
+    a_row = builder.gep(a_base, [builder.mul(k, lda)])
+    new = []
+    for t in range(T):
+        a = builder.load(builder.gep(a_row, [const(t)]), align=8)
+        a_vec = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef, splat_mask)
+        for v in range(V):
+            new.append(builder.call(fmuladd, [a_vec, b[v], acc[t * V + v]]))
+    k_next = builder.add(k, const(1))
+    k.add_incoming(const(0), entry)
+    k.add_incoming(k_next, loop)
+    for j in range(T * V):
+        acc[j].add_incoming(init[j], entry)
+        acc[j].add_incoming(new[j], loop)
+    builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
 
-            entry = builder.block
-            loop = builder.append_basic_block("simd_tile.loop")
-            done = builder.append_basic_block("simd_tile.done")
-            builder.cbranch(builder.icmp_signed(">", K_, const(0)), loop, done)
-
-            builder.position_at_end(loop)
-            k = builder.phi(i64)
-            acc = [builder.phi(vec) for _ in range(T * V)]
-            b_row = builder.gep(b_data, [builder.add(b_off_, builder.mul(k, const(width)))])
-            b = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * VEC)]), vptr), align=8)
-                 for v in range(V)]
-            a_row = builder.gep(a_base, [builder.mul(k, lda_)])
-            new = []
-            for t in range(T):
-                a = builder.load(builder.gep(a_row, [const(t)]), align=8)
-                a_vec = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)), undef,
-                                               splat_mask)
-                for v in range(V):
-                    new.append(builder.call(fmuladd, [a_vec, b[v], acc[t * V + v]]))
-            k_next = builder.add(k, const(1))
-            k.add_incoming(const(0), entry)
-            k.add_incoming(k_next, loop)
-            for j in range(T * V):
-                acc[j].add_incoming(init[j], entry)
-                acc[j].add_incoming(new[j], loop)
-            builder.cbranch(builder.icmp_signed("<", k_next, K_), loop, done)
-
-            builder.position_at_end(done)
-            result = [builder.phi(vec) for _ in range(T * V)]
-            for j in range(T * V):
-                result[j].add_incoming(init[j], entry)
-                result[j].add_incoming(new[j], loop)
-            for j in range(T * V):
-                builder.store(result[j], o_vecs[j], align=8)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return tile
+    builder.position_at_end(done)
+    result = [builder.phi(vec) for _ in range(T * V)]
+    for j in range(T * V):
+        result[j].add_incoming(init[j], entry)
+        result[j].add_incoming(new[j], loop)
+    for j in range(T * V):
+        builder.store(result[j], o_vecs[j], align=8)
 
 
-# one vector per row (8 paths): tiles of 1..12 rows; two vectors (16 paths): 1..6 rows
-_A1, _A2, _A3, _A4, _A5, _A6, _A7, _A8, _A9, _A10, _A11, _A12 = (_make_tile(t, 1) for t in range(1, 13))
-_B1, _B2, _B3, _B4, _B5, _B6 = (_make_tile(t, 2) for t in range(1, 7))
+#: the tiles compiled: (T, V) with T x V <= ACC_MAX
+TILES = [(t, v) for v in (1, 2) for t in range(1, ACC_MAX // v + 1)]
 
 
-@jit(inline="always")
-def _tile8(T, A, a_off, lda, B, b_off, K, OUT, o_off):
-    if T == 12:
-        _A12(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 11:
-        _A11(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 10:
-        _A10(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 9:
-        _A9(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 8:
-        _A8(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 7:
-        _A7(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 6:
-        _A6(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 5:
-        _A5(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 4:
-        _A4(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 3:
-        _A3(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 2:
-        _A2(A, a_off, lda, B, b_off, K, OUT, o_off)
-    else:
-        _A1(A, a_off, lda, B, b_off, K, OUT, o_off)
+@intrinsic
+def _tile(typingctx, T, A, a_off, lda, B, b_off, K, OUT, o_off):
+    """One tile of T rows (1 <= T <= ACC_MAX / V) with V = B.shape[1] / 8 vectors per row: a switch over
+    (T, V) to the loop emitted for it by :func:`_emit_tile`."""
+    sig = types.void(T, A, a_off, lda, B, b_off, K, OUT, o_off)
 
+    def codegen(context, builder, signature, args):
+        T_, A_, a_off_, lda_, B_, b_off_, K_, OUT_, o_off_ = args
+        tty, aty, a_off_ty, lda_ty, bty, b_off_ty, k_ty, oty, o_off_ty = signature.args
+        i64 = ir.IntType(64)
 
-@jit(inline="always")
-def _tile16(T, A, a_off, lda, B, b_off, K, OUT, o_off):
-    if T == 6:
-        _B6(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 5:
-        _B5(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 4:
-        _B4(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 3:
-        _B3(A, a_off, lda, B, b_off, K, OUT, o_off)
-    elif T == 2:
-        _B2(A, a_off, lda, B, b_off, K, OUT, o_off)
-    else:
-        _B1(A, a_off, lda, B, b_off, K, OUT, o_off)
+        def as_i64(value, ty):
+            return context.cast(builder, value, ty, types.int64)
+
+        b_arr = context.make_array(bty)(context, builder, B_)
+        width = builder.extract_value(b_arr.shape, 1)
+        a_base = builder.gep(context.make_array(aty)(context, builder, A_).data, [as_i64(a_off_, a_off_ty)])
+        o_base = builder.gep(context.make_array(oty)(context, builder, OUT_).data, [as_i64(o_off_, o_off_ty)])
+        lda_, b_off_, K_ = as_i64(lda_, lda_ty), as_i64(b_off_, b_off_ty), as_i64(K_, k_ty)
+        # key = T * 64 + width selects the tile
+        key = builder.add(builder.mul(as_i64(T_, tty), ir.Constant(i64, 64)), width)
+        end = builder.append_basic_block("simd_tile.end")
+        switch = builder.switch(key, end)
+        for t, v in TILES:
+            case = builder.append_basic_block(f"simd_tile{t}x{v}")
+            switch.add_case(ir.Constant(i64, t * 64 + VEC * v), case)
+            builder.position_at_end(case)
+            _emit_tile(builder, t, v, a_base, lda_, b_arr.data, b_off_, K_, o_base)
+            builder.branch(end)
+        builder.position_at_end(end)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @jit(inline="always")
@@ -183,8 +150,5 @@ def lanes_matmul(A, lda, B, K, OUT, rows):
         t0 = 0
         for b in range(q):
             T = base + 1 if b < extra else base
-            if width == 2 * VEC:
-                _tile16(T, A, k0 * lda + t0, lda, B, k0 * width, kb, OUT, t0 * width)
-            else:
-                _tile8(T, A, k0 * lda + t0, lda, B, k0 * width, kb, OUT, t0 * width)
+            _tile(T, A, k0 * lda + t0, lda, B, k0 * width, kb, OUT, t0 * width)
             t0 += T
