@@ -8,17 +8,14 @@ the configuration as embedded JSON) and a human-readable JSON sidecar ``<path>.j
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DiagsimError
 from .parametrization import parametrization, w_numpy
+from .storage import read_npz, to_json, write_npz_atomic, write_text_atomic
 
 FORMAT = "diagsim-result"
 FORMAT_VERSION = 1
@@ -173,15 +170,14 @@ class Result:
         write_npz_atomic(path, self.to_arrays(), meta)
         if sidecar:
             side = path.with_suffix(".json")
-            text = json.dumps({"config": self.config, "info": self.info, "summary": self.summary()}, indent=1,
-                              default=_json_default)
-            _write_text_atomic(side, text + "\n")
+            text = to_json({"config": self.config, "info": self.info, "summary": self.summary()}, indent=1)
+            write_text_atomic(side, text + "\n")
         return path
 
 
 def load_result(path) -> Result:
     """Read a result written by :meth:`Result.save`."""
-    arrays, meta = read_npz(path, FORMAT)
+    arrays, meta = read_npz(path, FORMAT, "result")
     sub = lambda prefix, names: {k: arrays[f"{prefix}__{k}"] for k in names}  # noqa: E731
     return Result(steps=arrays["steps"], records=sub("rec", meta["records"]), final=sub("final", meta["final"]),
                   final_observables=sub("obs", meta["final_observables"]), paths=arrays["paths"],
@@ -189,69 +185,6 @@ def load_result(path) -> Result:
                   info=meta.get("info", {}))
 
 
-# --------------------------------------------------------------------------- npz helpers (shared with checkpoints)
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, (Path,)):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
 def _json_float(x):
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_npz_atomic(path, arrays: dict, meta: dict) -> Path:
-    """Write arrays + ``meta`` (embedded as the JSON string array ``__meta__``) to a temporary file in
-    the same directory, fsync it, then rename it over ``path``: a reader sees the old or the new file,
-    never a partial one."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise DiagsimError(f"directory {str(path.parent)!r} does not exist")
-    text = json.dumps(meta, default=_json_default)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(text), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def read_npz(path, fmt: str) -> tuple[dict, dict]:
-    """(arrays, meta) of a file written by :func:`write_npz_atomic`, checking its format tag."""
-    path = Path(path)
-    if not path.exists():
-        raise DiagsimError(f"file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as exc:  # noqa: BLE001
-        raise DiagsimError(f"{str(path)!r} is not a readable .npz ({exc})") from None
-    if "__meta__" not in arrays:
-        raise DiagsimError(f"{str(path)!r} is not a diagsim {fmt} file (no metadata)")
-    meta = json.loads(str(arrays.pop("__meta__")))
-    if meta.get("format") != fmt:
-        raise DiagsimError(f"{str(path)!r} is a {meta.get('format')!r} file, expected {fmt!r}")
-    return arrays, meta

@@ -43,7 +43,8 @@ from .errors import DiagsimError, DivergenceError, check_choice, check_int, chec
 from .problem import Problem
 from .progress import Progress
 from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, loss_and_diag, observe, record_steps
-from .result import Result, read_npz, write_npz_atomic
+from .result import Result
+from .storage import read_npz, write_npz_atomic
 from .stepper import divergence_hint
 
 #: model name -> module providing ``make_stepper``
@@ -260,7 +261,7 @@ class _Run:
 
     @classmethod
     def from_checkpoint(cls, path):
-        arrays, meta = read_npz(path, CHECKPOINT_FORMAT)
+        arrays, meta = read_npz(path, CHECKPOINT_FORMAT, "checkpoint")
         cfg = meta["config"]
         pm = meta["problem"]
         get = lambda k: arrays.get(f"problem__{k}")  # noqa: E731

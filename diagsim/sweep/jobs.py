@@ -17,14 +17,13 @@ Any function ``f(config) -> {name: array}`` is a job kind too
 from __future__ import annotations
 
 import importlib
-import io
-import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import DiagsimError
+from ..storage import load_npz, npz_bytes
 
 
 @dataclass(frozen=True)
@@ -46,22 +45,11 @@ def dump_arrays(obj) -> bytes:
     bytes (``np.savez`` stamps the current time into the zip)."""
     if not hasattr(obj, "items"):
         raise DiagsimError(f"a job function must return a dict of arrays, got {type(obj).__name__}")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for k, v in obj.items():
-            a = np.asarray(v)
-            if a.dtype.hasobject:
-                raise DiagsimError(f"job output {k!r} has dtype object; return numeric or string arrays")
-            info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o600 << 16
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, a, allow_pickle=False)
-    return buf.getvalue()
+    return npz_bytes(obj)
 
 
 def load_arrays(path) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    return load_npz(path, "cache entry")
 
 
 def summarize_arrays(obj: dict, options: dict, config: dict) -> dict:
