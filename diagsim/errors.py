@@ -19,6 +19,32 @@ class DivergenceError(DiagsimError):
     """Every path of a run diverged (non-finite or exploding loss)."""
 
 
+class CorruptFileError(DiagsimError):
+    """A stored file (result, checkpoint, cache entry, data) is truncated, damaged or not what its name
+    says; the message names it."""
+
+
+class StoredWorkMismatch(DiagsimError):
+    """Stored work (a checkpoint, a saved result, a cache entry) was made from another configuration than
+    the one asked for; the message names the differences. Nothing is reused or overwritten."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM after writing its checkpoint (``checkpoint``: the file,
+    or None when the second signal stopped it at once). A ``KeyboardInterrupt``, so code that handles
+    Ctrl-C handles both; ``signum`` tells them apart."""
+
+    def __init__(self, signum: int, checkpoint=None):
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
 def check_positive(name: str, value, *, allow_zero: bool = False) -> float:
     """Return ``float(value)`` if it is finite and > 0 (>= 0 with ``allow_zero``), else raise."""
     try:
@@ -81,3 +107,27 @@ def as_float_array(name: str, value, shape: tuple | None = None, *, finite: bool
         bad = np.argwhere(~np.isfinite(a))[0]
         raise DiagsimError(f"{name} contains a non-finite value at index {tuple(int(i) for i in bad)}")
     return a
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
+
+
+def check_memory(nbytes: float, what: str, hint: str) -> None:
+    """Raise a one-line error, before anything is allocated, when ``what`` needs more than 90 % of the
+    available memory; ``hint`` says what to change."""
+    avail = available_memory()
+    if avail is not None and nbytes > 0.9 * avail:
+        raise DiagsimError(f"{what} needs about {_gib(nbytes)} of memory; {_gib(avail)} are available: {hint}")

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DiagsimError
+from .errors import CorruptFileError, DiagsimError, StoredWorkMismatch
 from .optimizers import SGD, Adam, LabelNoise
 from .problem import Problem
+from .storage import check_output_dir, describe_diff, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -43,43 +44,66 @@ class MainJobConfig:
         return MainJobConfig(self.adam_lr, self.sgd_lr, self.label_noise, 100_000, 100_000, 4, self.noise_seed)
 
 
-def _problem_config(problem: Problem) -> dict:
-    from .simulate import data_hash
-    return {**problem.describe(), "data_sha256": data_hash(problem)}
-
-
-def _run_one(name, problem, opt, steps, cfg, out: Path, progress):
+def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, log, callback=None):
+    """One optimizer's run: loaded when ``<out>/<name>.npz`` holds exactly this run, continued from
+    ``<out>/<name>.ckpt.npz`` when that holds this run, computed otherwise. Stored work made from other
+    settings is refused (or, with ``overwrite``, deleted first, saying so)."""
     from .result import load_result
-    from .simulate import resume, simulate
+    from .simulate import plan_run, simulate
     final = out / f"{name}.npz"
     ckpt = out / f"{name}.ckpt.npz"
+    kw = dict(steps=steps, n_paths=cfg.n_paths, seed=cfg.noise_seed, record="log")
+    plan = plan_run(problem, opt, **kw)
+    if overwrite:
+        for path in (final, final.with_suffix(".json"), ckpt):
+            if path.exists():
+                path.unlink()
+                log(f"[{name}] --overwrite: deleted {path}")
     if final.exists():
-        res = load_result(final)
-        from .recording import OBSERVABLES
-        if (res.config["optimizer"] == opt.config() and res.n_steps == steps and res.n_paths == cfg.n_paths
-                and res.config["problem"] == _problem_config(problem) and set(OBSERVABLES) <= set(res.final_observables)):
-            return res, "loaded"
-    if ckpt.exists():
         try:
-            res = resume(ckpt, progress=progress)
-            if res.config["optimizer"] == opt.config() and res.n_steps == steps:
-                res.save(final)
-                ckpt.unlink(missing_ok=True)
-                return res, "resumed"
-        except DiagsimError:
-            pass
-    res = simulate(problem, opt, steps=steps, n_paths=cfg.n_paths, seed=cfg.noise_seed, record="log",
-                   progress=progress, checkpoint=ckpt, checkpoint_every=30.0)
+            res = load_result(final)
+        except CorruptFileError as exc:
+            log(f"[{name}] {exc}: computing it again")
+        else:
+            diffs = plan.differences(res.config, res.steps, res.paths)
+            if diffs:
+                raise StoredWorkMismatch(f"{final} holds a run made with other settings ({describe_diff(diffs)}); "
+                                         "choose another --out for this run, or add --overwrite to replace it")
+            return res, "loaded"
+    try:
+        res = simulate(problem, opt, **kw, progress=progress, checkpoint=ckpt, checkpoint_every=30.0,
+                       callback=callback)
+    except StoredWorkMismatch as exc:
+        raise StoredWorkMismatch(f"{exc}; or add --overwrite to discard it") from None
+    except CorruptFileError as exc:
+        log(f"[{name}] {exc}: starting afresh")  # a corrupt checkpoint holds nothing to continue from
+        ckpt.unlink()
+        res = simulate(problem, opt, **kw, progress=progress, checkpoint=ckpt, checkpoint_every=30.0,
+                       callback=callback)
+    how = "computed" if res.info.get("resumed_from_step") is None else \
+        f"resumed from step {res.info['resumed_from_step']} and computed"
     res.save(final)
     ckpt.unlink(missing_ok=True)
-    return res, "computed"
+    return res, how
 
 
-def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, log=print) -> dict:
-    """Run the main job; returns the summary dict (also written to ``<out>/summary.json``)."""
+def _method_label(pred) -> str:
+    """A short, complete name of how a prediction was obtained and whether it is a global minimizer."""
+    kind = pred.method.split(" (")[0].split(";")[0].strip()
+    solver = {"LP": "weighted-l1 LP", "global": "support enumeration", "convex": "dual Newton",
+              "local": "reweighted l1 from " + ("the min-norm interpolator" if "minimum-norm" in pred.method
+                                                 else "x0")}.get(kind, kind)
+    return f"{solver} ({'global' if pred.is_global else 'local'})"
+
+
+def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, log=print, overwrite=False,
+                 callback=None) -> dict:
+    """Run the main job; returns the summary dict (also written to ``<out>/summary.json``).
+
+    ``overwrite`` deletes stored runs made with other settings instead of refusing them; ``callback`` is
+    passed to :func:`diagsim.simulate` (called after every chunk of steps)."""
     from .predict import predict
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out, "output folder")
     noise = LabelNoise(cfg.label_noise)
     optimizers = {
         "adam": (Adam(cfg.adam_lr, noise=noise, beta1=0.9, beta2=0.95, eps=1e-6), cfg.adam_steps),
@@ -90,73 +114,83 @@ def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, lo
     for name, (opt, steps) in optimizers.items():
         t0 = time.perf_counter()
         log(f"[{name}] {steps} steps x {cfg.n_paths} paths, lr={opt.lr}, label noise ±{cfg.label_noise}")
-        res, how = _run_one(name, problem, opt, steps, cfg, out, progress)
+        res, how = _run_one(name, problem, opt, steps, cfg, out, progress=progress, overwrite=overwrite, log=log,
+                            callback=callback)
         results[name] = res
         log(f"[{name}] {how} in {time.perf_counter() - t0:.1f} s -> {out / (name + '.npz')}")
+    preds = {}
     for name, res in results.items():
-        w_mean = res.w_mean
-        x0 = w_mean if name == "adam" else None
-        try:
-            pred = predict(problem, name, method="auto", x0=x0)
+        try:  # both predictions start from the same neutral point, the minimum-norm interpolator
+            preds[name] = predict(problem, name, method="auto")
         except DiagsimError as exc:
-            pred = None
+            preds[name] = None
             log(f"[{name}] no prediction: {exc}")
         row = res.summary()
         entry = {k: row.get(k, float("nan")) for k in ("train_loss", "train_loss_se", "test_loss", "test_loss_se", "l1", "l1_se",
                                      "support", "support_se", "trace_h", "trace_sqrt_diag_h", "trace_sqrt_diag_gn", "n_diverged",
                                      "steps", "tau")}
+        pred = preds[name]
         if pred is not None:
             diff = res.w - pred.w
             dist = np.sqrt((diff * diff).sum(axis=1))
             entry["prediction"] = {
-                "method": pred.method, "is_global": pred.is_global, "support": pred.support.tolist(),
+                "method": pred.method, "label": _method_label(pred), "is_global": pred.is_global,
+                "support": pred.support.tolist(),
                 "test_loss": float(problem.test_loss_w(pred.w)), "l1": float(np.abs(pred.w).sum()),
                 "measures": {k: float(v) for k, v in pred.measures.items()},
                 "distance_mean": float(dist.mean()),
                 "distance_se": float(dist.std(ddof=1) / np.sqrt(dist.size)) if dist.size > 1 else float("nan"),
             }
-            entry["_w_pred"] = pred.w
         summary["runs"][name] = entry
+    if problem.w_star is None and problem.Z_test is None:
+        summary["note"] = "test loss n/a: the data has neither w_star nor a test set (Z_test, y_test)"
     fig = out / "adam_vs_sgd.png"
-    plot_main_job(problem, results, {k: v.get("_w_pred") for k, v in summary["runs"].items()}, fig)
-    for v in summary["runs"].values():
-        v.pop("_w_pred", None)
+    plot_main_job(problem, results, {k: (None if p is None else p.w) for k, p in preds.items()}, fig, cfg=cfg)
     summary["figure"] = str(fig)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1, default=float) + "\n")
     return summary
 
 
-def plot_main_job(problem: Problem, results: dict, w_pred: dict, path) -> None:
-    """Test loss, ||w||_1 and support size along the runs (mean ± se over paths, log steps), and the
-    final mean w against the predicted limits."""
+def draw_main_job(problem: Problem, results: dict, w_pred: dict, cfg: MainJobConfig | None = None):
+    """The main job's figure (returned, not saved): test loss, ||w||_1 and support size along the runs
+    (mean ± se over paths, log steps) with the predicted limits dashed, and the final mean w against w*
+    and the predictions. A predicted value below the plotted range (exact recovery: a test loss of
+    order 1e-30) is named in the legend instead of stretching the axis."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colors = {"adam": "C3", "sgd": "C0"}
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
-    for name, res in results.items():
-        k = np.maximum(res.steps, 1)
-        for ax, key, lab in zip(axes[:3], ("test_loss", "l1", "support"),
-                                ("test loss ½‖w−w*‖²", "‖w‖₁", "support size (|wᵢ|>1e-3)")):
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
+    panels = (("test_loss", "test loss ½‖w−w*‖²"), ("l1", "‖w‖₁"), ("support", "support size (|wᵢ|>1e-3)"))
+    for ax, (key, lab) in zip(axes[:3], panels):
+        lo = np.inf
+        for name, res in results.items():
+            k = np.maximum(res.steps, 1)
             v = res.records[key]
             m = np.nanmean(v, axis=1)
             se = np.nanstd(v, axis=1, ddof=1) / np.sqrt(v.shape[1]) if v.shape[1] > 1 else 0 * m
-            ax.plot(k, m, color=colors[name], label=name)
+            ax.plot(k, m, color=colors[name], label=f"{name} (mean ± se)")
             ax.fill_between(k, m - se, m + se, color=colors[name], alpha=0.25)
-            ax.set_xscale("log")
-            ax.set_xlabel("step k")
-            ax.set_title(lab)
-            if w_pred.get(name) is not None:
-                wp = w_pred[name]
-                ref = {"test_loss": float(problem.test_loss_w(wp)), "l1": float(np.abs(wp).sum()),
-                       "support": int((np.abs(wp) > 1e-3).sum())}[key]
-                if key == "test_loss":  # a predicted exact recovery (~1e-31) would squash the log axis
-                    ref = max(ref, 1e-6)
-                ax.axhline(ref, color=colors[name], ls="--", lw=1)
-        ax3 = axes[3]
-    axes[0].set_yscale("log")
-    axes[0].legend(title="dashed: predicted limit\n(floored at 1e-6)", fontsize=8)
+            lo = min(lo, np.nanmin(m))
+        for name in results:
+            wp = w_pred.get(name)
+            if wp is None:
+                continue
+            ref = {"test_loss": float(problem.test_loss_w(wp)), "l1": float(np.abs(wp).sum()),
+                   "support": int((np.abs(wp) > 1e-3).sum())}[key]
+            if key == "test_loss" and not ref >= 0.1 * lo:
+                ax.plot([], [], color=colors[name], ls="--", lw=1,
+                        label=f"{name} predicted: {ref:.1g} (below the axis)")
+            else:
+                ax.axhline(ref, color=colors[name], ls="--", lw=1, label=f"{name} predicted limit")
+        ax.set_xscale("log")
+        ax.set_xlabel("step k")
+        ax.set_title(lab)
+        if key == "test_loss":
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+    ax3 = axes[3]
     idx = np.arange(problem.d)
     if problem.w_star is not None:
         ax3.plot(idx, problem.w_star, "k.", ms=6, label="w*")
@@ -167,6 +201,21 @@ def plot_main_job(problem: Problem, results: dict, w_pred: dict, path) -> None:
     ax3.set_xlabel("coordinate i")
     ax3.set_title("final w")
     ax3.legend(fontsize=7)
+    pr = problem.describe()
+    k_txt = f", k = {pr['k']}" if "k" in pr else ""
+    parts = [f"n = {problem.n}, d = {problem.d}{k_txt} ({pr.get('design', 'user data')} design, "
+             f"{problem.param.name})"]
+    if cfg is not None:
+        parts.append(f"label noise ±{cfg.label_noise:g}; Adam lr {cfg.adam_lr:g} (β1 0.9, β2 0.95, ε 1e-6), "
+                     f"SGD lr {cfg.sgd_lr:g}; {cfg.n_paths} paths each")
+    fig.suptitle("Adam vs SGD with label noise — " + "; ".join(parts), fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_main_job(problem: Problem, results: dict, w_pred: dict, path, cfg: MainJobConfig | None = None) -> None:
+    """Draw the main job's figure (:func:`draw_main_job`) and save it to ``path``."""
+    import matplotlib.pyplot as plt
+    fig = draw_main_job(problem, results, w_pred, cfg)
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)

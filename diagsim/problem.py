@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DiagsimError, as_float_array, check_choice, check_int, check_positive
+from .errors import DiagsimError, as_float_array, check_choice, check_int, check_memory, check_positive
+from . import parametrization as _parametrization_module
 from .parametrization import Parametrization, parametrization, w_numpy
+from .storage import load_npz, write_npz_atomic
 
 DESIGNS = ("gaussian", "rademacher")
 TEACHERS = ("pm1", "uniform", "halfnormal", "ones")
@@ -149,8 +151,7 @@ class Problem:
             arrays["Z_test"], arrays["y_test"] = self.Z_test, self.y_test
         meta = {"parametrization": self.param.name, "init": self.init, "alpha": self.alpha,
                 "seed": self.seed, "meta": self.meta}
-        np.savez(path, **arrays, diagsim_problem=np.array(json.dumps(meta)))
-        return path
+        return write_npz_atomic(path, {**arrays, "diagsim_problem": np.array(json.dumps(meta))})
 
     def with_param(self, name) -> "Problem":
         """The same data with another parametrization."""
@@ -195,10 +196,16 @@ def make_problem(n: int = 50, d: int = 1000, k: int = 3, *, design: str = "gauss
     n = check_int("n", n)
     d = check_int("d", d)
     k = check_int("k", k, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
     if k > d:
         raise DiagsimError(f"k must be <= d (a k-sparse teacher in R^d); got k={k}, d={d}")
     check_choice("design", design, DESIGNS)
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
+    check_choice("teacher", teacher, TEACHERS)
+    check_choice("init", init, INITS)
+    parametrization_ = _parametrization_module.parametrization(parametrization)
+    check_memory(3 * 8 * n * d, f"the problem (n = {n}, d = {d}: the design and its transpose)",
+                 "use a smaller n or d")
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
     if design == "gaussian":
         Z = rng.standard_normal((n, d))
     else:
@@ -206,7 +213,7 @@ def make_problem(n: int = 50, d: int = 1000, k: int = 3, *, design: str = "gauss
     w_star = make_teacher(d, k, teacher, rng, support) if k > 0 else np.zeros(d)
     y = Z @ w_star
     meta = {"design": design, "teacher": teacher, "k": k, "source": "generated"}
-    return Problem(Z, y, w_star, parametrization, init, alpha, int(seed), meta)
+    return Problem(Z, y, w_star, parametrization_, init, alpha, seed, meta)
 
 
 def load_problem(path, *, parametrization: str | None = None, init: str | None = None,
@@ -214,19 +221,19 @@ def load_problem(path, *, parametrization: str | None = None, init: str | None =
     """Load a problem from an ``.npz`` with ``Z`` (n, d), ``y`` (n,) and optional ``w_star`` (d,),
     ``Z_test``, ``y_test``. Keyword arguments override what the file records."""
     path = Path(path)
-    if not path.exists():
-        raise DiagsimError(f"data file {str(path)!r} does not exist")
+    f = load_npz(path, "data file")
+    if "Z" not in f or "y" not in f:
+        raise DiagsimError(f"data file {str(path)!r} must contain arrays 'Z' (n x d) and 'y' (n); "
+                           f"found {sorted(f)}")
+    for key in ("Z", "y", "w_star", "Z_test", "y_test"):
+        if key in f and f[key].dtype.kind not in "fiub":
+            raise DiagsimError(f"data file {str(path)!r}: array {key!r} must hold numbers, got dtype {f[key].dtype}")
     try:
-        f = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise DiagsimError(f"data file {str(path)!r} is not a readable .npz ({exc})") from None
-    with f:
-        if "Z" not in f or "y" not in f:
-            raise DiagsimError(f"data file {str(path)!r} must contain arrays 'Z' (n x d) and 'y' (n); "
-                               f"found {sorted(f.files)}")
         saved = json.loads(str(f["diagsim_problem"])) if "diagsim_problem" in f else {}
-        get = lambda key: f[key] if key in f else None  # noqa: E731
-        Z, y, w_star, Zt, yt = get("Z"), get("y"), get("w_star"), get("Z_test"), get("y_test")
+    except json.JSONDecodeError:
+        raise DiagsimError(f"data file {str(path)!r}: its 'diagsim_problem' entry is not valid JSON") from None
+    get = f.get
+    Z, y, w_star, Zt, yt = get("Z"), get("y"), get("w_star"), get("Z_test"), get("y_test")
     Z = as_float_array("Z", Z, (None, None))
     if y is not None and np.ndim(y) != 1:
         raise DiagsimError(f"y must be a vector of n = {Z.shape[0]} labels, got shape {np.shape(y)}")
@@ -236,5 +243,5 @@ def load_problem(path, *, parametrization: str | None = None, init: str | None =
                    parametrization or saved.get("parametrization", "uu-vv"),
                    init or saved.get("init", "gaussian"),
                    alpha if alpha is not None else saved.get("alpha", 0.1),
-                   seed if seed is not None else saved.get("seed", 0),
+                   check_int("seed", seed if seed is not None else saved.get("seed", 0), minimum=0),
                    meta, Zt, yt)

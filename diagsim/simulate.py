@@ -19,10 +19,17 @@ each chunk (the reported step is then the chunk's end).
 
 Checkpoints: ``checkpoint="run.ckpt.npz"`` writes the complete run state (stepper state, records,
 divergence bookkeeping, the problem's data and the configuration) atomically every
-``checkpoint_every`` (a float: seconds of wall time; an int: steps), on Ctrl-C (the interrupt is
-deferred to the end of the current chunk, the checkpoint written, then ``KeyboardInterrupt`` raised;
-press twice to abort at once), and at the end. A killed or crashed process keeps the last checkpoint;
-:func:`resume` continues from it.
+``checkpoint_every`` (a float: seconds of wall time; an int: steps), on Ctrl-C (SIGINT) and on SIGTERM
+(what batch schedulers send before they kill a job): the signal is deferred to the end of the current
+chunk, the checkpoint written, then :class:`~diagsim.errors.RunInterrupted` (a ``KeyboardInterrupt``)
+raised; a second signal stops the run at once. It is also written at the end. A killed or crashed
+process keeps the last checkpoint; :func:`resume` continues from it, and so does :func:`simulate` called
+again with the same arguments and checkpoint path. A checkpoint is reused only for exactly the
+configuration it was made from (:meth:`RunPlan.differences`); anything else is refused with the
+differences named, before any step is taken.
+
+Everything that can be checked before the first step is: arguments, model options, that the checkpoint
+path can be written, and that the ensemble fits in memory (:func:`plan_run`).
 """
 from __future__ import annotations
 
@@ -35,16 +42,19 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
-from .errors import DiagsimError, DivergenceError, check_choice, check_int, check_positive
+from .errors import (CorruptFileError, DiagsimError, DivergenceError, RunInterrupted, StoredWorkMismatch,
+                     check_choice, check_int, check_memory, check_positive)
 from .problem import Problem
 from .progress import Progress
 from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, loss_and_diag, observe, record_steps
 from .result import Result
-from .storage import read_npz, write_npz_atomic
+from .storage import check_output_file, config_diff, describe_diff, read_npz, write_npz_atomic
 from .stepper import divergence_hint
 
 #: model name -> module providing ``make_stepper``
@@ -97,6 +107,7 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
     opts = dict(model_options or {})
     if "seed" in opts:
         raise DiagsimError("pass the seed as simulate(..., seed=S), not in model_options")
+    _check_model_options(model, factory, opts)
     if _accepts(factory, "seed"):
         stepper = factory(problem, optimizer, seed=seed, **opts)
     else:
@@ -106,21 +117,47 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
     return stepper
 
 
+def _check_model_options(model: str, factory, opts: dict) -> None:
+    """A model option the level does not take is a one-line error listing the ones it takes."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # the level checks its options itself
+    allowed = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+    bad = sorted(set(opts) - set(allowed))
+    if bad:
+        raise DiagsimError(f"model {model!r} has no option {', '.join(map(repr, bad))}; "
+                           f"its options: {', '.join(allowed) or 'none'}")
+
+
 def horizon_steps(stepper, steps=None, t=None, tau=None) -> int:
     """Number of steps for a horizon given in steps, in t (= dt k) or in tau (= lr t): the nearest
-    whole number of steps."""
+    whole number of steps. When that changes the horizon (by more than a rounding error), a
+    :class:`HorizonWarning` gives the horizon actually run."""
     given = [name for name, x in (("steps", steps), ("t", t), ("tau", tau)) if x is not None]
     if len(given) != 1:
         raise DiagsimError(f"give exactly one of steps, t, tau; got {', '.join(given) or 'none'}")
     if steps is not None:
         return check_int("steps", steps, minimum=0)
+    fit = getattr(stepper, "fit_horizon", None)  # steppers whose step was chosen automatically
+    if callable(fit):
+        fit(t if t is not None else check_positive("tau", tau, allow_zero=True) / float(stepper.lr))
+    dt, lr = float(stepper.dt), float(stepper.lr)
     if t is not None:
-        x = check_positive("t", t, allow_zero=True) / float(stepper.dt)
+        name, want, per_step = "t", check_positive("t", t, allow_zero=True), dt
     else:
-        x = check_positive("tau", tau, allow_zero=True) / (float(stepper.lr) * float(stepper.dt))
+        name, want, per_step = "tau", check_positive("tau", tau, allow_zero=True), lr * dt
+    x = want / per_step
     if x > 2 ** 62:
         raise DiagsimError(f"the horizon is {x:.3g} steps; too many")
-    return int(round(x))
+    n = int(round(x))
+    if abs(n - x) > 1e-9 * max(x, 1.0):
+        warnings.warn(f"{name} = {want:g} is {x:.6g} steps of {per_step:.6g} (dt = {dt:.6g}); running {n} steps, "
+                      f"to {name} = {n * per_step:.6g}. Give a step that divides the horizon, or the horizon "
+                      "in steps, to run exactly what you mean", HorizonWarning, stacklevel=4)
+    return n
 
 
 def _checkpoint_every(value) -> tuple[int | None, float | None]:
@@ -148,27 +185,36 @@ def _paths(n_paths, paths) -> np.ndarray:
 
 
 class _DeferredInterrupt:
-    """Turn the first SIGINT into a flag checked between chunks (main thread only)."""
+    """Turn the first SIGINT (Ctrl-C) or SIGTERM (what batch schedulers send) into a flag checked between
+    chunks, so that the run writes its checkpoint before it stops; a second signal stops it at once.
+    Main thread only."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.flag = False
-        self._old = None
+        self.signum = None
+        self._old = {}
+
+    @property
+    def flag(self) -> bool:
+        return self.signum is not None
 
     def _handler(self, signum, frame):
-        if self.flag:
-            raise KeyboardInterrupt
-        self.flag = True
+        if self.signum is not None:
+            raise RunInterrupted(signum)
+        self.signum = signum
 
     def __enter__(self):
         if self.enabled:
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 # --------------------------------------------------------------------------- the run
@@ -176,7 +222,7 @@ class _Run:
     """Everything a run needs to continue; what a checkpoint stores."""
 
     def __init__(self, problem, optimizer, stepper, config, paths, state, active, div_step, div_loss, limit,
-                 recorder, step=0, elapsed=0.0, resumes=0):
+                 recorder, step=0, elapsed=0.0, resumes=0, resumed_from=None):
         self.problem = problem
         self.optimizer = optimizer
         self.stepper = stepper
@@ -191,6 +237,7 @@ class _Run:
         self.step = int(step)
         self.elapsed = float(elapsed)
         self.resumes = int(resumes)
+        self.resumed_from = resumed_from  # the step this process continued from, if it resumed
 
     @property
     def n_steps(self) -> int:
@@ -262,13 +309,20 @@ class _Run:
     @classmethod
     def from_checkpoint(cls, path):
         arrays, meta = read_npz(path, CHECKPOINT_FORMAT, "checkpoint")
+        try:
+            return cls._from_arrays(path, arrays, meta)
+        except KeyError as exc:
+            raise CorruptFileError(f"checkpoint {str(path)!r} is incomplete (no {exc.args[0]!r})") from None
+
+    @classmethod
+    def _from_arrays(cls, path, arrays, meta):
         cfg = meta["config"]
         pm = meta["problem"]
         get = lambda k: arrays.get(f"problem__{k}")  # noqa: E731
         problem = Problem(arrays["problem__Z"], arrays["problem__y"], get("w_star"), pm["parametrization"],
                           pm["init"], pm["alpha"], pm["seed"], pm["meta"], get("Z_test"), get("y_test"))
         if data_hash(problem) != cfg["problem"]["data_sha256"]:
-            raise DiagsimError(f"checkpoint {str(path)!r} is corrupt: its data do not match the recorded hash")
+            raise CorruptFileError(f"checkpoint {str(path)!r} is corrupt: its data do not match the recorded hash")
         if cfg.get("versions") != versions():
             warnings.warn(f"checkpoint {str(path)!r} was written with {cfg.get('versions')}, this is {versions()}: "
                           "the continuation is bit-for-bit only with the same versions", RuntimeWarning, stacklevel=3)
@@ -280,7 +334,7 @@ class _Run:
                             {k: arrays[f"rec__{k}"].copy() for k in meta["records"]}, meta["recorded"])
         run = cls(problem, optimizer, stepper, cfg, arrays["paths"], state, arrays["active"].copy(),
                   arrays["div_step"].copy(), arrays["div_loss"].copy(), arrays["limit"], recorder,
-                  meta["step"], meta["elapsed_s"], meta["resumes"] + 1)
+                  meta["step"], meta["elapsed_s"], meta["resumes"] + 1, resumed_from=int(meta["step"]))
         return run, meta["checkpoint_every"]
 
     # ---------------------------------------------------------------- main loop
@@ -322,7 +376,7 @@ class _Run:
                         self.save_checkpoint(checkpoint, checkpoint_every)
                         last_ck = time.perf_counter()
                     if intr.flag:
-                        raise KeyboardInterrupt
+                        raise RunInterrupted(intr.signum, checkpoint)
         finally:
             bar.close()
         self._check(self.step)  # the final state (discrete steppers check only states they step from)
@@ -344,6 +398,8 @@ class _Run:
         for v in final_obs.values():
             v[dead] = np.nan
         info = {"elapsed_s": self.elapsed, "resumes": self.resumes}
+        if self.resumed_from is not None:
+            info["resumed_from_step"] = self.resumed_from
         return Result(steps=self.recorder.grid.copy(), records=self.recorder.records,
                       final={k: v.copy() for k, v in self.state.items()}, final_observables=final_obs,
                       paths=self.paths.copy(), div_step=self.div_step.copy(), div_loss=self.div_loss.copy(),
@@ -351,44 +407,50 @@ class _Run:
 
 
 # --------------------------------------------------------------------------- public API
-def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float | None = None,
+class HorizonWarning(UserWarning):
+    """A horizon given in t or tau is not a whole number of steps; the run stops at the nearest step."""
+
+
+@dataclass
+class RunPlan:
+    """Everything :func:`simulate` decides before the first step: the stepper, the full configuration
+    (what a result and a checkpoint record), the path ids, the record grid and the start states.
+
+    ``plan.differences(config, grid, paths)`` lists how stored work (a checkpoint, a saved result) differs
+    from this plan; stored work is reused only when that list is empty."""
+
+    problem: Problem
+    optimizer: object
+    stepper: object
+    config: dict
+    paths: np.ndarray
+    grid: np.ndarray
+    theta0: np.ndarray | None
+    divergence_factor: float
+
+    #: configuration entries that do not identify the work: the package versions (checked separately,
+    #: with a warning) and a message derived from the rest
+    NOT_IDENTITY = ("versions", "divergence_hint")
+
+    def differences(self, config: dict, grid, paths) -> list[str]:
+        diffs = config_diff(config, self.config, ignore=self.NOT_IDENTITY)
+        if not diffs and not np.array_equal(np.asarray(grid), self.grid):
+            diffs.append("record grid: other record steps")
+        if not diffs and not np.array_equal(np.asarray(paths), self.paths):
+            diffs.append("paths: other path ids")
+        return diffs
+
+    def start_states(self) -> np.ndarray:
+        return self.problem.theta0(self.paths.size) if self.theta0 is None else self.theta0
+
+
+def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float | None = None,
              tau: float | None = None, n_paths: int = 1, seed: int = 0, record=None, n_records: int = N_RECORDS,
              model: str = "discrete", model_options: dict | None = None, paths=None, theta0=None,
-             progress: bool | None = None, checkpoint=None, checkpoint_every: float | int = 60.0,
-             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD,
-             callback=None) -> Result:
-    """Run an ensemble of ``n_paths`` independent paths of ``optimizer`` on ``problem``.
-
-    Parameters
-    ----------
-    problem : a :class:`~diagsim.problem.Problem` (``make_problem`` / ``load_problem``).
-    optimizer : an optimizer spec (``diagsim.optimizers.SGD(lr=...)``, ``Adam(...)``, ...).
-    steps, t, tau : the horizon, exactly one of: a number of steps; SDE time t = dt k; slow time
-        tau = lr t (dt = lr for discrete optimizers, so tau = lr^2 k). t and tau round to the nearest step.
-    n_paths : ensemble size (path ids 0..n_paths-1), or ``paths``: explicit path ids (replay).
-    seed : the noise seed; path j's noise depends only on (seed, j, step), so any subset of paths
-        replays exactly and adding paths leaves the others unchanged.
-    record, n_records : the record grid (see :func:`diagsim.recording.record_steps`): None/"linear"
-        (``n_records`` evenly spaced points, default 101), "log", an integer stride, or an array of steps.
-    model : "discrete" (default), "sde" or "slow-flow"; ``model_options`` are passed to that level's
-        ``make_stepper`` (e.g. the SDE's dt).
-    theta0 : initial states (n_paths, 2d) or (2d,); default ``problem.theta0(n_paths)``.
-    progress : progress bar on stderr (None: only when stderr is a terminal; False: never).
-    checkpoint, checkpoint_every : checkpoint file (.npz) and period: a float is seconds, an int steps
-        (default 60.0 s); see the module doc and :func:`resume`.
-    divergence_factor : a path diverges when its loss is not finite or exceeds
-        ``divergence_factor * (initial loss + 1)``.
-    support_threshold : |w_i| above which a coordinate counts in the recorded support size.
-    callback : ``callback(step, state)`` called after every chunk of steps (state is live: do not modify).
-
-    Returns
-    -------
-    :class:`~diagsim.result.Result`
-
-    Raises
-    ------
-    DiagsimError for bad arguments (one line naming the argument); DivergenceError if every path diverges.
-    """
+             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD) -> RunPlan:
+    """Validate the arguments of :func:`simulate` and decide everything about the run without running it
+    (and without allocating the ensemble): its stepper, configuration, path ids and record grid. Raises
+    a one-line :class:`DiagsimError` for bad input, and when the run would not fit in memory."""
     if not isinstance(problem, Problem):
         raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); got {type(problem).__name__}")
     from .optimizers.specs import Optimizer
@@ -404,22 +466,17 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     support_threshold = check_positive("support_threshold", support_threshold, allow_zero=True)
     ids = _paths(n_paths, paths)
     M = ids.size
-    stepper = make_stepper(model, problem, optimizer, seed, model_options)
-    N = horizon_steps(stepper, steps, t, tau)
-    grid = record_steps(N, record, n_records, M)
-    _checkpoint_every(checkpoint_every)
-    if theta0 is None:
-        th0 = problem.theta0(M)
-    else:
+    th0 = None
+    if theta0 is not None:
         th0 = problem.check_theta(theta0, "theta0")
         if th0.shape[0] == 1 and M > 1:
             th0 = np.repeat(th0, M, axis=0)
         if th0.shape[0] != M:
             raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); got {np.shape(theta0)}")
-    state = stepper.init_state(th0)
-    L0 = loss_and_diag(problem, state["theta"])[0]
-    if not np.all(np.isfinite(L0)):
-        raise DiagsimError("theta0 gives a non-finite loss")
+    stepper = make_stepper(model, problem, optimizer, seed, model_options)
+    N = horizon_steps(stepper, steps, t, tau)
+    grid = record_steps(N, record, n_records, M)
+    _check_run_memory(problem, stepper, M, grid.size)
     dt, lr = float(stepper.dt), float(stepper.lr)
     config = {
         "problem": {**problem.describe(), "data_sha256": data_hash(problem)},
@@ -431,8 +488,100 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         "divergence_factor": factor, "support_threshold": support_threshold,
         "divergence_hint": divergence_hint(stepper), "versions": versions(),
     }
-    run = _Run(problem, optimizer, stepper, config, ids, state, np.ones(M, bool), np.full(M, -1, np.int64),
-               np.full(M, np.nan), factor * (L0 + 1.0), Recorder(grid, M))
+    if th0 is not None:
+        config["theta0_sha256"] = hashlib.sha256(np.ascontiguousarray(th0).tobytes()).hexdigest()
+    return RunPlan(problem, optimizer, stepper, config, ids, grid, th0, factor)
+
+
+def _check_run_memory(problem: Problem, stepper, n_paths: int, n_records: int) -> None:
+    """Refuse, before allocating anything of the ensemble's size, a run that cannot fit in memory: its
+    state (measured on one path), a copy for the result, the start states and the records."""
+    one = stepper.init_state(problem.theta0(1))
+    state = sum(np.asarray(a).nbytes for a in one.values())
+    per_path = 2 * state + 8 * problem.dim + 8 * (n_records + 1) * 16
+    check_memory(n_paths * per_path, f"the run ({n_paths} paths x {per_path / 2**20:.3g} MiB per path: "
+                 f"state, result and records)", "use fewer paths or a smaller problem")
+
+
+def _start(plan: RunPlan) -> _Run:
+    """The run of ``plan`` at step 0."""
+    problem, M = plan.problem, plan.paths.size
+    state = plan.stepper.init_state(plan.start_states())
+    L0 = loss_and_diag(problem, state["theta"])[0]
+    if not np.all(np.isfinite(L0)):
+        raise DiagsimError("theta0 gives a non-finite loss")
+    return _Run(problem, plan.optimizer, plan.stepper, plan.config, plan.paths, state, np.ones(M, bool),
+                np.full(M, -1, np.int64), np.full(M, np.nan), plan.divergence_factor * (L0 + 1.0),
+                Recorder(plan.grid, M))
+
+
+def _stored_run(plan: RunPlan, checkpoint) -> _Run | None:
+    """The run saved in ``checkpoint`` if the file exists and was made from ``plan``'s configuration;
+    None if there is no such file; a one-line error naming the differences otherwise."""
+    path = Path(checkpoint)
+    if not path.exists():
+        return None
+    run, _ = _Run.from_checkpoint(path)
+    diffs = plan.differences(run.config, run.recorder.grid, run.paths)
+    if diffs:
+        raise StoredWorkMismatch(f"checkpoint {str(path)!r} holds a run with other settings ({describe_diff(diffs)}); "
+                           "resume that run with resume() / --resume, or choose another checkpoint path")
+    return run
+
+
+def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float | None = None,
+             tau: float | None = None, n_paths: int = 1, seed: int = 0, record=None, n_records: int = N_RECORDS,
+             model: str = "discrete", model_options: dict | None = None, paths=None, theta0=None,
+             progress: bool | None = None, checkpoint=None, checkpoint_every: float | int = 60.0,
+             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD,
+             callback=None) -> Result:
+    """Run an ensemble of ``n_paths`` independent paths of ``optimizer`` on ``problem``.
+
+    Parameters
+    ----------
+    problem : a :class:`~diagsim.problem.Problem` (``make_problem`` / ``load_problem``).
+    optimizer : an optimizer spec (``diagsim.optimizers.SGD(lr=...)``, ``Adam(...)``, ...).
+    steps, t, tau : the horizon, exactly one of: a number of steps; SDE time t = dt k; slow time
+        tau = lr t (dt = lr for discrete optimizers, so tau = lr^2 k). t and tau round to the nearest step
+        (a :class:`HorizonWarning` says so when that changes the horizon).
+    n_paths : ensemble size (path ids 0..n_paths-1), or ``paths``: explicit path ids (replay).
+    seed : the noise seed; path j's noise depends only on (seed, j, step), so any subset of paths
+        replays exactly and adding paths leaves the others unchanged.
+    record, n_records : the record grid (see :func:`diagsim.recording.record_steps`): None/"linear"
+        (``n_records`` evenly spaced points, default 101), "log", an integer stride, or an array of steps.
+    model : "discrete" (default), "sde" or "slow-flow"; ``model_options`` are passed to that level's
+        ``make_stepper`` (e.g. the SDE's dt).
+    theta0 : initial states (n_paths, 2d) or (2d,); default ``problem.theta0(n_paths)``.
+    progress : progress bar on stderr (None: only when stderr is a terminal; False: never).
+    checkpoint, checkpoint_every : checkpoint file (.npz) and period: a float is seconds, an int steps
+        (default 60.0 s); see the module doc and :func:`resume`. If the file exists and holds a run of
+        exactly this configuration (problem data, optimizer, model, seed, paths, horizon, record grid),
+        that run is continued from where it stopped; if it holds any other run, a :class:`DiagsimError`
+        names the differences and nothing is run or overwritten.
+    divergence_factor : a path diverges when its loss is not finite or exceeds
+        ``divergence_factor * (initial loss + 1)``.
+    support_threshold : |w_i| above which a coordinate counts in the recorded support size.
+    callback : ``callback(step, state)`` called after every chunk of steps (state is live: do not modify).
+
+    Returns
+    -------
+    :class:`~diagsim.result.Result`
+
+    Raises
+    ------
+    DiagsimError for bad arguments (one line naming the argument), an unwritable checkpoint path, a run
+    that does not fit in memory, or a checkpoint of another run; DivergenceError if every path diverges.
+    """
+    plan = plan_run(problem, optimizer, steps=steps, t=t, tau=tau, n_paths=n_paths, seed=seed, record=record,
+                    n_records=n_records, model=model, model_options=model_options, paths=paths, theta0=theta0,
+                    divergence_factor=divergence_factor, support_threshold=support_threshold)
+    _checkpoint_every(checkpoint_every)
+    run = None
+    if checkpoint is not None:
+        check_output_file(checkpoint, "checkpoint")
+        run = _stored_run(plan, checkpoint)
+    if run is None:
+        run = _start(plan)
     return run.execute(progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                        callback=callback)
 
@@ -442,6 +591,7 @@ def resume(checkpoint, *, progress: bool | None = None, checkpoint_every: float 
     """Continue the run saved in ``checkpoint`` to its horizon; the result equals, bit for bit, that of
     the uninterrupted run. Further checkpoints go to the same file (period as saved unless
     ``checkpoint_every`` is given). A finished run's checkpoint returns its result at once."""
+    check_output_file(checkpoint, "checkpoint")
     run, every = _Run.from_checkpoint(checkpoint)
     return run.execute(progress=progress, checkpoint=checkpoint,
                        checkpoint_every=every if checkpoint_every is None else checkpoint_every,

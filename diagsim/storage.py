@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DiagsimError
+from .errors import CorruptFileError, DiagsimError
 
 _UMASK_LOCK = threading.Lock()
 
@@ -138,21 +138,21 @@ def load_npz(path, what: str = "file") -> dict[str, np.ndarray]:
     except OSError as exc:
         raise DiagsimError(f"{label} cannot be read ({exc.strerror or exc})") from None
     if not head:
-        raise DiagsimError(f"{label} is empty")
+        raise CorruptFileError(f"{label} is empty")
     if head != b"PK\x03\x04":
-        raise DiagsimError(f"{label} is not an .npz file (NumPy's zip format)")
+        raise CorruptFileError(f"{label} is not an .npz file (NumPy's zip format)")
     out = {}
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             for k in f.files:
                 out[k] = f[k]
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DiagsimError(f"{label} holds Python objects (an array of dtype object); diagsim reads only "
                                "arrays of numbers and strings") from None
-        raise DiagsimError(f"{label} is corrupt ({exc})") from None
+        raise CorruptFileError(f"{label} is corrupt ({exc})") from None
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
-        raise DiagsimError(f"{label} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise CorruptFileError(f"{label} is truncated or corrupt ({type(exc).__name__}: {exc})") from None
     return out
 
 
@@ -162,14 +162,14 @@ def read_npz(path, fmt: str, what: str | None = None) -> tuple[dict, dict]:
     arrays = load_npz(path, what)
     label = f"{what} {str(path)!r}"
     if "__meta__" not in arrays:
-        raise DiagsimError(f"{label} is not a diagsim {fmt} file (it has no diagsim metadata)")
+        raise CorruptFileError(f"{label} is not a diagsim {fmt} file (it has no diagsim metadata)")
     try:
         meta = json.loads(str(arrays.pop("__meta__")))
     except json.JSONDecodeError:
-        raise DiagsimError(f"{label} is corrupt (its metadata is not valid JSON)") from None
+        raise CorruptFileError(f"{label} is corrupt (its metadata is not valid JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise DiagsimError(f"{label} is a {found!r} file, expected {fmt!r}")
+        raise CorruptFileError(f"{label} is a {found!r} file, expected {fmt!r}")
     return arrays, meta
 
 

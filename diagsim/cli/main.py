@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import warnings
 
 from .._version import __version__
-from ..errors import DiagsimError
+from ..errors import DiagsimError, RunInterrupted
 
 #: subcommand modules, in the order ``--help`` lists them
 COMMANDS = ("run", "simulate", "predict", "sharpness", "verify", "sweep", "bench", "figures")
@@ -41,20 +43,47 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args) or 0)
-    except DiagsimError as exc:
-        print(f"diagsim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
-        import os
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print(f"diagsim {args.command}: interrupted", file=sys.stderr)
-        return 130
+    prog = f"diagsim {args.command}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _one_line_warning(prog)
+        try:
+            return int(args.func(args) or 0)
+        except DiagsimError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+            import os
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            saved = getattr(exc, "checkpoint", None)
+            name = signal.Signals(signum).name
+            tail = f"; checkpoint written to {saved} (run the same command again, or --resume it)" if saved else ""
+            print(f"{prog}: interrupted ({name}){tail}", file=sys.stderr)
+            return 128 + int(signum)
+
+
+def _one_line_warning(prog: str):
+    """A ``warnings.showwarning`` that prints ``<prog>: warning: <message>`` (no file and line: the
+    message says what happened and what to do)."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+    return show
+
+
+def _terminate(signum, frame):
+    """SIGTERM ends a command the way Ctrl-C does (runs with a checkpoint defer it and save first)."""
+    raise RunInterrupted(signum)
+
+
+def console_main() -> int:
+    """The ``diagsim`` console script: :func:`main` with SIGTERM handled like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _terminate)
+    return main()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--label-noise", type=float, help="label-noise delta (1.0)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete runs stored in the output folder with other settings (default: refuse them)")
     add_problem_args(p, n=18, d=100, k=4, seed=1)
     p.set_defaults(func=main)
 
@@ -41,19 +43,24 @@ def main(args: argparse.Namespace) -> int:
     cfg = MainJobConfig(**kw)
     problem = problem_from_args(args)
     log = (lambda *a, **k: None) if args.json else print
-    summary = run_main_job(problem, cfg, args.out, progress=False if args.quiet else None, log=log)
+    summary = run_main_job(problem, cfg, args.out, progress=False if args.quiet else None, log=log,
+                           overwrite=args.overwrite)
     if args.json:
         print_json(summary)
         return 0
     rows = []
+    na = "note" in summary
     for name, r in summary["runs"].items():
         pr = r.get("prediction", {})
-        rows.append((name, f"{r['test_loss']:.4g} ± {r['test_loss_se']:.2g}", f"{r['l1']:.4g}",
-                     f"{r['support']:.1f}", f"{r['trace_h']:.4g}", f"{r['trace_sqrt_diag_gn']:.4g}",
-                     f"{pr.get('test_loss', float('nan')):.4g}", len(pr.get("support", [])),
-                     f"{pr.get('distance_mean', float('nan')):.3g}", pr.get("method", "-").split(";")[0].split(":")[0]))
+        test = "n/a" if na else f"{r['test_loss']:.4g} ± {r['test_loss_se']:.2g}"
+        rows.append((name, test, f"{r['l1']:.4g}", f"{r['support']:.1f}", f"{r['trace_h']:.4g}",
+                     f"{r['trace_sqrt_diag_gn']:.4g}", "n/a" if na else f"{pr.get('test_loss', float('nan')):.4g}",
+                     len(pr.get("support", [])), f"{pr.get('distance_mean', float('nan')):.3g}",
+                     pr.get("label", "-")))
     print()
     print_table(rows, ("optimizer", "test loss (mean ± se)", "‖w‖₁", "support", "tr H", "tr diag(H)^½ (GN)",
                        "predicted test loss", "pred. support", "‖w − w_pred‖", "prediction"))
+    if na:
+        print(f"\n{summary['note']}")
     print(f"\nresults, summary.json and the figure are in {args.out}/ ({summary['figure']})")
     return 0

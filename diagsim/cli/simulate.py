@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import warnings
 
 import numpy as np
 
-from ..errors import DiagsimError
+from ..errors import DiagsimError, StoredWorkMismatch
 from .common import add_problem_args, print_json, print_table, problem_from_args
 
 OPTIMIZER_NAMES = ("gd", "sgd", "adam", "rmsprop", "adam-mini", "adalayer", "adagrad", "sam", "saf", "mesa")
@@ -154,9 +152,12 @@ def _resolve(args) -> argparse.Namespace:
         raise DiagsimError(f"unknown key(s) in {args.config}: {', '.join(unknown)} "
                            f"(keys mirror the flags, e.g. lr, beta2, label-noise, steps, paths)")
     out = argparse.Namespace()
+    out.given = set(cfg)  # what the command line or the config file set (not argparse's defaults)
     for key, val in vars(args).items():
         if isinstance(val, _Default):
             val = cfg.get(key, val.value)
+        elif key not in ("func", "command", "config") and val is not None:
+            out.given.add(key)
         setattr(out, key, val)
     out.model_options_table = cfg.get("model_options", {})
     if sum(getattr(out, k) is not None for k in ("steps", "t", "tau")) > 1:
@@ -270,16 +271,24 @@ def _print_summary(res, out_path, elapsed, w_star=None) -> None:
     print(f"model       {cfg['model']}" + (f" {cfg['model_options']}" if cfg["model_options"] else ""))
     print(f"problem     n={pr['n']} d={pr['d']} {pr['parametrization']} init={pr['init']} alpha={pr['alpha']} "
           f"seed={pr['seed']} ({pr.get('source', '')})")
+    resumed = res.info.get("resumed_from_step")
     print(f"run         {res.n_paths} paths x {res.n_steps} steps, t = {cfg['t']:.6g}, tau = {cfg['tau']:.6g}, "
-          f"noise seed {cfg['seed']}, {elapsed:.3g} s")
+          f"noise seed {cfg['seed']}, {elapsed:.3g} s"
+          + (f" (continued from its checkpoint at step {resumed})" if resumed is not None else ""))
     print()
     n_ok = res.n_paths - int(res.diverged_mask.sum())
-    rows = []
+    rows, undefined = [], []
     for key, val in res.final_observables.items():
         mean, se = res.mean_se(val)
+        if key == "test_loss" and n_ok and np.all(np.isnan(np.asarray(val)[~res.diverged_mask])):
+            undefined.append(key)
+            rows.append((key, "n/a", "-"))
+            continue
         rows.append((key, float(mean), "-" if not np.isfinite(se) else float(se)))
     print(f"final state: mean and standard error over {n_ok} path(s)")
     print_table(rows, ("observable", "mean", "se"))
+    if undefined:
+        print("test_loss: n/a, the data has neither w_star nor a test set (Z_test, y_test) to measure it on")
     print()
     mean, se = res.mean_se(res.w)
     order = np.argsort(-np.abs(mean), kind="stable")[:8]
@@ -299,30 +308,63 @@ def _print_summary(res, out_path, elapsed, w_star=None) -> None:
         print(f"saved: {out_path}")
 
 
+#: flags that may accompany --resume alone: they choose output, not the run
+RESUME_FLAGS = {"resume", "checkpoint", "checkpoint_every", "out", "json", "quiet"}
+
+
+def _out_path(out) -> str | None:
+    """The result file --out writes (``.npz`` appended when missing), checked before the run."""
+    if not out:
+        return None
+    from pathlib import Path
+
+    from ..storage import check_output_file
+    if Path(out).is_dir():
+        raise DiagsimError(f"--out {out!r} is a folder; give a file name (e.g. {Path(out) / 'run.npz'})")
+    path = out if str(out).endswith(".npz") else f"{out}.npz"
+    check_output_file(path, "--out file")
+    return path
+
+
 def main(args) -> int:
-    from ..simulate import DivergenceWarning, resume, simulate
+    from ..simulate import resume, simulate
+    from ..storage import check_output_file
 
     a = _resolve(args)
     progress = False if a.quiet else None
+    out_path = _out_path(a.out)
     w_star = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DivergenceWarning)
+    every = _checkpoint_every(a.checkpoint_every)
+    run_flags = sorted(a.given - RESUME_FLAGS)
+    if a.resume and a.checkpoint and a.checkpoint != a.resume:
+        raise DiagsimError(f"--resume {a.resume} continues that checkpoint file; --checkpoint {a.checkpoint} "
+                           "names another (drop --checkpoint)")
+    if a.resume and not run_flags:
+        check_output_file(a.resume, "--resume checkpoint")
+        res = resume(a.resume, progress=progress,
+                     checkpoint_every=every if "checkpoint_every" in a.given else None)
+    else:
+        checkpoint = a.resume or a.checkpoint
         if a.resume:
-            res = resume(a.resume, progress=progress)
-        else:
-            problem = problem_from_args(a)
-            w_star = problem.w_star
-            opt = build_optimizer(a, problem.dim)
-            seed = a.seed if a.noise_seed is None else a.noise_seed
+            from pathlib import Path
+            if not Path(a.resume).is_file():
+                raise DiagsimError(f"--resume checkpoint {a.resume!r} does not exist")
+        problem = problem_from_args(a)
+        w_star = problem.w_star
+        opt = build_optimizer(a, problem.dim)
+        seed = a.seed if a.noise_seed is None else a.noise_seed
+        try:
             res = simulate(problem, opt, steps=a.steps, t=a.t, tau=a.tau, n_paths=a.paths, seed=seed,
                            record=_record(a.record), n_records=a.n_records, model=a.model,
-                           model_options=_model_options(a), progress=progress, checkpoint=a.checkpoint,
-                           checkpoint_every=_checkpoint_every(a.checkpoint_every),
-                           divergence_factor=a.divergence_factor)
-    for w in caught:
-        if issubclass(w.category, DivergenceWarning):
-            print(f"diagsim simulate: warning: {w.message}", file=sys.stderr)
-    out_path = str(res.save(a.out)) if a.out else None
+                           model_options=_model_options(a), progress=progress, checkpoint=checkpoint,
+                           checkpoint_every=every, divergence_factor=a.divergence_factor)
+        except StoredWorkMismatch as exc:
+            if a.resume:
+                raise DiagsimError(f"{exc}. With --resume give only output flags ({', '.join(sorted(RESUME_FLAGS - {'resume'}))}), "
+                                   f"or the run's whole original command; given: --{', --'.join(f.replace('_', '-') for f in run_flags)}") from None
+            raise
+    if out_path:
+        res.save(out_path)
     elapsed = float(res.info.get("elapsed_s", 0.0))
     if a.json:
         summ = res.summary()

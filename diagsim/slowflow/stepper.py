@@ -20,6 +20,8 @@ coordinate reaches 0 in finite time: such coordinates are set to 0 once below ``
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.integrate import solve_ivp
 
@@ -142,6 +144,7 @@ class SlowFlowStepper:
         self.method = check_choice("method", method, METHODS)
         self.substeps_taken = 0
         self.rejected_substeps = 0
+        self.dtau_rule = "given"
 
     @property
     def has_v(self) -> bool:
@@ -285,9 +288,19 @@ class SlowFlowStepper:
                            f"= {self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger "
                            "zero_tol")
 
+    def fit_horizon(self, t: float) -> None:
+        """When dtau was chosen automatically, shrink it (never grow it) so that the horizon t (slow time
+        lr t) is a whole number of steps: a run asked for tau = 1 ends at tau = 1."""
+        if self.dtau_rule != "auto" or not t > 0:
+            return
+        n = max(1, math.ceil(t / self.dt - 1e-9))
+        self.dt = t / n
+        self.dtau = self.dt * self.lr
+        self.dtau_rule = "auto, fitted to the horizon"
+
     def config(self) -> dict:
         cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
-               "dtau": self.dtau, "dt": self.dt, "lr": self.lr, "start": self.start,
+               "dtau": self.dtau, "dtau_rule": self.dtau_rule, "dt": self.dt, "lr": self.lr, "start": self.start,
                "start_used": self.start_used, "max_start_residual": self.max_start_residual,
                "kappa": self.kappa,
                "zero_tol": self.zero_tol, "integrator": f"{self.method} in tau + Newton retraction",
@@ -367,6 +380,7 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
                 raise DiagsimError("dtau='auto' needs a start point near the manifold; give dtau explicitly")
             ref = tp[None]
         dtau = auto_dtau(flow, ref)
+        st.dtau_rule = "auto"
     st.dtau = check_positive("dtau", dtau)
     st.dt = st.dtau / st.lr
     return st
