@@ -26,7 +26,13 @@ class CorruptFileError(DiagsimError):
 
 class StoredWorkMismatch(DiagsimError):
     """Stored work (a checkpoint, a saved result, a cache entry) was made from another configuration than
-    the one asked for; the message names the differences. Nothing is reused or overwritten."""
+    the one asked for; the message names the differences (also in ``differences``, with the file in
+    ``path``). Nothing is reused or overwritten."""
+
+    def __init__(self, message: str, *, path=None, differences=()):
+        super().__init__(message)
+        self.path = path
+        self.differences = list(differences)
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -131,6 +131,7 @@ class FigureContext:
         self.quick = spec.quick
         self.options = spec.options
         self.written: list[Path] = []
+        self.figures: list = []  # the matplotlib figures saved, in order (for inspection in tests)
 
     def results(self, label: str, missing: str = "error"):
         """``[(job, result)]`` of sweep ``label`` in expansion order (see ``load_results``)."""
@@ -153,6 +154,7 @@ class FigureContext:
         stem = stem or self.spec.name
         paths = [save_figure(fig, self.out_dir / f"{stem}.{fmt}") for fmt in self.formats]
         self.written += paths
+        self.figures.append(fig)
         return paths
 
 

@@ -68,13 +68,15 @@ def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, 
             diffs = plan.differences(res.config, res.steps, res.paths)
             if diffs:
                 raise StoredWorkMismatch(f"{final} holds a run made with other settings ({describe_diff(diffs)}); "
-                                         "choose another --out for this run, or add --overwrite to replace it")
+                                         "choose another --out for this run, or add --overwrite to replace it",
+                                         path=final, differences=diffs)
             return res, "loaded"
     try:
         res = simulate(problem, opt, **kw, progress=progress, checkpoint=ckpt, checkpoint_every=30.0,
                        callback=callback)
     except StoredWorkMismatch as exc:
-        raise StoredWorkMismatch(f"{exc}; or add --overwrite to discard it") from None
+        raise StoredWorkMismatch(f"{exc}; or add --overwrite to discard it", path=exc.path,
+                                 differences=exc.differences) from None
     except CorruptFileError as exc:
         log(f"[{name}] {exc}: starting afresh")  # a corrupt checkpoint holds nothing to continue from
         ckpt.unlink()
@@ -164,6 +166,11 @@ def draw_main_job(problem: Problem, results: dict, w_pred: dict, cfg: MainJobCon
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
     panels = (("test_loss", "test loss ½‖w−w*‖²"), ("l1", "‖w‖₁"), ("support", "support size (|wᵢ|>1e-3)"))
     for ax, (key, lab) in zip(axes[:3], panels):
+        ax.set_title(lab)
+        if not any(np.isfinite(res.records[key]).any() for res in results.values()):
+            ax.text(0.5, 0.5, "n/a: the data has neither\nw* nor a test set", ha="center", va="center",
+                    transform=ax.transAxes)
+            continue
         lo = np.inf
         for name, res in results.items():
             k = np.maximum(res.steps, 1)
@@ -186,7 +193,6 @@ def draw_main_job(problem: Problem, results: dict, w_pred: dict, cfg: MainJobCon
                 ax.axhline(ref, color=colors[name], ls="--", lw=1, label=f"{name} predicted limit")
         ax.set_xscale("log")
         ax.set_xlabel("step k")
-        ax.set_title(lab)
         if key == "test_loss":
             ax.set_yscale("log")
             ax.legend(fontsize=7)

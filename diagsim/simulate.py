@@ -432,8 +432,13 @@ class RunPlan:
     #: with a warning) and a message derived from the rest
     NOT_IDENTITY = ("versions", "divergence_hint")
 
+    #: entries that follow from others (shown only when nothing else differs)
+    DERIVED = ("t:", "tau:", "dt:", "lr:", "n_records:", "stepper.", "problem.data_sha256:")
+
     def differences(self, config: dict, grid, paths) -> list[str]:
         diffs = config_diff(config, self.config, ignore=self.NOT_IDENTITY)
+        primary = [d for d in diffs if not d.startswith(self.DERIVED)]
+        diffs = primary or diffs
         if not diffs and not np.array_equal(np.asarray(grid), self.grid):
             diffs.append("record grid: other record steps")
         if not diffs and not np.array_equal(np.asarray(paths), self.paths):
@@ -525,7 +530,8 @@ def _stored_run(plan: RunPlan, checkpoint) -> _Run | None:
     diffs = plan.differences(run.config, run.recorder.grid, run.paths)
     if diffs:
         raise StoredWorkMismatch(f"checkpoint {str(path)!r} holds a run with other settings ({describe_diff(diffs)}); "
-                           "resume that run with resume() / --resume, or choose another checkpoint path")
+                                 "resume that run with resume() / --resume, or choose another checkpoint path",
+                                 path=path, differences=diffs)
     return run
 
 

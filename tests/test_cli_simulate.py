@@ -74,11 +74,26 @@ def test_sam_flags(capsys):
 
 
 def test_checkpoint_and_resume(tmp_path, capsys):
+    """--resume continues a checkpoint written mid-run (step 20 of 40) and ends where the uninterrupted
+    run ends."""
+    import signal
+
     ck = tmp_path / "ck.npz"
-    out = _json(capsys, ["simulate", "--optimizer", "adam", "--lr", "0.02", "--steps", "40", "--paths", "2",
-                         "--checkpoint", str(ck), "--checkpoint-every", "10steps", "--json", "--quiet", *SMALL])
+
+    def ctrl_c(k, state):
+        if k >= 20:
+            signal.raise_signal(signal.SIGINT)
+
+    problem = diagsim.make_problem(10, 40, 3, seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        diagsim.simulate(problem, Adam(lr=0.02, noise=LabelNoise(0.5)), steps=40, n_paths=2, seed=5,
+                         checkpoint=ck, checkpoint_every=10, callback=ctrl_c)
+    with np.load(ck) as f:
+        assert json.loads(str(f["__meta__"]))["step"] == 20
     again = _json(capsys, ["simulate", "--resume", str(ck), "--json", "--quiet"])
-    assert again["w_mean"] == out["w_mean"]
+    out = _json(capsys, ["simulate", "--optimizer", "adam", "--lr", "0.02", "--steps", "40", "--paths", "2",
+                         "--json", "--quiet", *SMALL])
+    assert again["w_mean"] == out["w_mean"] and again["steps"] == 40
 
 
 @pytest.mark.parametrize("argv, match", [

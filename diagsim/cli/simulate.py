@@ -328,7 +328,7 @@ def _out_path(out) -> str | None:
 
 def main(args) -> int:
     from ..simulate import resume, simulate
-    from ..storage import check_output_file
+    from ..storage import check_output_file, describe_diff
 
     a = _resolve(args)
     progress = False if a.quiet else None
@@ -359,10 +359,15 @@ def main(args) -> int:
                            model_options=_model_options(a), progress=progress, checkpoint=checkpoint,
                            checkpoint_every=every, divergence_factor=a.divergence_factor)
         except StoredWorkMismatch as exc:
-            if a.resume:
-                raise DiagsimError(f"{exc}. With --resume give only output flags ({', '.join(sorted(RESUME_FLAGS - {'resume'}))}), "
-                                   f"or the run's whole original command; given: --{', --'.join(f.replace('_', '-') for f in run_flags)}") from None
-            raise
+            if not a.resume:
+                raise
+            key = lambda d: d.split(":")[0].rsplit(".", 1)[-1]  # noqa: E731
+            first = sorted(exc.differences, key=lambda d: not any(f in key(d) for f in run_flags))
+            diffs = describe_diff(first)
+            given = ", ".join(f"--{f.replace('_', '-')}" for f in run_flags)
+            raise StoredWorkMismatch(f"checkpoint {a.resume!r} holds a run with other settings than this command "
+                                     f"line ({diffs}). With --resume give only output flags (--out, --json, --quiet, "
+                                     f"--checkpoint-every), or the run's whole original command; given: {given}") from None
     if out_path:
         res.save(out_path)
     elapsed = float(res.info.get("elapsed_s", 0.0))
