@@ -137,3 +137,17 @@ def test_console_script_runs():
                            "--json", *SMALL], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["n_paths"] == 1 and proc.stderr == ""  # no progress bar in a pipe
+
+
+def test_support_flag_gives_the_readme_problem(capsys):
+    """The command-line equivalent of the README's three-levels example runs the very same problem."""
+    flags = ["--n", "20", "--d", "40", "--k", "3", "--teacher", "ones", "--support", "0,1,2", "--init", "constant",
+             "--alpha", "0.1", "--seed", "0"]
+    out = _json(capsys, ["simulate", *flags, "--optimizer", "sgd", "--lr", "0.01", "--label-noise", "1", "--tau",
+                         "0.1", "--paths", "2", "--noise-seed", "1", "--json", "--quiet"])
+    P = diagsim.make_problem(20, 40, 3, teacher="ones", init="constant", alpha=0.1, seed=0, support=range(3))
+    from diagsim.optimizers import SGD
+    ref = diagsim.simulate(P, SGD(lr=0.01, noise=LabelNoise(1.0)), tau=0.1, n_paths=2, seed=1)
+    np.testing.assert_array_equal(out["w_mean"], ref.w_mean)
+    assert main(["simulate", *flags[:-2], "--support", "0,x", "--steps", "2", "--quiet"]) == 2
+    assert "--support must be comma-separated" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from ..errors import DiagsimError
 from ..problem import Problem, load_problem, make_problem
 
 
@@ -20,6 +21,8 @@ def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, 
     g.add_argument("--k", type=int, default=k, help=f"teacher sparsity (default {k})")
     g.add_argument("--design", default="gaussian", help="gaussian | rademacher")
     g.add_argument("--teacher", default="pm1", help="pm1 | uniform | halfnormal | ones")
+    g.add_argument("--support", metavar="I,J,...", help="the teacher's support: k comma-separated indices "
+                   "(default: drawn at random from --seed)")
     g.add_argument("--param", default="uu-vv", help="uu-vv | uv | depth-D")
     g.add_argument("--init", default="gaussian", help="gaussian | constant")
     g.add_argument("--alpha", type=float, default=0.1, help="initialization scale (default 0.1)")
@@ -30,7 +33,20 @@ def problem_from_args(args: argparse.Namespace) -> Problem:
     if getattr(args, "data", None):
         return load_problem(args.data, parametrization=args.param, init=args.init, alpha=args.alpha)
     return make_problem(args.n, args.d, args.k, design=args.design, teacher=args.teacher,
-                        parametrization=args.param, init=args.init, alpha=args.alpha, seed=args.seed)
+                        parametrization=args.param, init=args.init, alpha=args.alpha, seed=args.seed,
+                        support=parse_support(getattr(args, "support", None)))
+
+
+def parse_support(text):
+    """``"0,1,2"`` -> [0, 1, 2] (None stays None); a one-line error for anything else."""
+    if text is None:
+        return None
+    if isinstance(text, (list, tuple)):
+        return [int(i) for i in text]
+    try:
+        return [int(x) for x in str(text).replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise DiagsimError(f"--support must be comma-separated integer indices, e.g. 0,1,2; got {text!r}") from None
 
 
 def _default(o):
