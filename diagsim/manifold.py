@@ -91,7 +91,7 @@ def project_tangent(problem: Problem, theta: np.ndarray, vec: np.ndarray, S: np.
 
     Without ``S``: orthogonal projection P vec = vec - J^T (J J^T)^-1 J vec. With a positive diagonal
     preconditioner ``S`` (M, 2d): the oblique projection P^S vec = vec - S J^T (J S J^T)^-1 J vec, which maps
-    S-scaled gradients to tangent vectors (THEORY §4.4).
+    S-scaled gradients to tangent vectors (docs/theory.md §3.3, §8.3).
     """
     th = problem.check_theta(theta)
     wu, wv, *_ = _first_second(problem, th)

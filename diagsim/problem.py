@@ -1,4 +1,4 @@
-"""Sparse-regression problems for diagonal linear networks (THEORY §1).
+"""Sparse-regression problems for diagonal linear networks (docs/theory.md §2).
 
 A :class:`Problem` holds the data (design ``Z`` of shape (n, d), labels ``y`` of shape (n,), optionally
 the teacher ``w_star``), the parametrization w(theta) and the initialization theta_0. Generated problems
@@ -187,7 +187,7 @@ def make_teacher(d: int, k: int, teacher: str, rng: np.random.Generator, support
 def make_problem(n: int = 50, d: int = 1000, k: int = 3, *, design: str = "gaussian", teacher: str = "pm1",
                  parametrization: str = "uu-vv", init: str = "gaussian", alpha: float = 0.1, seed: int = 0,
                  support=None) -> Problem:
-    """Generate a sparse-regression problem (THEORY §1).
+    """Generate a sparse-regression problem (docs/theory.md §2.1).
 
     Z has i.i.d. N(0, 1) ("gaussian") or ±1 ("rademacher") entries; w* is k-sparse (see
     :func:`make_teacher`; ``support`` fixes its support, e.g. ``range(k)``); y = Z w*. Everything is drawn

@@ -1,5 +1,5 @@
 """Sharpness measures against independent references: dense Hessians (small d), Monte Carlo, SciPy
-optimizers, closed forms of THEORY §5, and the symmetry properties of geodesic sharpness."""
+optimizers, closed forms of docs/theory.md §10, and the symmetry properties of geodesic sharpness."""
 from __future__ import annotations
 
 import math
@@ -67,7 +67,7 @@ def test_traces_and_diagonal_measures_on_manifold(param):
     np.testing.assert_allclose(S.trace_diag_pow(p, th, lam=0.5), S.trace_diag_sqrt(p, th), rtol=1e-13)
     blocks = np.sqrt(d * diag[:, :d].sum(1)) + np.sqrt(d * diag[:, d:].sum(1))
     np.testing.assert_allclose(S.block_trace_sqrt(p, th), blocks, rtol=1e-11)
-    if param == "uu-vv":  # THEORY §1 closed forms
+    if param == "uu-vv":  # docs/theory.md §3.4 closed forms
         u, v = th[:, :d], th[:, d:]
         np.testing.assert_allclose(S.trace(p, th), 4 * (p.s * (u ** 2 + v ** 2)).sum(1), rtol=1e-12)
         np.testing.assert_allclose(S.trace_diag_sqrt(p, th), 2 * (np.sqrt(p.s) * (abs(u) + abs(v))).sum(1),
@@ -146,7 +146,7 @@ def test_renyi_bad_order():
 
 # --------------------------------------------------------------------------- average case
 def average_closed_form_by_hand(param, p, th, rho):
-    """THEORY §5 for 'uu-vv' / 'uv': (rho^2/2) tr H + c rho^4 tr(Z^T Z)/n, c = 2 / 1/2, from the dense H."""
+    """docs/theory.md §10.4: (rho^2/2) tr H + c rho^4 tr(Z^T Z)/n, c = 2 (uu-vv) / 1/2 (uv), dense H."""
     trH = np.trace(D.hessian(p, th), axis1=1, axis2=2)
     c = {"uu-vv": 2.0, "uv": 0.5}[param]
     return 0.5 * rho ** 2 * trH + c * rho ** 4 * (p.Z ** 2).sum() / p.n

@@ -1,6 +1,6 @@
 """Every discrete optimizer against an independent plain-NumPy implementation fed the same noise.
 
-The reference below re-derives w(theta), its Jacobian and each update rule from THEORY §2-3 in NumPy
+The reference below re-derives w(theta), its Jacobian and each update rule from docs/theory.md §4-5 in NumPy
 (vectorised, BLAS products), taking the random numbers from the Python views of diagsim.rng
 (signs / normals / uniforms of the documented streams). It shares no code with the kernels.
 """

@@ -1,4 +1,4 @@
-"""Problem generators, teacher distributions, .npz round trip and the one-line errors of issue 2 §6."""
+"""Problem generators, teacher distributions, .npz round trip and the one-line errors for bad input."""
 from __future__ import annotations
 
 import numpy as np
@@ -90,7 +90,7 @@ def test_npz_round_trip(tmp_path):
     np.testing.assert_allclose(u.train_loss_w(w), 0.5 * np.mean((Z @ w - y) ** 2))
 
 
-# --------------------------------------------------------------------------- bad input (issue 2 §6)
+# --------------------------------------------------------------------------- bad input
 def _raises(fn, *words):
     with pytest.raises(DiagsimError) as exc:
         fn()

@@ -1,7 +1,7 @@
 """Discrete SGD / Adam (plain NumPy, Rademacher label noise from ``diagsim.rng.signs``) versus their SDEs.
 
 At t = lr k the weak error E phi(theta_k) - E phi(Theta_t) of the discrete optimizer against its SDE must
-shrink roughly in proportion to lr (THEORY §6). phi = the training loss at t = 0.4, during the descent.
+shrink roughly like lr (docs/theory.md §7.10). phi = the training loss at t = 0.4, during the descent.
 The SDE side is Euler–Maruyama at dt = lr/4 and lr/2 on one Brownian path, combined by Richardson
 extrapolation (2 E_{lr/4} - E_{lr/2}) so that its own O(dt) bias drops out. The slope of log|weak error|
 against log lr has a bootstrap standard error (paths of both sides resampled); the assertion is that it

@@ -1,6 +1,6 @@
 """Each SDE model's Euler–Maruyama step against a plain-NumPy implementation of its equation.
 
-The NumPy side writes the drift and diffusion from THEORY §4 directly (w, J, grad L by hand for each
+The NumPy side writes the drift and diffusion from docs/theory.md §7 directly (w, J, grad L by hand for each
 parametrization) and is fed the same Brownian increments (``diagsim.sde.increments``, itself checked
 bit for bit against the generator in test_sde_brownian.py).
 """

@@ -1,8 +1,8 @@
-"""The 2-D toy oracle of THEORY §6 for the preconditioned label-noise drift, built as a tiny SDE.
+"""The 2-D toy oracle of docs/theory.md §8.8 for the preconditioned label-noise drift, built as a tiny SDE.
 
 L = (1/2) h(y) x^2, h = 1 + y^2, noise only in x with variance c h, fixed preconditioner S = diag(s_x, s_y):
 averaging the fast x gives dy/dtau = -(c/4) s_x s_y h'(y), so y(tau) = y0 exp(-(c/2) s_x s_y tau);
-with c = 0.5, lr = 0.01, s = (2, 3), tau = 0.2, y0 = 1: y = e^{-0.3} = 0.7408 (THEORY: 0.741).
+with c = 0.5, lr = 0.01, s = (2, 3), tau = 0.2, y0 = 1: y = e^{-0.3} = 0.7408 (docs/theory.md §8.8: 0.741).
 
 The Euler–Maruyama ensemble mean at finite lr and dt differs from the slow flow by a deterministic
 O(lr) + O(dt) bias (x starts at 0 and needs time ~1/(2 s_x h) to equilibrate; Euler's stationary variance
@@ -28,7 +28,7 @@ C, S, TAU, Y0 = 0.5, (2.0, 3.0), 0.2, 1.0
 
 
 def test_slow_flow_solution_of_the_toy():
-    """dy/dtau = -(c/4) s_x s_y h'(y) integrated numerically equals the closed form, and THEORY's 0.741."""
+    """dy/dtau = -(c/4) s_x s_y h'(y), integrated, equals the closed form and 0.741 (docs/theory.md §8.8)."""
     sol = solve_ivp(lambda _t, y: -(C / 4) * S[0] * S[1] * 2 * y, (0, TAU), [Y0], rtol=1e-12, atol=1e-14)
     y = sol.y[0, -1]
     assert math.isclose(y, tp.toy2d_slow_flow(Y0, C, S, TAU), rel_tol=1e-9)

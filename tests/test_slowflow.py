@@ -131,7 +131,7 @@ def test_measure_non_increasing_and_on_gamma(zeta, opt, kw, name):
     print(name, m[0], m[-1], d.max())
     assert np.all(d <= 1e-12 * m[:-1])
     assert np.all(m[-1] < m[0])
-    if isinstance(opt, SGD):   # tr H on Gamma: 4 sum s (u^2 + v^2) (THEORY §1)
+    if isinstance(opt, SGD):   # tr H on Gamma: 4 sum s (u^2 + v^2) (docs/theory.md §3.4)
         u, v = st_theta(st, zeta)
         want = 4 * ((u ** 2 + v ** 2) * P.s).sum(axis=1)
         np.testing.assert_allclose(st.flow.measure(zeta), want, rtol=1e-12)

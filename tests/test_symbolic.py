@@ -1,4 +1,4 @@
-"""diagsim.symbolic: derived measures and fibre-minimized regularizers against THEORY's closed forms,
+"""diagsim.symbolic: derived measures and fibre-minimized regularizers against docs/theory.md §3.4, §9.3,
 hand derivations, brute-force numerical fibre minimization and the Numba derivative kernels."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _zero(expr) -> bool:
     return sp.simplify(sp.expand_power_base(sp.expand(expr), force=True)) == 0
 
 
-# ----------------------------------------------------------------------------- THEORY §1 (on Gamma)
+# ------------------------------------------------------------------------ docs/theory.md §3.4 (on Gamma)
 def test_uuvv_measures_equal_theory_section1():
     hu, hv = diag_hessian("uu-vv")
     assert _zero(hu - 4 * s * u**2) and _zero(hv - 4 * s * v**2)          # diag H = 4 (s u^2, s v^2)
@@ -33,12 +33,12 @@ def test_uuvv_measures_equal_theory_section1():
 
 
 def test_uv_trace_is_half_of_uuvv_at_the_corresponding_point():
-    # THEORY §1: p = u + v, q = u - v maps "uu-vv" to "uv"; tr H("uu-vv") = 2 tr H("uv")
+    # docs/theory.md §2.2: p = u + v, q = u - v maps "uu-vv" to "uv"; tr H("uu-vv") = 2 tr H("uv")
     tr_uv = measure_summand("uv", "trace").subs({u: u + v, v: u - v}, simultaneous=True)
     assert _zero(measure_summand("uu-vv", "trace") - 2 * tr_uv)
 
 
-# ----------------------------------------------------------------------------- THEORY §4.5 (fibre minima)
+# -------------------------------------------------------------------- docs/theory.md §9.3 (fibre minima)
 def test_uuvv_regularizers_equal_theory_section45():
     R_sgd = regularizer("uu-vv", "trace")
     R_adam = regularizer("uu-vv", "adam")

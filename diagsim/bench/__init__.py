@@ -1,4 +1,4 @@
-"""``diagsim bench``: diagsim against its peers and the hardware floor (issue 7).
+"""``diagsim bench``: diagsim against its peers and the hardware floor.
 
 Contestants on the reference problem (the label-noise SGD SDE, :mod:`.config`): diagsim on the CPU
 (:mod:`.diagsim_cpu`), diagsim on CUDA when a GPU is present (:mod:`.diagsim_cuda`), a GEMM-fused plain

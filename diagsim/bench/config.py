@@ -1,6 +1,6 @@
-"""The benchmark's problems and sizes (issue 7).
+"""The benchmark's problems and sizes.
 
-Reference problem: the label-noise SGD SDE of THEORY §4.2,
+Reference problem: the label-noise SGD SDE of docs/theory.md §7.4,
 
     dtheta = -grad L(theta) dt + sqrt(lr) (label_noise / n) J(theta)^T dB_t,   B an n-dim Brownian motion,
 

@@ -1,4 +1,4 @@
-"""Paper-scale timing: Adam and label-noise SGD at d = 1000, n = 50, k = 3, M = 8 paths (THEORY §3).
+"""Paper-scale timing: Adam and label-noise SGD at d = 1000, n = 50, k = 3, M = 8 paths (docs/theory.md §5.8).
 
 Each contestant runs ``cfg.n_steps`` steps of the discrete optimizer with Rademacher label noise
 (delta = 0.5) from theta0 and the table reports seconds per ``cfg.per`` (10^6) steps, extrapolated

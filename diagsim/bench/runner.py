@@ -163,7 +163,7 @@ def _ratios(results: list) -> None:
 
 
 def goals(results: list, floors: dict) -> dict:
-    """Issue 7's targets: at M = 1024 >= 2e6 path-steps/s and >= 5x the better of diffrax and torchsde;
+    """The speed targets: at M = 1024 >= 2e6 path-steps/s and >= 5x the better of diffrax and torchsde;
     at M = 1 faster than every peer. Entries are None when a needed contestant did not run."""
     rate = {(r["contestant"], r["M"]): r["path_steps_per_s"] for r in results if "error" not in r}
     out = {}

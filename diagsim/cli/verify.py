@@ -1,4 +1,4 @@
-"""``diagsim verify``: run the theorem checks of issue 6; print the measurements against the predictions.
+"""``diagsim verify``: run the theorem checks; print the measurements against the predictions.
 
     diagsim verify [--quick] [--only NAME ...] [--json FILE] [--plots DIR] [--list]
 
@@ -18,10 +18,10 @@ from ..errors import DiagsimError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "verify", help="run every theorem check (simulation vs theory) and print a PASS/FAIL table",
-        description="Run the theorem checks (THEORY.md §4-6): Euler-Maruyama orders, discrete vs SDE weak "
+        description="Run the theorem checks: Euler-Maruyama orders, discrete vs SDE weak "
                     "error, ensembles vs slow flows, flow limits vs symbolic predictions, monotone measures, "
                     "finite-time extinction, the Woodworth interpolator, and Adam vs SGD on sparse "
-                    "regression. "
+                    "regression (docs/theory.md §11). "
                     "Exit status 1 if any check fails.")
     p.add_argument("--quick", action="store_true", help="CI sizes (all checks in under 3 minutes on 2 cores)")
     p.add_argument("--only", nargs="+", metavar="NAME",

@@ -212,7 +212,7 @@ def signs(seed: int, stream, paths, steps, n: int, scale: float = 1.0) -> np.nda
 
 
 class SDELabelNoise:
-    """The label-noise SGD SDE (THEORY §4.2) on the GPU, for the benchmark.
+    """The label-noise SGD SDE (docs/theory.md §7.4) on the GPU, for the benchmark.
 
     ``run(theta0, paths, step0, n_steps) -> theta`` integrates from theta0 (M, 2d) and returns the final
     states; Brownian increments are those of ``diagsim.sde`` with the same ``seed`` (stream "brownian").

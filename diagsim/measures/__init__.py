@@ -1,4 +1,4 @@
-"""Sharpness measures of diagonal linear networks (THEORY §5), batched over states theta (M, 2d).
+"""Sharpness measures of diagonal linear networks (docs/theory.md §10), batched over states theta (M, 2d).
 
 Every measure is a function ``f(problem, theta, *, <options>, ctx=None) -> np.ndarray`` of shape (M,).
 :data:`MEASURES` maps a name to that function; :func:`evaluate` computes several at once, sharing the

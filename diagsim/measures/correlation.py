@@ -17,7 +17,7 @@ def kendall_tau(measure, test_loss, *, variant: str = "b") -> tuple[float, float
 
     Returns (tau, p-value) from :func:`scipy.stats.kendalltau`. A positive tau means that nets with a
     larger measure have a larger test loss. (Hide & Seek report tau = -0.68 adaptive, -0.83 geodesic inv,
-    -0.86 geodesic mix for 50 diagonal nets on sparse synthetic data; THEORY §5 quotes these numbers
+    -0.86 geodesic mix for 50 diagonal nets on sparse synthetic data; docs/theory.md §10.7 quotes them
     without their sign convention for "generalization", so compare magnitudes and orderings.)
     """
     a = as_float_array("measure", measure, (None,))

@@ -1,11 +1,11 @@
-"""Perturbation sharpness: average-case, worst-case and their adaptive versions (THEORY §5).
+"""Perturbation sharpness: average-case, worst-case and their adaptive versions (docs/theory.md §10.4-10.5).
 
 Notation: L(theta) = (1/2n) ||Z w(theta) - y||^2, theta = [u, v] in R^{2d}, r = Z w - y, g = grad L,
 H = Hessian. Radii are Euclidean norms over all 2d parameters.
 
 * Average-case rho-sharpness   A(rho)   = E_{delta ~ N(0, rho^2 I_2d)} L(theta + delta) - L(theta).
 * Adaptive average-case        A_ad(rho) = E_{eps ~ N(0, rho^2 I_2d)} L(theta + T eps) - L(theta),
-  T = diag(|theta| + eta) (eta = 0 by default: the ball ||delta / |theta||| <= rho of THEORY).
+  T = diag(|theta| + eta) (eta = 0 by default: the ball ||delta / |theta||| <= rho, docs/theory.md §10.5).
 * Worst-case rho-sharpness     W(rho)   = max_{||delta|| <= rho} L(theta + delta) - L(theta).
 * Adaptive worst-case          W_ad(rho) = max_{||eps|| <= rho} L(theta + T eps) - L(theta).
 * Their quadratic models       Q(rho)   = max_{||delta|| <= rho} g.delta + 1/2 delta.H delta (exact
@@ -23,7 +23,7 @@ Coordinates are independent, so with Z^T Z having diagonal n s:
 "depth-D": moments of (u + a)^D from E a^j = sa^j (j - 1)!! (j even).
 With sa = sb = rho this gives, at every theta (tr H of "uu-vv" and "uv" has no residual part):
 "uu-vv": A = (rho^2/2) tr H + 2 rho^4 tr(Z^T Z)/n;  "uv": A = (rho^2/2) tr H + rho^4 tr(Z^T Z)/(2n),
-which are THEORY's formulas (checked against Monte Carlo in the tests). For "depth-D" m != 0 and the
+as in docs/theory.md §10.4 (checked against Monte Carlo in the tests). For "depth-D" m != 0 and the
 residual and ||Z m||^2 terms appear.
 
 The worst case is computed by ascent on the ball (:mod:`._ascent`: damped Riemannian Newton steps on the
@@ -109,7 +109,7 @@ def average_adaptive(problem, theta, *, rho: float = 0.1, eta: float = 0.0, ctx:
 
 
 def average_theory(problem, theta, *, rho: float = 0.05, ctx: Context | None = None) -> np.ndarray:
-    """THEORY §5's closed form, stated through tr H: "uv": (rho^2/2) tr H + rho^4 tr(Z^T Z)/(2n);
+    """docs/theory.md §10.4 in terms of tr H: "uv": (rho^2/2) tr H + rho^4 tr(Z^T Z)/(2n);
     "uu-vv": (rho^2/2) tr H + 2 rho^4 tr(Z^T Z)/n. Kept separately so the tests can compare it with
     :func:`average` and with Monte Carlo. Not defined for "depth-D"."""
     from ..errors import DiagsimError
@@ -122,7 +122,7 @@ def average_theory(problem, theta, *, rho: float = 0.05, ctx: Context | None = N
         return 0.5 * rho ** 2 * trH + rho ** 4 * trZ / (2 * problem.n)
     if problem.param.code == UUVV:
         return 0.5 * rho ** 2 * trH + 2 * rho ** 4 * trZ / problem.n
-    raise DiagsimError("average_theory: THEORY states the closed form only for 'uu-vv' and 'uv'; "
+    raise DiagsimError("average_theory: the closed form (docs/theory.md §10.4) covers only 'uu-vv' and 'uv'; "
                        "use average() for depth-D")
 
 

@@ -1,5 +1,5 @@
 """Spectral sharpness measures: lambda_max, tr H, tr diag(H)^{1/2}, tr diag(H)^{1-lam}, the Adam-mini block
-measure, the log pseudo-determinant and the Fisher-Rao norm (THEORY §5).
+measure, the log pseudo-determinant and the Fisher-Rao norm (docs/theory.md §10.2).
 
 Conventions. H is the Hessian of L(theta) = (1/2n) ||Z w(theta) - y||^2 at theta = [u, v] (2d parameters).
 H = G + R/n with the Gauss-Newton (Fisher) part G = (1/n) J^T J and a residual part that vanishes on the
@@ -56,7 +56,7 @@ def trace_diag_sqrt(problem, theta, *, ctx: Context | None = None) -> np.ndarray
     """Adam's measure tr diag(H)^{1/2} = sum_i sqrt(H_ii) over all 2d parameters, shape (M,).
 
     With diag H on Gamma = [s wu^2, s wv^2]: sum_i sqrt(s_i) (|wu_i| + |wv_i|); "uu-vv":
-    2 sum sqrt(s_i) (|u_i| + |v_i|) (THEORY §1). Uses the Gauss-Newton diagonal (= diag H on Gamma).
+    2 sum sqrt(s_i) (|u_i| + |v_i|) (docs/theory.md §3.4). Uses the Gauss-Newton diagonal (= diag H on Gamma).
     """
     ctx = Context.of(problem, theta, ctx)
     return np.sqrt(ctx.gn_diag).sum(axis=1)

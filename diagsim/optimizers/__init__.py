@@ -1,4 +1,4 @@
-"""Discrete optimizers over path ensembles (THEORY §3): specifications and the Numba stepper.
+"""Discrete optimizers over path ensembles (docs/theory.md §5): specifications and the Numba stepper.
 
 ``make_stepper(problem, optimizer, seed=0)`` returns the :class:`~diagsim.stepper.Stepper` that
 :func:`diagsim.simulate` runs for ``model="discrete"``; importing this package compiles nothing.

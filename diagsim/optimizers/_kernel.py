@@ -1,4 +1,4 @@
-"""The Numba kernel that advances an ensemble of paths of any discrete optimizer (THEORY §2-3).
+"""The Numba kernel that advances an ensemble of paths of any discrete optimizer (docs/theory.md §4-5).
 
 One compiled kernel serves every optimizer: the family, noise model and SAM variant are integer codes
 (see :mod:`.lowering`). Layout of the work:
@@ -326,7 +326,7 @@ def update_adam(theta, m, v, g, fp, ip, step):
 
 @jit(inline="always")
 def update_adam_strided(theta, m, v, g, fp, ip, step, start, stride):
-    """Adam / RMSProp / AdamE-lambda (THEORY §3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
+    """Adam / RMSProp / AdamE-lambda (docs/theory.md §5.3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
     theta <- theta - lr mh / (vh^lam + eps) with (mh, vh) = (m, v) / (1 - b^(k+1)) under bias correction,
     else (m, v). lam = 1/2 uses sqrt."""
     b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2 = _adam_hyper(fp, ip, step)

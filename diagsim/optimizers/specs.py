@@ -1,10 +1,10 @@
-"""Optimizer specifications: frozen, validated dataclasses (THEORY §2-3).
+"""Optimizer specifications: frozen, validated dataclasses (docs/theory.md §4-5).
 
 A spec says *what* an optimizer is (hyperparameters, noise model); kernels in this package say how a
 step is computed, and :mod:`diagsim.sde` / :mod:`diagsim.slowflow` derive continuous-time models from the
 same spec. Every field is validated on construction with a one-line :class:`~diagsim.errors.DiagsimError`.
 
-Noise models (the gradient each step uses, THEORY §2):
+Noise models (the gradient each step uses, docs/theory.md §4):
     LabelNoise(delta, dist)  g = grad L - (1/n) J^T xi, xi_j = ±delta ("rademacher", the paper's) or
                              N(0, delta^2) ("gaussian"), fresh every step; covariance (delta^2/n^2) J^T J.
     Minibatch(batch_size)    g = gradient of the loss on B rows drawn without replacement each step

@@ -8,7 +8,7 @@ e.g. |w|**e with 1 < e < 2 at zeta = 0). Stops when max|Z w - y| <= tol (1 + max
 
 Conjugates provided:
 
-* :class:`HyperbolicEntropy` (Woodworth et al. 2020, THEORY §4.1): f_i(w) = a_i**2 q(w / a_i**2),
+* :class:`HyperbolicEntropy` (Woodworth et al. 2020, docs/theory.md §9.7): f_i(w) = a_i**2 q(w / a_i**2),
   q(z) = 2 - sqrt(4 + z**2) + z arcsinh(z / 2); q'(z) = arcsinh(z / 2), so f* = a**2 (2 cosh(zeta) - 2),
   w(zeta) = 2 a**2 sinh(zeta), w'(zeta) = 2 a**2 cosh(zeta).
 * :class:`PowerLaw` (e > 1): f_i(w) = c+_i w**e (w > 0), c-_i |w|**e (w < 0);

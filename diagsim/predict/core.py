@@ -93,7 +93,7 @@ def _jsonable(x):
 def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto", x0=None,
             parametrization=None, max_supports: int = DEFAULT_MAX_SUPPORTS,
             support_tol: float = 1e-9) -> Prediction:
-    """Predict the limit point of ``optimizer`` on ``problem`` (THEORY §4.1, §4.5).
+    """Predict the limit point of ``optimizer`` on ``problem`` (docs/theory.md §9.6-9.7).
 
     Parameters
     ----------

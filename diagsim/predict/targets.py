@@ -1,17 +1,17 @@
-"""Which implicit bias an optimizer has (THEORY §4.4-4.5): the map optimizer -> measure.
+"""Which implicit bias an optimizer has (docs/theory.md §9.5): the map optimizer -> measure.
 
 =================================  ==============================  ========================================
 optimizer                          measure minimized on Gamma      predicted limit
 =================================  ==============================  ========================================
-"gd", GD, SGD without noise        (gradient flow from theta_0)    Woodworth interpolator (THEORY §4.1)
+"gd", GD, SGD without noise        (gradient flow from theta_0)    Woodworth limit (docs/theory.md §9.7)
 "sgd", SGD(label noise)            tr H                            fibre-minimized tr H ("uu-vv": LP)
 "adam", "rmsprop", Adam, RMSProp   tr diag(H)^{1/2} (lambda = 1/2)  weighted l_{1/2} ("uu-vv")
 "adame" + lam, Adam(lam=lambda)    tr diag(H)^{1-lambda}           weighted l_{1-lambda} ("uu-vv")
 "adam-mini", "adalayer", AdamMini  sum_b sqrt(|b| tr H_bb)          block regularizer, blocks {u}, {v}
 =================================  ==============================  ========================================
 
-The predictions for SGD and the adaptive methods assume label noise (THEORY §2: its covariance is c H on
-Gamma); other noise models are refused.
+The predictions for SGD and the adaptive methods assume label noise, whose covariance is c H on Gamma
+(docs/theory.md §4.1); other noise models are refused.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Continuous-time models of the optimizers (THEORY §4), integrated by Euler–Maruyama over path ensembles.
+"""Continuous-time models of the optimizers (docs/theory.md §7), integrated by Euler–Maruyama over ensembles.
 
 Modules, one job each (the diffrax separation): :mod:`~diagsim.sde.integrator` (the step rule, generic over
 models), :mod:`~diagsim.sde.brownian` (the noise source), :mod:`~diagsim.sde.models` (drift and diffusion of

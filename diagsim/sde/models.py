@@ -1,4 +1,4 @@
-"""SDE models of the optimizers on a diagonal network (THEORY §4): drift and diffusion functions.
+"""SDE models of the optimizers on a diagonal network (docs/theory.md §7): drift and diffusion functions.
 
 Each model is a pair of small jitted functions in the form of :mod:`diagsim.sde.integrator`
 (drift b + s beta, diffusion a * s dB) plus the data they read, collected in an :class:`SDEModel`.
@@ -22,8 +22,8 @@ Models (``SDEModel.name``):
   lam = 1/2 is Adam and RMSProp (beta1 plays no role at this order), general lam is AdamE-lam.
   Block variants (Adam-mini, Adalayer): one v_b per block b, S_i = 1/(v_b(i)^lam + eps),
   dv_b = C lr (mean_{i in b} (diag Sigma + grad L^2)_i - v_b) dt.
-  (The noise enters as -S * sqrt(lr)(delta/n) J^T dB in THEORY; +S ... is the same law and what is
-  integrated here.)
+  (The noise may be written -S * sqrt(lr)(delta/n) J^T dB; +S ... is the same law and what is
+  integrated here: docs/theory.md §7.5.)
 * ``"adam-momentum-sde"``  a coupled (theta, m, v) SDE of Malladi et al. (2022) type, in the scaling
   1 - beta1 = c1 lr and 1 - beta2 = C lr^2 (time t = lr k; c1 = (1 - beta1)/lr, C = (1 - beta2)/lr^2):
 

@@ -6,7 +6,7 @@
 * Geometric Brownian motion  dX = mu X dt + sigma X dB (componentwise):
   X_T = X_0 exp((mu - sigma^2/2) T + sigma B_T) exactly on every path;  E X_T^2 = X_0^2 e^{(2mu+sigma^2)T}.
   Multiplicative noise: strong order 1/2, weak order 1.
-* The 2-D toy of THEORY §6 for the preconditioned label-noise drift: x = (x, y),
+* The 2-D toy of docs/theory.md §8.8 for the preconditioned label-noise drift: x = (x, y),
   L = (1/2) h(y) x^2, h = 1 + y^2, noise only in x with variance c h (so Sigma = c H on x = 0), a fixed
   diagonal preconditioner S = diag(s_x, s_y):
 
@@ -93,7 +93,7 @@ def gbm_exact(x0, mu: float, sigma: float, T: float, B_T):
     return np.asarray(x0) * np.exp((mu - 0.5 * sigma ** 2) * T + sigma * np.asarray(B_T))
 
 
-# ------------------------------------------------------------------ the 2-D toy of THEORY §6
+# ---------------------------------------------------------- the 2-D toy of docs/theory.md §8.8
 @drift_function
 def _toy_drift(X, ns, t, args, work, B, BETA, health):
     f = args[4]

@@ -1,4 +1,4 @@
-"""Slow flows on the manifold of minimizers (THEORY §4.4): the implicit regularization at time tau = lr^2 k.
+"""Slow flows on the manifold of minimizers (docs/theory.md §8): the implicit regularization at tau = lr^2 k.
 
 :mod:`~diagsim.slowflow.flows` defines the vector fields (SGD's -(c/4) P grad tr H and the adaptive
 semi-gradient flows) and their Lyapunov functions; :mod:`~diagsim.slowflow.stepper` integrates them

@@ -1,4 +1,4 @@
-"""Slow flows on the manifold of minimizers Gamma = {theta : Z w(theta) = y} (THEORY §4.4), tau = lr^2 k.
+"""Slow flows on the manifold of minimizers Gamma = {theta: Z w(theta) = y} (docs/theory.md §8), tau = lr^2 k.
 
 With label noise the gradient covariance on Gamma is c H, c = delta^2 / n, and the drift that survives on
 the slow time scale is
@@ -23,7 +23,7 @@ tr diag(H)^(1/2) (Adam), tr diag(H)^(1-lam) (AdamE-lam), sum_b sqrt(|b| tr H_bb)
 up to constants; the Adam flow's speed is then independent of c.
 
 With eps = 0 the adaptive flow is singular where h_i -> 0: a coordinate reaches 0 in finite slow time
-(THEORY §4.5). The stepper then sets it to 0, and a parameter with h_i = 0 and (v^lam + eps) = 0 gets
+(docs/theory.md §8.6). The stepper then sets it to 0, and a parameter with h_i = 0 and (v^lam + eps) = 0 gets
 S_i = 0 (it is frozen: the exact flow leaves it at 0).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Symbolic (SymPy) implicit-bias predictions for elementwise parametrizations (THEORY §1, §4.4-4.5).
+"""Symbolic (SymPy) implicit-bias predictions for elementwise parametrizations (docs/theory.md §9).
 
 Given w = w(u, v) per coordinate (built in: "uu-vv", "uv", "depth-D"; or any SymPy expression / string in u,
 v), this package derives

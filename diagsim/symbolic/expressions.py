@@ -1,4 +1,4 @@
-"""Elementwise parametrizations as SymPy expressions w = w(u, v) for one coordinate (THEORY §1).
+"""Elementwise parametrizations as SymPy expressions w = w(u, v) for one coordinate (docs/theory.md §2.2).
 
 The symbols are module constants so that every derived expression shares them:
 

@@ -5,7 +5,7 @@ Setting: w is a homogeneous polynomial of degree D in (u, v) and the per-coordin
     m(u, v) = sum_j kappa_j |G_j(u, v)|**e_j,
 
 with G_j homogeneous polynomials of degrees D_j and a common homogeneity k = e_j D_j (for the measures of
-THEORY §4.4: G = dw/du, dw/dv and e = 2(1 - lambda)). Then on the fibre w = sign * W (W > 0) the minimum
+docs/theory.md §9.2: G = dw/du, dw/dv, e = 2(1 - lambda)). Then on the fibre w = sign * W (W > 0) the minimum
 is W**(k/D) times the minimum over the *unit* fibre w = sign, which this module computes:
 
 * Every point of the unit fibre is r * direction with direction (0, ±1) or sigma * (1, t), sigma = ±1,

@@ -1,4 +1,4 @@
-"""Sharpness measures on the manifold of minimizers, derived from w(u, v) (THEORY §1, §4.4).
+"""Sharpness measures on the manifold of minimizers, derived from w(u, v) (docs/theory.md §3.4, §9.1).
 
 On Gamma = {theta : Z w(theta) = y} the residual vanishes and H = (1/n) J^T J with
 J = Z [diag(a), diag(b)], a = dw/du, b = dw/dv. Hence, for every elementwise parametrization,

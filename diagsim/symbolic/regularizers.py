@@ -1,4 +1,4 @@
-"""Fibre-minimized regularizers R(w) = min over {(u, v) : w(u, v) = w} of a measure (THEORY §4.5).
+"""Fibre-minimized regularizers R(w) = min over {(u, v) : w(u, v) = w} of a measure (docs/theory.md §9.2-9.4).
 
 For a homogeneous polynomial parametrization of degree D, a = dw/du and b = dw/dv have degree D - 1, so on
 the fibre w = ±W the per-coordinate measures scale as powers of W and
@@ -9,7 +9,7 @@ where c_± is the minimum of |a|**(2p) + |b|**(2p) over the *unit* fibre w(u, v)
 :func:`diagsim.symbolic.fibre.unit_fibre_minimum`). "trace" (tr H) is lambda = 0, "adam"
 (tr diag(H)^{1/2}) lambda = 1/2, "adame" (tr diag(H)^{1-lambda}) any lambda in [0, 1).
 
-For "uu-vv" this gives THEORY's closed forms 4 s |w| (SGD) and 2 sqrt(s |w|) (Adam).
+For "uu-vv" this gives the closed forms 4 s |w| (SGD) and 2 sqrt(s |w|) (Adam) of docs/theory.md §9.3.
 
 A symbolic lambda is handled when one point of each unit fibre minimizes both a**2 and b**2 (a *dominant*
 point, as for "uu-vv" and even depth-D): every measure that increases with each diagonal entry of H is then

@@ -1,6 +1,6 @@
-"""The theorem checks behind ``diagsim verify`` (issue 6), end to end.
+"""The theorem checks behind ``diagsim verify``, end to end.
 
-Each check compares a simulation with what the theory (THEORY.md §4-6) predicts and returns rows of
+Each check compares a simulation with what the theory (docs/theory.md §7-11) predicts and returns rows of
 :class:`CheckResult`: the measured number, the predicted one, the tolerance and how it was derived (standard
 errors, a fitted slope's confidence interval, an explicit model of a discretization bias), and the verdict.
 
@@ -25,7 +25,7 @@ import importlib
 
 from .base import REGISTRY, Check, CheckContext, CheckResult, compare, register, resolve, run_checks
 
-#: the check modules, in the order of issue 6
+#: the check modules, in the order of the table above
 MODULES = ("em_orders", "weak_error", "slow_limit", "flow_limits", "flow_measures", "extinction", "woodworth",
            "sparse_regression")
 

@@ -1,4 +1,4 @@
-"""Check 1: Euler–Maruyama strong and weak orders on SDEs with known solutions (THEORY §6).
+"""Check 1: Euler–Maruyama strong and weak orders on SDEs with known solutions (docs/theory.md §7.9).
 
 For dt = T / 2**l (l in ``levels``) every level integrates the *same* Brownian paths (the increments of
 the finest grid, summed exactly: :mod:`diagsim.sde.brownian`) with the generic integrator
@@ -13,9 +13,9 @@ int_{t_i}^{t_i + h0} e^{-k(T-s)} ds the conditional expectation of the exact sto
 base increments (it differs from the exact solution by independent noise of variance O(h0^2)); OU weak:
 Euler–Maruyama on the base grid, whose moment bias E R^2 - E X_T^2 is known exactly and added back.
 
-Predicted orders: weak 1; strong 1/2 for multiplicative noise (GBM) and 1 for
-additive noise (OU, where Euler–Maruyama coincides with Milstein) — the ``1/2`` of THEORY §6 is the general
-lower bound, and OU is the case that shows the additive-noise improvement.
+Predicted orders: weak 1; strong 1/2 for multiplicative noise (GBM) and 1 for additive noise (OU, where
+Euler–Maruyama coincides with Milstein) — the ``1/2`` of docs/theory.md §7.9 is the general lower bound,
+and OU is the case that shows the additive-noise improvement.
 
 Tolerance: Z_SCORE bootstrap standard errors of the fitted slope (paths resampled; every level uses the
 same paths) plus an explicit allowance for the pre-asymptotic regime: b = max |p_grid(dt) - p_grid(dt / f)|,

@@ -1,5 +1,5 @@
 """Check 6: off-support coordinates vanish in finite slow time under Adam and decay exponentially under SGD
-(THEORY §4.5).
+(docs/theory.md §8.6).
 
 Along Adam's eps -> 0 flow an off-support coordinate obeys d(u_i^2)/d tau = -1 + O(|u_i|) (S g = 2/(c u_i)
 dominates the projection near 0), so x_i = u_i^2 + v_i^2 reaches 0 linearly at a finite tau*:

@@ -1,4 +1,4 @@
-"""Check 4: where the slow flows end, against the symbolic predictions (THEORY §4.5, :mod:`diagsim.predict`).
+"""Check 4: where the slow flows end, against the predictions of :mod:`diagsim.predict` (docs/theory.md §9).
 
 Each flow starts at the gradient-flow limit Phi(theta_0) (the fast phase) and runs on Gamma until it has
 converged; the eps -> 0 flows with quasi-static v are used (exactly the Riemannian gradient flows of the

@@ -1,5 +1,5 @@
 """Check 5: each optimizer's measure is non-increasing along its slow flow; Adam's flow does not depend on the
-label-noise level delta, SGD's runs at a speed proportional to c = delta^2 / n (THEORY §4.4).
+label-noise level delta, SGD's runs at a speed proportional to c = delta^2 / n (docs/theory.md §8.5).
 
 * monotone/<flow>: the flow (eps = 0, quasi-static v: the exact Riemannian gradient flow of its measure) is
   sampled at ``n_samples`` slow times; its measure is evaluated with :mod:`diagsim.measures` (independent

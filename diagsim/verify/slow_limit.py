@@ -1,5 +1,5 @@
 """Check 3: discrete and SDE ensembles approach the slow flow at fixed slow time tau as lr -> 0
-(THEORY §4.4, §6).
+(docs/theory.md §8, §11).
 
 Diagonal net ("uu-vv", small n, d), label noise delta, c = delta^2/n. For each lr of a grid, ensembles of the
 discrete optimizer (``model="discrete"``) and of its SDE (``model="sde"``) run from theta_0 to the slow time
@@ -18,7 +18,7 @@ D ~ lr^p: predicted p > 0 (the ensembles converge to the flow), tolerance Z_SCOR
 (parametric bootstrap over the per-level SEs). A flow with the wrong speed or direction leaves D(lr) flat,
 p ~ 0. The numbers also give the fraction of the flow's displacement the ensembles covered, per lr.
 
-2-D toy of THEORY §6 (L = h(y) x^2 / 2, h = 1 + y^2, noise only in x with variance c h, S = diag(s_x, s_y)):
+2-D toy of docs/theory.md §8.8 (L = h(y) x^2 / 2, h = 1 + y^2, x-noise of variance c h, S = diag(s_x, s_y)):
 Euler–Maruyama ensembles at dt = lr/4; their mean y(tau) has an O(lr) bias (x needs time ~1/(2 s_x h) to
 equilibrate; Euler's stationary variance is off by O(dt)), so y(tau; lr) = a + b lr is fitted by weighted
 least squares over the lr grid and the extrapolated a is compared with y0 exp(-(c/2) s_x s_y tau);

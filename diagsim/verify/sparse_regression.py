@@ -1,6 +1,6 @@
 """Check 8: sparse regression with d >= 200 — does Adam with label noise reach a lower test loss and a
-sparser w than SGD with label noise, once both have converged? (the paper's claim; THEORY §3 reference
-setup)
+sparser w than SGD with label noise, once both have converged? (the paper's claim; the reference setup
+of docs/theory.md §5.8)
 
 Instances, chosen by a rule that uses no Adam-vs-SGD outcome (only SGD's theory and the paper's values):
 

@@ -1,4 +1,4 @@
-"""Check 2: discrete SGD and Adam versus their SDEs — the weak error shrinks proportionally to lr (THEORY §6).
+"""Check 2: discrete SGD and Adam versus their SDEs — weak error proportional to lr (docs/theory.md §7.10).
 
 For each learning rate lr_l of a geometric grid, at the fixed SDE time t = T (k = T / lr optimizer steps):
 

@@ -1,4 +1,4 @@
-"""Check 7: gradient flow from a small initialization reaches the Woodworth interpolator (THEORY §4.1).
+"""Check 7: gradient flow from small initialization reaches the Woodworth interpolator (docs/theory.md §9.7).
 
 For "uu-vv" started at u = v = a (a = alpha g, w_0 = 0), gradient flow d theta/dt = -grad L converges to
 argmin_{Z w = y} sum_i a_i^2 q(w_i / a_i^2), q(z) = 2 - sqrt(4 + z^2) + z asinh(z/2) (Woodworth et al.
