@@ -150,7 +150,7 @@ class FigureContext:
 
     def save(self, fig, stem: str | None = None) -> list[Path]:
         """Write ``<out>/<stem>.<fmt>`` for every format (PDF without a creation date)."""
-        from .sweep.plot import save_figure
+        from .storage import save_figure
         stem = stem or self.spec.name
         paths = [save_figure(fig, self.out_dir / f"{stem}.{fmt}") for fmt in self.formats]
         self.written += paths

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import CorruptFileError, DiagsimError, StoredWorkMismatch
 from .optimizers import SGD, Adam, LabelNoise
 from .problem import Problem
-from .storage import check_output_dir, describe_diff, write_text_atomic
+from .storage import check_output_dir, describe_diff, save_figure, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -223,5 +223,5 @@ def plot_main_job(problem: Problem, results: dict, w_pred: dict, path, cfg: Main
     """Draw the main job's figure (:func:`draw_main_job`) and save it to ``path``."""
     import matplotlib.pyplot as plt
     fig = draw_main_job(problem, results, w_pred, cfg)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

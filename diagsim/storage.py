@@ -111,6 +111,17 @@ def write_npz_atomic(path, arrays: dict, meta: dict | None = None) -> Path:
     return _write_atomic(path, lambda f: np.savez(f, **extra, **arrays))
 
 
+def save_figure(fig, path, *, dpi: int | None = None) -> Path:
+    """Save a matplotlib figure atomically, in the format of the file's suffix, with reproducible
+    metadata (no creation date in a PDF, no software version in a PNG), so that the same figure gives the
+    same bytes. The folder is created if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    meta = {"pdf": {"CreationDate": None}, "png": {"Software": None}}.get(fmt)
+    return _write_atomic(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, metadata=meta))
+
+
 def file_sha256(path) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

@@ -21,12 +21,33 @@ def _bench(*args, timeout=600):
                           timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg"})
 
 
+def _check_plot_content(res):
+    """The plot draws every contestant's measured rates against M on both panels, and the two floors."""
+    import matplotlib.pyplot as plt
+
+    from diagsim.bench.plot import draw_throughput
+    fig = draw_throughput(res)
+    assert [ax.get_title() for ax in fig.axes] == ["wall clock", "per process CPU-second"]
+    for ax, key in zip(fig.axes, ("path_steps_per_s", "path_steps_per_cpu_s")):
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        for name in {r["contestant"] for r in res["results"]}:
+            rows = sorted((r for r in res["results"] if r["contestant"] == name and "error" not in r),
+                          key=lambda r: r["M"])
+            np.testing.assert_array_equal(lines[name].get_xdata(), [r["M"] for r in rows])
+            want = [np.nan if r.get(key) is None else r[key] for r in rows]
+            np.testing.assert_allclose(np.asarray(lines[name].get_ydata(), float), want)
+        assert lines["arithmetic floor (dgemm rate)"].get_ydata()[0] == \
+            res["floors"]["arithmetic_floor_path_steps_per_s"]
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    plt.close(fig)
+
+
 def test_bench_quick_runs_and_is_statistically_consistent(tmp_path):
     js, png = tmp_path / "b.json", tmp_path / "b.png"
     proc = _bench("--quick", "--json", str(js), "--plot", str(png))
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(js.read_text())
-    assert png.stat().st_size > 0
+    _check_plot_content(res)
     assert "| contestant | M |" in proc.stdout and "s per 10⁶ steps" in proc.stdout
     names = {r["contestant"] for r in res["results"]}
     assert {"diagsim", "numpy-gemm"} <= names

@@ -5,12 +5,23 @@ from pathlib import Path
 
 
 def plot_throughput(res: dict, path) -> Path:
+    """Draw :func:`draw_throughput` and save it to ``path``."""
+    import matplotlib.pyplot as plt
+
+    from ..storage import save_figure
+    fig = draw_throughput(res)
+    path = save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def draw_throughput(res: dict):
+    """The figure (returned): path-steps per second against M, wall clock and per CPU-second, one line per
+    contestant, with the dgemm-rate and NumPy-normals floors dashed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     names = []
     for r in res["results"]:
@@ -41,7 +52,4 @@ def plot_throughput(res: dict, path) -> Path:
                  f"{env['date']}, {env['cpu_count']} cores, threads {env.get('thread_limit') or 'default'}, "
                  f"load {env.get('load_avg_1min', float('nan')):.1f}", fontsize=9)
     fig.tight_layout()
-    kw = {"metadata": {"CreationDate": None}} if path.suffix == ".pdf" else {}
-    fig.savefig(path, **kw)
-    plt.close(fig)
-    return path
+    return fig

@@ -196,10 +196,10 @@ def run_bench(cfg: SDEBench, paper: PaperBench | None, contestants: list, log=pr
 
 
 def save_json(results: dict, path) -> Path:
+    from ..storage import write_text_atomic
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(results), indent=1, default=_json_default, allow_nan=False))
-    return path
+    return write_text_atomic(path, json.dumps(_finite(results), indent=1, default=_json_default, allow_nan=False))
 
 
 def _finite(o):

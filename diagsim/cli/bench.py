@@ -35,6 +35,10 @@ def main(args) -> int:
     from ..bench.report import paper_table, sde_table, summary_lines
     from ..errors import check_int
 
+    from ..storage import check_output_file
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, f"{flag} file")
     cfg, paper = configs(args.quick)
     if args.threads is not None:
         from ..bench.threads import limit_threads

@@ -50,6 +50,11 @@ def main(args) -> int:
     for f in formats:
         if f not in ("pdf", "png", "svg"):
             raise DiagsimError(f"--format must be a list of pdf, png, svg; got {f!r}")
+    from ..figures import default_out
+    from ..storage import check_output_dir
+    check_output_dir(args.out or default_out(root, args.quick), "--out folder")
+    if args.cache:
+        check_output_dir(args.cache, "--cache folder")
     total = 0.0
     for n in names:
         rep = make_figure(n, quick=args.quick, cache_dir=args.cache, out_dir=args.out, root=root,

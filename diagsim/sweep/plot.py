@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError, check_choice
+from ..storage import save_figure  # noqa: F401  (re-exported: part of this module's API)
 from .table import Table
 
 AGGS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax}
@@ -79,15 +80,6 @@ def plot_phase(table: Table, x: str, y: str, value: str, *, where: dict | None =
     if title:
         ax.set_title(title)
     return ax, (xs, ys, Z)
-
-
-def save_figure(fig, path, *, dpi: int | None = None) -> Path:
-    """Save with reproducible metadata (no creation date in PDFs), creating the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"CreationDate": None} if path.suffix == ".pdf" else None
-    fig.savefig(path, metadata=meta, dpi=dpi)
-    return path
 
 
 def plot_sweep(table: Table, plot: dict, path, *, keys: list[str]) -> Path:

@@ -19,8 +19,9 @@ def save(fig, path: Path | None) -> None:
     """Write ``fig`` to ``path`` (PNG, stable metadata) and close it; no-op without a path."""
     import matplotlib.pyplot as plt
     if path is not None:
+        from ..storage import save_figure
         fig.tight_layout()
-        fig.savefig(path, dpi=110, metadata={"Software": None})
+        save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
