@@ -36,7 +36,7 @@ def register(subparsers) -> None:
                     "tolerance (4 standard errors), FAILS if on the other side by at least it, NOT "
                     "SIGNIFICANT otherwise. Exit status 1 if a theorem row fails or any check crashes; "
                     "claim verdicts never change it. See docs/verify.md.")
-    p.add_argument("--quick", action="store_true", help="CI sizes (all checks in under 3 minutes on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="CI sizes (all checks in 2-3 minutes on 2 cores)")
     p.add_argument("--only", nargs="+", metavar="NAME",
                    help="run only these checks (names or numbers; see --list)")
     p.add_argument("--theorems-only", action="store_true",

@@ -393,7 +393,7 @@ def run_checks(names=None, quick: bool = False, plots_dir=None, *, overrides: di
     Parameters
     ----------
     names : check names or numbers (None: all, in number order).
-    quick : the CI sizes (the whole set in under 3 minutes on 2 cores) instead of the full ones.
+    quick : the CI sizes (the whole set in 2-3 minutes on 2 cores) instead of the full ones.
     plots_dir : write one figure per check there (created if missing; Agg backend).
     overrides : {check name: {parameter: value}} replacing preset parameters.
     log : callable receiving progress lines (e.g. ``print`` to stderr).
