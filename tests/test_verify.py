@@ -1,5 +1,6 @@
-"""``diagsim verify``: the registry, the comparison semantics, the statistics helpers, the CLI (in-process, on
-cheap checks), that a wrong prediction makes a check FAIL (and the CLI exit non-zero), and the JSON shape."""
+"""``diagsim verify``: the registry, the comparison semantics, the claim verdict rule, the statistics helpers,
+the CLI (in-process, on cheap checks), that a wrong prediction makes a check FAIL (and the CLI exit non-zero),
+that claims are reported without gating (on fake checks swapped into the registry), and the JSON shape."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ import pytest
 
 from diagsim.cli.main import main
 from diagsim.errors import DiagsimError
-from diagsim.verify import REGISTRY, CheckResult, compare, resolve, run_checks
-from diagsim.verify import stats
+from diagsim.verify import (REGISTRY, Check, CheckResult, claim_verdict, compare, gate_failures, resolve,
+                            run_checks)
+from diagsim.verify import base, stats
 
 EXPECTED = ["em-orders", "weak-error", "slow-limit", "flow-limits", "flow-measures", "extinction",
             "woodworth", "sparse-regression"]
@@ -23,6 +25,9 @@ def test_registry_has_the_eight_checks_in_order():
     checks = resolve(None)
     assert [c.name for c in checks] == EXPECTED
     assert [c.number for c in checks] == list(range(1, 9))
+    assert [c.kind for c in checks] == ["theorem"] * 7 + ["claim"]
+    assert [c.name for c in resolve(None, "claim")] == ["sparse-regression"]
+    assert [c.name for c in resolve(None, "theorem")] == EXPECTED[:7]
     for c in checks:
         assert set(c.quick) == set(c.full), c.name  # the two presets set the same parameters
         assert c.title and callable(c.fn)
@@ -59,6 +64,68 @@ def test_check_result_verdict_and_json():
     assert d["numbers"] == {"a": [0, 1, 2], "b": None} and d["passed"] is False
     with pytest.raises(DiagsimError):
         CheckResult("x", "c", "q", 0, 0, 0, relation="~")
+
+
+# ---------------------------------------------------------------- the claim verdict rule
+
+
+@pytest.mark.parametrize("mean, tol, direction, verdict", [
+    (-1.0, 0.5, "<", "HOLDS"), (-0.5, 0.5, "<", "HOLDS"), (-0.49, 0.5, "<", "NOT SIGNIFICANT"),
+    (0.0, 0.5, "<", "NOT SIGNIFICANT"), (0.49, 0.5, "<", "NOT SIGNIFICANT"), (0.5, 0.5, "<", "FAILS"),
+    (3.0, 0.5, "<", "FAILS"),
+    (1.0, 0.5, ">", "HOLDS"), (0.5, 0.5, ">", "HOLDS"), (0.2, 0.5, ">", "NOT SIGNIFICANT"),
+    (-0.2, 0.5, ">", "NOT SIGNIFICANT"), (-0.5, 0.5, ">", "FAILS"),
+    # tolerance 0 (an exact statistic): any difference decides; equality contradicts a strict claim
+    (-1e-12, 0.0, "<", "HOLDS"), (1e-12, 0.0, "<", "FAILS"), (0.0, 0.0, "<", "FAILS"),
+    (0.0, 0.0, ">", "FAILS"),
+    # an infinite tolerance decides nothing
+    (-5.0, math.inf, "<", "NOT SIGNIFICANT"),
+    # check 8's quick-run numbers of docs/verify.md before the split: test loss, N_eff
+    (0.1541, 1.236, "<", "NOT SIGNIFICANT"), (4.461, 2.712, "<", "FAILS")])
+def test_claim_verdict_on_hand_made_inputs(mean, tol, direction, verdict):
+    assert claim_verdict(mean, tol, direction) == verdict
+
+
+def test_claim_verdict_reference_and_agreement_with_compare():
+    assert claim_verdict(1.2, 0.1, ">", reference=1.0) == "HOLDS"
+    assert claim_verdict(1.2, 0.1, "<", reference=1.0) == "FAILS"
+    assert claim_verdict(1.05, 0.1, "<", reference=1.0) == "NOT SIGNIFICANT"
+    # for tolerance > 0: HOLDS is the comparison a theorem row would make, FAILS its mirror image
+    g = np.random.default_rng(0)
+    for m, t in zip(g.normal(0, 2, 500), g.exponential(1, 500)):
+        for d, anti in (("<", ">"), (">", "<")):
+            v = claim_verdict(m, t, d)
+            assert (v == "HOLDS") == compare(m, 0.0, t, d), (m, t, d)
+            assert (v == "FAILS") == compare(m, 0.0, t, anti), (m, t, d)
+            assert (v == "NOT SIGNIFICANT") == (abs(m) < t), (m, t, d)
+
+
+@pytest.mark.parametrize("mean, tol, direction", [
+    (math.nan, 1.0, "<"), (math.inf, 1.0, "<"), (0.0, math.nan, "<"), (0.0, -1.0, "<"), (0.0, 1.0, "="),
+    (0.0, 1.0, "<=")])
+def test_claim_verdict_rejects_broken_inputs(mean, tol, direction):
+    with pytest.raises(DiagsimError):
+        claim_verdict(mean, tol, direction)
+
+
+def test_claim_rows_carry_their_verdict_and_never_gate():
+    hold = CheckResult("c", "x", "q", -2.0, 0.0, 1.0, "<", kind="claim", regime="r")
+    fail = CheckResult("c", "y", "q", 2.0, 0.0, 1.0, "<", kind="claim", regime="r")
+    ns = CheckResult("c", "z", "q", 0.5, 0.0, 1.0, ">", kind="claim")
+    cond = CheckResult("c", "w", "q", 5.0, 0.0, 1.0, "=", kind="condition")
+    theo = CheckResult("t", "v", "q", 5.0, 0.0, 1.0, "=")
+    crash = CheckResult("c", "error", "q", math.nan, math.nan, math.nan, "=", error="boom", kind="claim")
+    assert [r.verdict for r in (hold, fail, ns, cond, theo, crash)] == [
+        "HOLDS", "FAILS", "NOT SIGNIFICANT", "FAIL", "FAIL", "ERROR"]
+    assert hold.passed and not fail.passed and not ns.passed
+    assert gate_failures([hold, fail, ns, cond]) == []
+    assert gate_failures([hold, fail, ns, cond, theo, crash]) == [theo, crash]
+    d = hold.to_dict()
+    assert d["kind"] == "claim" and d["verdict"] == "HOLDS" and d["regime"] == "r"
+    with pytest.raises(DiagsimError, match="direction"):
+        CheckResult("c", "x", "q", 0.0, 0.0, 1.0, "=", kind="claim")
+    with pytest.raises(DiagsimError, match="kind"):
+        CheckResult("c", "x", "q", 0.0, 0.0, 1.0, kind="lemma")
 
 
 # ---------------------------------------------------------------- statistics helpers
@@ -175,3 +242,140 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert "unknown check 'nope'" in capsys.readouterr().err
     assert main(["verify", "--only", "7", "--json", str(tmp_path / "missing" / "x.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- theorems gate, claims are reported (fakes)
+
+
+def _theorem(measured):
+    """A fake theorem check with one row: ``measured`` = 0 within 1 (passes for |measured| <= 1)."""
+    return "theorem", lambda ctx: [ctx.result("case", "a number", measured, 0.0, 1.0)]
+
+
+def _claim(mean, condition=0.0):
+    """A fake claim check: one claim row ("mean < 0", tolerance 1) and one condition row (= 0 within 1)."""
+    return "claim", lambda ctx: [
+        ctx.claim("effect", "mean difference", mean, 1.0, direction="<", regime="2 fake instances, 8 paths",
+                  derivation="4 SE"),
+        ctx.result("converged", "drift", condition, 0.0, 1.0)]
+
+
+def _crash(kind):
+    def fn(ctx):
+        raise RuntimeError("deliberate")
+    return kind, fn
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    """Replace the registry by fake checks: ``fakes(name=(kind, fn), ...)`` numbers them 1, 2, ... in order
+    and returns the list of check names run (appended as they run)."""
+    resolve(None)  # import the real check modules first, so that they do not register into the fake registry
+    ran = []
+
+    def install(**checks):
+        reg = {}
+        for number, (name, (kind, fn)) in enumerate(checks.items(), 1):
+            def wrapped(ctx, fn=fn):
+                ran.append(ctx.name)
+                return fn(ctx)
+            reg[name] = Check(name, number, f"fake {name}", wrapped, {}, {}, kind)
+        monkeypatch.setattr(base, "REGISTRY", reg)
+        return ran
+    return install
+
+
+def _verify(capsys, *args):
+    rc = main(["verify", "--quiet", *args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_a_failing_theorem_row_exits_1(fakes, capsys):
+    fakes(good=_theorem(0.5), bad=_theorem(3.0), effect=_claim(-5.0))
+    rc, out, _ = _verify(capsys)
+    assert rc == 1
+    assert "bad/case" in out.split("FAILED (the numbers that disagree):")[1]
+    assert "theorems: 1/2 passed" in out and "exit status 1" in out
+
+
+def test_a_failing_claim_does_not_change_the_exit_status(fakes, capsys):
+    ran = fakes(good=_theorem(0.5), against=_claim(3.0), unclear=_claim(0.2, condition=7.0))
+    rc, out, _ = _verify(capsys)
+    assert rc == 0 and ran == ["good", "against", "unclear"]
+    theorems, claims = out.split("CLAIMS:")
+    assert "THEOREMS:" in theorems and "good/case" in theorems and "against/" not in theorems
+    lines = {ln.split()[0]: ln for ln in claims.splitlines() if ln.split() and "/" in ln.split()[0]}
+    assert lines["against/effect"].split()[1] == "claim" and lines["against/effect"].endswith("FAILS")
+    assert lines["unclear/effect"].endswith("NOT SIGNIFICANT")
+    assert lines["unclear/converged"].split()[1] == "condition"
+    assert lines["unclear/converged"].endswith("FAIL")
+    assert "tested in: 2 fake instances, 8 paths" in claims and "verdict rule: HOLDS if" in claims
+    assert "condition FAILED: unclear/converged" in claims
+    assert "claims: 1 FAILS, 1 NOT SIGNIFICANT" in out and "exit status 0" in out
+    assert "FAILED (the numbers that disagree)" not in out
+
+
+@pytest.mark.parametrize("kind", ["claim", "theorem"])
+def test_a_crash_exits_1_whatever_the_kind(fakes, capsys, kind):
+    fakes(good=_theorem(0.5), fine=_claim(-5.0), broken=_crash(kind))
+    rc, out, _ = _verify(capsys)
+    assert rc == 1
+    assert "broken/error: ERROR RuntimeError: deliberate" in out
+    (row,) = [r for r in run_checks(["broken"]) if r.check == "broken"]
+    assert row.kind == kind and row.error == "RuntimeError: deliberate" and row.gates
+
+
+def test_theorems_only_and_claims_only_select_the_right_checks(fakes, capsys):
+    ran = fakes(t1=_theorem(0.0), c1=_claim(-5.0), t2=_theorem(0.0), c2=_claim(5.0))
+    rc, out, _ = _verify(capsys, "--theorems-only")
+    assert rc == 0 and ran == ["t1", "t2"] and "CLAIMS:" not in out and "THEOREMS:" in out
+    ran.clear()
+    rc, out, _ = _verify(capsys, "--claims-only")
+    assert rc == 0 and ran == ["c1", "c2"] and "THEOREMS:" not in out and "CLAIMS:" in out
+    ran.clear()
+    rc, out, _ = _verify(capsys, "--claims-only", "--only", "4", "c1")
+    assert rc == 0 and ran == ["c1", "c2"]
+    ran.clear()
+    assert main(["verify", "--list", "--claims-only"]) == 0 and ran == []
+    out = capsys.readouterr().out
+    assert [ln.split()[1:3] for ln in out.splitlines()] == [["c1", "claim"], ["c2", "claim"]]
+    assert main(["verify", "--list", "--theorems-only"]) == 0
+    out = capsys.readouterr().out
+    assert [ln.split()[1:3] for ln in out.splitlines()] == [["t1", "theorem"], ["t2", "theorem"]]
+
+
+def test_bad_kind_combinations_are_one_line_errors(fakes, capsys):
+    ran = fakes(t1=_theorem(0.0), c1=_claim(-5.0))
+    rc, out, err = _verify(capsys, "--theorems-only", "--claims-only")
+    assert rc == 2 and err.count("\n") == 1 and "exclude each other" in err
+    rc, out, err = _verify(capsys, "--theorems-only", "--only", "t1", "c1")
+    assert rc == 2 and err.count("\n") == 1 and "'c1' is a claim" in err
+    rc, out, err = _verify(capsys, "--claims-only", "--only", "1")
+    assert rc == 2 and "'t1' is a theorem" in err
+    assert ran == []
+
+
+def test_json_has_every_rows_kind_and_the_claim_verdicts(fakes, capsys, tmp_path):
+    fakes(good=_theorem(0.5), against=_claim(3.0))
+    js = tmp_path / "v.json"
+    rc, _, _ = _verify(capsys, "--json", str(js))
+    doc = json.loads(js.read_text())
+    assert rc == 0 and doc["exit_status"] == 0 and doc["passed"] is True and doc["selection"] == "all"
+    assert [(r["name"], r["kind"], r["verdict"]) for r in doc["rows"]] == [
+        ("good/case", "theorem", "PASS"), ("against/effect", "claim", "FAILS"),
+        ("against/converged", "condition", "PASS")]
+    (c,) = doc["claims"]
+    assert c["name"] == "against/effect" and c["verdict"] == "FAILS" and c["measured"] == 3.0
+    assert c["relation"] == "<" and c["tolerance"] == 1.0 and c["regime"] == "2 fake instances, 8 paths"
+    assert doc["kinds"] == {"good": "theorem", "against": "claim"} and doc["verdict_rule"].startswith("HOLDS")
+
+
+def test_row_kinds_must_match_the_check_kind(fakes):
+    fakes(thm=("theorem", lambda ctx: [ctx.claim("x", "q", -5.0, 1.0, direction="<", regime="r")]),
+          odd=("theorem", lambda ctx: [CheckResult("odd", "x", "q", -5.0, 0.0, 1.0, "<", kind="claim")]))
+    rows = run_checks()
+    assert [r.error is not None for r in rows] == [True, True]
+    assert "only a claim check makes claim rows" in rows[0].error
+    assert "returned rows of kind claim" in rows[1].error
+    assert gate_failures(rows) == rows

@@ -1,6 +1,7 @@
 """Check 8's helpers against independent references: the l1 statistical dimension (its closed-form
 expectation against quadrature of the defining integral, minimized on a grid), the fixed-effects aggregate
-(plain NumPy) and N_eff (hand-computed values)."""
+(plain NumPy), N_eff and the support size (hand-computed values); and the shape of its rows on a tiny instance
+(d = 40): three claim rows (test loss, N_eff at the iterate, N_eff at Phi(theta)) before the conditions."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,8 @@ import math
 import numpy as np
 from scipy.integrate import quad
 
-from diagsim.verify.sparse_regression import fixed_effects, l1_statistical_dimension, n_eff
+from diagsim.verify import claim_verdict, run_checks
+from diagsim.verify.sparse_regression import fixed_effects, l1_statistical_dimension, n_eff, support_size
 
 
 def _sdim_reference(d, k):
@@ -39,3 +41,27 @@ def test_fixed_effects_and_n_eff():
     assert abs(se - np.sqrt(np.sum(sa ** 2 + sb ** 2)) / 3) < 1e-15
     W = np.array([[1.0, -1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     assert np.allclose(n_eff(W), [2.0, 1.0, 4.0])
+    assert support_size(W * 0.011).tolist() == [2, 1, 4] and support_size(W * 0.01).tolist() == [0, 1, 0]
+
+
+#: a tiny regime (not check 8's): seconds instead of minutes; the instance rule and metrics are check 8's
+TINY = {"d": 40, "k": 2, "instances": 1, "paths_adam": 4, "paths_sgd": 4, "tau_sgd": 32.0, "tau_adam": 20.0,
+        "max_scan": 20}
+
+
+def test_claim_rows_on_a_tiny_instance():
+    rows = run_checks(["sparse-regression"], quick=True, overrides={"sparse-regression": TINY})
+    assert all(r.error is None for r in rows), [r.error for r in rows]
+    assert [(r.case, r.kind) for r in rows[:3]] == [("test-loss", "claim"), ("sparsity", "claim"),
+                                                    ("sparsity-at-phi", "claim")]
+    assert {r.kind for r in rows[3:]} == {"condition"} and len(rows) == 6
+    for r in rows[:3]:
+        assert r.relation == "<" and r.verdict == claim_verdict(r.measured, r.tolerance, "<")
+        assert "d=40" in r.regime and "4 paths" in r.regime
+    (p,) = rows[0].numbers["per_instance"]
+    # the iterate's row is N_eff of the iterate; the new row is N_eff at Phi(theta), a different state
+    assert rows[1].measured == p["adam_neff_mean"] - p["sgd_neff_mean"]
+    assert rows[2].measured == p["adam_neff_phi_mean"] - p["sgd_neff_phi_mean"]
+    assert math.isclose(rows[2].tolerance, 4 * math.hypot(p["adam_neff_phi_se"], p["sgd_neff_phi_se"]))
+    assert p["adam_max_dist_to_phi"] > 1e-3 and not np.allclose(p["adam_neff_phi"], p["adam_neff"])
+    assert "at Phi(theta)" in rows[2].quantity and "at the iterate" in rows[1].quantity

@@ -62,14 +62,22 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-def print_table(rows: list[tuple], headers: tuple) -> None:
-    """Plain-text table with aligned columns."""
+def format_table(rows: list[tuple], headers: tuple) -> str:
+    """Plain-text table with aligned columns (floats as ``%.6g``, strings as given), a rule under the
+    header."""
     cells = [tuple(str(c) for c in headers)] + [tuple(_fmt(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
     for j, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if j == 0:
-            print("  ".join("-" * w for w in widths))
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_table(rows: list[tuple], headers: tuple) -> None:
+    """Print :func:`format_table`."""
+    print(format_table(rows, headers))
 
 
 def _fmt(c) -> str:
