@@ -213,7 +213,11 @@ def test_cli_list(capsys):
     assert all(name in out for name in EXPECTED)
 
 
-def test_cli_runs_a_check_writes_json_and_plots(tmp_path, capsys):
+def test_cli_runs_a_check_writes_json_and_plots(tmp_path, capsys, monkeypatch):
+    from diagsim.verify import plotting
+    drawn = []
+    save = plotting.save
+    monkeypatch.setattr(plotting, "save", lambda fig, path: (drawn.append((fig, path)), save(fig, path))[-1])
     js, plots = tmp_path / "v.json", tmp_path / "plots"
     rc = main(["verify", "--quick", "--only", "woodworth", "--json", str(js), "--plots", str(plots),
                "--quiet"])
@@ -226,7 +230,20 @@ def test_cli_runs_a_check_writes_json_and_plots(tmp_path, capsys):
     row = doc["rows"][0]
     assert set(row) >= {"name", "check", "case", "quantity", "measured", "predicted", "tolerance", "relation",
                         "derivation", "passed", "seconds", "error", "numbers"}
-    assert (plots / "woodworth.png").stat().st_size > 1000
+    # the figure shows, per alpha, the flow's large coordinates ending on the dashed Woodworth values
+    ((fig, path),) = drawn
+    assert path == plots / "woodworth.png" and path.is_file()
+    assert len(fig.axes) == 3
+    for ax, r in zip(fig.axes, doc["rows"]):
+        alpha = r["numbers"]["alpha"]
+        assert ax.get_title() == f"gradient flow, alpha = {alpha:g}" and ax.get_xscale() == "log"
+        w_gf, w_ww = np.asarray(r["numbers"]["w_gf"]), np.asarray(r["numbers"]["w_woodworth"])
+        solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        big = np.flatnonzero(np.abs(w_gf) > 1e-3 * np.abs(w_gf).max())
+        assert len(solid) == len(dashed) == big.size > 0
+        np.testing.assert_allclose([ln.get_ydata()[-1] for ln in solid], w_gf[big], rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal([ln.get_ydata()[0] for ln in dashed], w_ww[big])
 
 
 def test_cli_exits_nonzero_and_prints_the_disagreeing_numbers(monkeypatch, capsys):
