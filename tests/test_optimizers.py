@@ -89,7 +89,7 @@ def sam_eps(opt, theta, g, path, k):
         e[sl] = rho * g[sl] / np.linalg.norm(g[sl])
         return e
     if var == "rsam":
-        a = opt.alpha
+        a = opt.renyi_alpha
         rho_eff = np.sign(1 - a) * rho * np.sum(np.abs(g) ** (2 * a)) / nrm ** (2 * a + 2)
         return -rho_eff * g
     raise AssertionError(var)
@@ -198,8 +198,8 @@ CASES = {
     "ssam-d": SAM(lr=0.05, rho=0.05, variant="ssam-d", sparsity=0.5),
     "block-u": SAM(lr=0.05, rho=0.05, variant="block", block="u"),
     "block-v": SAM(lr=0.05, rho=0.05, variant="block", block="v", noise=Minibatch(3)),
-    "rsam": SAM(lr=0.05, rho=0.02, variant="rsam", alpha=2.0),
-    "rsam-alpha-half": SAM(lr=0.05, rho=0.02, variant="rsam", alpha=0.5),
+    "rsam": SAM(lr=0.05, rho=0.02, variant="rsam", renyi_alpha=2.0),
+    "rsam-alpha-half": SAM(lr=0.05, rho=0.02, variant="rsam", renyi_alpha=0.5),
     "saf": SAF(lr=0.05, lam_tra=0.3, delay=2),
     "mesa": MESA(lr=0.05, lam_tra=0.3, beta_ema=0.9),
 }
@@ -349,7 +349,7 @@ def test_chunked_advance_equals_one_call():
     (lambda: RMSProp(lr=0.1, beta1=0.9), "beta1"),
     (lambda: SAM(lr=0.1, variant="nope"), "variant"),
     (lambda: SAM(lr=0.1, rho=-1), "rho"),
-    (lambda: SAM(lr=0.1, variant="rsam", alpha=1.0), "alpha"),
+    (lambda: SAM(lr=0.1, variant="rsam", renyi_alpha=1.0), "alpha"),
     (lambda: SAM(lr=0.1, sparsity=1.0), "sparsity"),
     (lambda: SGD(lr=0.1, noise=LabelNoise(-0.5)), "label_noise"),
     (lambda: SGD(lr=0.1, noise=LabelNoise(0.5, "uniform")), "distribution"),

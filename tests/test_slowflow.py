@@ -249,7 +249,7 @@ def test_auto_dtau_and_config():
     (GD(lr=0.1), "no slow flow"),
     (SGD(lr=0.1, noise=LabelNoise(0.0)), "no slow flow"),
     (SGD(lr=0.1, noise=Minibatch(2)), "minibatch"),
-    (SAM(lr=0.1), "no continuous model exists for optimizer 'sam'"),
+    (SAM(lr=0.1), "has no continuous model .* for optimizer 'sam'; it covers gd, sgd, adam, rmsprop, adam-mini, adalayer"),
     (Adam(lr=0.1, bias_correction=True), "bias_correction"),
 ])
 def test_no_slow_flow(opt, match):

@@ -18,37 +18,51 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 
 import numpy as np
 
 from ..errors import DiagsimError, StoredWorkMismatch
 from .common import add_problem_args, print_json, print_table, problem_from_args
 
-OPTIMIZER_NAMES = ("gd", "sgd", "adam", "rmsprop", "adam-mini", "adalayer", "adagrad", "sam", "saf", "mesa")
-#: learning rate when --lr is not given (the paper's reference values: Adam 0.1, SGD 0.005)
-DEFAULT_LR = {"gd": 0.005, "sgd": 0.005, "adam": 0.1, "rmsprop": 0.1, "adam-mini": 0.1, "adalayer": 0.1,
-              "adagrad": 0.1, "sam": 0.005, "saf": 0.005, "mesa": 0.005}
-#: hyperparameter flag -> (spec field, optimizers that take it)
-_ADAM = ("adam", "rmsprop", "adam-mini", "adalayer")
-HYPER = {
-    "beta1": ("beta1", ("adam", "adam-mini", "adalayer")),
-    "beta2": ("beta2", _ADAM),
-    "eps": ("eps", _ADAM + ("adagrad",)),
-    "lam": ("lam", _ADAM),
-    "bias_correction": ("bias_correction", _ADAM),
-    "v0": ("v0", _ADAM + ("adagrad",)),
-    "rho": ("rho", ("sam",)),
-    "variant": ("variant", ("sam",)),
-    "m_chunks": ("m_chunks", ("sam",)),
-    "asam_eta": ("asam_eta", ("sam",)),
-    "fisher_eta": ("fisher_eta", ("sam",)),
-    "sparsity": ("sparsity", ("sam",)),
-    "block": ("block", ("sam",)),
-    "renyi_alpha": ("alpha", ("sam",)),
-    "lam_tra": ("lam_tra", ("saf", "mesa")),
-    "delay": ("delay", ("saf",)),
-    "beta_ema": ("beta_ema", ("mesa",)),
-}
+def hyper_flags() -> dict:
+    """Every optimizer hyperparameter as a flag, from the spec classes' dataclass fields:
+    field name -> {"field": a dataclasses.Field, "owners": {optimizer name: its default}}."""
+    from ..optimizers.specs import OPTIMIZERS, hyperparameters
+    flags: dict = {}
+    for name, cls in OPTIMIZERS.items():
+        for f in hyperparameters(cls):
+            flags.setdefault(f.name, {"field": f, "owners": {}})["owners"][name] = f.default
+    return flags
+
+
+def _flag_help(entry: dict) -> str:
+    """The field's help and, per default value, the optimizers that take the flag."""
+    by_default: dict = {}
+    for name, default in entry["owners"].items():
+        by_default.setdefault(repr(default), []).append(name)
+    owners = "; ".join(f"{', '.join(names)}: {d}" for d, names in by_default.items())
+    return f"{entry['field'].metadata.get('help', '')} ({owners})"
+
+
+def _add_optimizer_flags(group) -> None:
+    from ..optimizers.specs import OPTIMIZERS
+    group.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZERS) + " (default sgd)")
+    lrs = {}
+    for name, cls in OPTIMIZERS.items():
+        lrs.setdefault(cls.default_lr, []).append(name)
+    group.add_argument("--lr", type=float, help="learning rate eta (default: "
+                       + "; ".join(f"{', '.join(n)}: {lr:g}" for lr, n in lrs.items()) + ")")
+    for dest, entry in hyper_flags().items():
+        f = entry["field"]
+        default = next(iter(entry["owners"].values()))
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(default, bool):
+            group.add_argument(flag, action="store_true", default=None, help=_flag_help(entry))
+        elif "parse" in f.metadata or default is None:
+            group.add_argument(flag, metavar=f.metadata.get("metavar"), help=_flag_help(entry))
+        else:
+            group.add_argument(flag, type=type(default), help=_flag_help(entry))
 
 
 class _Default:
@@ -64,31 +78,12 @@ class _Default:
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="run an optimizer / SDE / slow flow over an ensemble of paths",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    o = p.add_argument_group("optimizer")
-    o.add_argument("--optimizer", default="sgd", help=" | ".join(OPTIMIZER_NAMES) + " (default sgd)")
-    o.add_argument("--lr", type=float, help="learning rate eta (default: adam family 0.1, others 0.005)")
-    o.add_argument("--beta1", type=float, help="first-moment decay (adam: 0.9)")
-    o.add_argument("--beta2", type=float, help="second-moment decay (0.95)")
-    o.add_argument("--eps", type=float, help="epsilon of the preconditioner (adam 1e-6, adagrad 1e-10)")
-    o.add_argument("--lam", type=float, help="AdamE-lambda exponent of v (0.5 = Adam)")
-    o.add_argument("--bias-correction", action="store_true", default=None, help="Adam bias correction (off)")
-    o.add_argument("--v0", type=float, help="initial second moment (0)")
-    o.add_argument("--blocks", help="adam-mini / adalayer partition: uv (default), all, or a file of 2d ids")
+    o = p.add_argument_group("optimizer (flags named after the optimizers' fields)")
+    _add_optimizer_flags(o)
     o.add_argument("--noise", help="rademacher | gaussian (label noise) | minibatch | none "
                                    "(default rademacher; none for gd)")
     o.add_argument("--label-noise", type=float, help="label-noise scale delta (0.5)")
     o.add_argument("--batch-size", type=int, help="minibatch size B (with --noise minibatch; default 1)")
-    o.add_argument("--rho", type=float, help="SAM radius (0.05)")
-    o.add_argument("--variant", help="SAM variant: sam usam msam asam fisher ssam-f ssam-d block rsam")
-    o.add_argument("--m-chunks", type=int, help="m-SAM chunks (n = 1-SAM)")
-    o.add_argument("--asam-eta", type=float, help="ASAM offset in T = |theta| + eta (0.01)")
-    o.add_argument("--fisher-eta", type=float, help="Fisher-SAM eta (1)")
-    o.add_argument("--sparsity", type=float, help="SSAM fraction of coordinates not perturbed (0.5)")
-    o.add_argument("--block", help="block-restricted SAM: u or v")
-    o.add_argument("--renyi-alpha", type=float, help="RSAM order alpha (2)")
-    o.add_argument("--lam-tra", type=float, help="SAF / MESA weight of the trajectory term (0.3)")
-    o.add_argument("--delay", type=int, help="SAF delay in steps (5)")
-    o.add_argument("--beta-ema", type=float, help="MESA EMA decay (0.99)")
 
     r = p.add_argument_group("run")
     r.add_argument("--model", default="discrete", help="discrete | sde | slow-flow (default discrete)")
@@ -182,25 +177,16 @@ def _model_options(a) -> dict:
     return opts
 
 
-def _blocks(spec, dim: int):
-    if spec in (None, "uv"):
-        return None
-    if spec == "all":
-        return (0,) * dim
-    try:
-        ids = np.loadtxt(spec, dtype=np.int64, ndmin=1) if not str(spec).endswith(".npy") else np.load(spec)
-    except (OSError, ValueError) as exc:
-        raise DiagsimError(f"--blocks must be uv, all or a file of {dim} integer block ids ({exc})") from None
-    return tuple(int(x) for x in np.ravel(ids))
-
-
 def build_optimizer(a, dim: int):
-    """The optimizer spec of the resolved arguments."""
+    """The optimizer spec of the resolved arguments: ``--optimizer`` names the spec class, and every
+    hyperparameter flag given sets the field of the same name."""
     from ..errors import check_choice
     from ..optimizers import specs as S
 
-    name = check_choice("--optimizer", a.optimizer, OPTIMIZER_NAMES)
-    noise_name = a.noise or ("none" if name == "gd" else "rademacher")
+    name = check_choice("--optimizer", a.optimizer, S.OPTIMIZERS)
+    cls = S.OPTIMIZERS[name]
+    default_noise = next(f for f in fields(cls) if f.name == "noise").default_factory()
+    noise_name = a.noise or ("none" if isinstance(default_noise, S.NoNoise) else "rademacher")
     check_choice("--noise", noise_name, ("rademacher", "gaussian", "minibatch", "none"))
     if noise_name in ("rademacher", "gaussian"):
         noise = S.LabelNoise(0.5 if a.label_noise is None else a.label_noise, noise_name)
@@ -213,21 +199,16 @@ def build_optimizer(a, dim: int):
     if a.batch_size is not None and noise_name != "minibatch":
         raise DiagsimError("--batch-size needs --noise minibatch")
     kw = {}
-    for flag, (field, owners) in HYPER.items():
-        val = getattr(a, flag)
+    for dest, entry in hyper_flags().items():
+        val = getattr(a, dest)
         if val is None:
             continue
-        if name not in owners:
-            raise DiagsimError(f"--{flag.replace('_', '-')} does not apply to --optimizer {name} "
-                               f"(it applies to {', '.join(owners)})")
-        kw[field] = val
-    if name in ("adam-mini", "adalayer"):
-        kw["blocks"] = _blocks(a.blocks, dim)
-    elif a.blocks is not None:
-        raise DiagsimError("--blocks applies to adam-mini and adalayer only")
-    lr = DEFAULT_LR[name] if a.lr is None else a.lr
-    cls = {"gd": S.GD, "sgd": S.SGD, "adam": S.Adam, "rmsprop": S.RMSProp, "adam-mini": S.AdamMini,
-           "adalayer": S.Adalayer, "adagrad": S.AdaGrad, "sam": S.SAM, "saf": S.SAF, "mesa": S.MESA}[name]
+        if name not in entry["owners"]:
+            raise DiagsimError(f"--{dest.replace('_', '-')} does not apply to --optimizer {name} "
+                               f"(it applies to {', '.join(entry['owners'])})")
+        parse = entry["field"].metadata.get("parse")
+        kw[dest] = parse(val, dim) if parse is not None and isinstance(val, str) else val
+    lr = cls.default_lr if a.lr is None else a.lr
     try:
         return cls(lr=lr, noise=noise, **kw)
     except TypeError as exc:  # e.g. a string where a number is needed, from the config file

@@ -131,32 +131,33 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
 
 def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray,
                      limit=None, layout: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Advance a discrete GD / SGD / Adam ensemble in place on the GPU, as ``stepper.advance`` does.
+    """Advance a discrete ensemble in place on the GPU, as ``stepper.advance`` does, for the optimizers
+    whose gradient is the plain noisy gradient and whose update rule is element-wise (GD, SGD, Adam,
+    RMSProp, AdamE, AdaGrad) with label noise or none.
 
     Returns (div_step, div_loss) per path (-1 / NaN for paths that did not diverge); ``limit`` (M,) is the
     loss above which a path stops (default +inf). ``layout``: "warp" (32 threads per path, the default
     through "auto") or "thread" (one thread per path).
     """
-    layout = _layout(layout, True, "GD, SGD and Adam")
+    layout = _layout(layout, True, "the discrete optimizers")
     cuda = _require()
     from ..errors import check_int
-    from ..optimizers.lowering import (NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER, OPT_ADAM, OPT_SGD)
+    from ..optimizers.lowering import GRAD_PLAIN, NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER
+    from ..optimizers.updates import ELEMENTWISE
     from . import warp as CW
     n_steps = check_int("n_steps", n_steps, minimum=0)
     low = stepper.low
-    if low.opt not in (OPT_SGD, OPT_ADAM) or low.noise not in (NOISE_NONE, NOISE_RADEMACHER, NOISE_GAUSSIAN):
-        raise DiagsimError(f"the CUDA discrete kernel covers GD, SGD and Adam/RMSProp/AdamE with label noise "
-                           f"or none; got {stepper.optimizer.name} with "
-                           f"{type(stepper.optimizer.noise).__name__}")
+    if (low.gradient != GRAD_PLAIN or low.update not in ELEMENTWISE
+            or low.noise not in (NOISE_NONE, NOISE_RADEMACHER, NOISE_GAUSSIAN)):
+        raise DiagsimError(f"the CUDA discrete kernel covers optimizers with the plain noisy gradient and an "
+                           f"element-wise update (GD, SGD, Adam/RMSProp/AdamE, AdaGrad) with label noise or "
+                           f"none; got {stepper.optimizer.name} with {type(stepper.optimizer.noise).__name__}")
     prob = stepper.problem
     theta = state["theta"]
     M, dim = theta.shape
     paths = _check_common(state, paths, active, M)
     n, d = prob.n, prob.d
-    m = state.get("m", np.zeros((M, 0)))
-    v = state.get("v", np.zeros((M, 0)))
-    if low.opt == OPT_ADAM and v.shape[1] != dim:
-        raise DiagsimError("the CUDA Adam kernel needs one second moment per parameter")
+    s1, s2, _ = stepper.kernel_slots(state)
     limit = np.full(M, np.inf) if limit is None else np.ascontiguousarray(limit, dtype=np.float64)
     div_step = np.full(M, -1, np.int64)
     div_loss = np.full(M, np.nan)
@@ -166,21 +167,19 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
         kern, grid = CW.discrete_kernel(CW.LANES), (M, CW.LANES)
     else:
         kern, grid = CW.discrete_kernel(1), _grid(M)
-    dth, dm, dv, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, m, v, active))
+    dth, ds1, ds2, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, s1, s2, active))
     dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
     # W, R, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
     scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
                cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)),
                cuda.device_array((M, d)), cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
-    kern[grid](int(low.opt), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
+    kern[grid](int(low.update), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
                cuda.to_device(low.keys), int(prob.param.code), int(prob.param.depth),
-               cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, dm, dv,
+               cuda.to_device(prob.Z), cuda.to_device(prob.ZT), cuda.to_device(prob.y), dth, ds1, ds2,
                cuda.to_device(paths), int(step0), n_steps, dact, cuda.to_device(limit), dds, ddl, *scratch)
     theta[...] = dth.copy_to_host()
-    if "m" in state:
-        state["m"][...] = dm.copy_to_host()
-    if "v" in state:
-        state["v"][...] = dv.copy_to_host()
+    s1[...] = ds1.copy_to_host()
+    s2[...] = ds2.copy_to_host()
     active[...] = dact.copy_to_host()
     return dds.copy_to_host(), ddl.copy_to_host()
 

@@ -100,7 +100,8 @@ def discrete_kernel(lanes: int = LANES):
     from .. import kernels as K
     from ..optimizers import _kernel as OK
     from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
-    from ..optimizers.lowering import F_DELTA, F_LR, I_BATCH, OPT_ADAM
+    from ..optimizers import updates as OU
+    from ..optimizers.lowering import F_DELTA, I_BATCH
 
     w_d = _lazy.device(w_of_strided)
     fwd_d = _lazy.device(forward_strided)
@@ -109,12 +110,11 @@ def discrete_kernel(lanes: int = LANES):
     coef_d = _lazy.device(OK.coefficients)
     pull_d = _lazy.device(pullback_strided)
     chain_d = _lazy.device(K.chain_strided)
-    sgd_d = _lazy.device(OK.update_sgd_strided)
-    adam_d = _lazy.device(OK.update_adam_strided)
+    update_d = _lazy.device(OU.apply_elementwise)
     SHARED = lanes > 1
 
     @cuda.jit
-    def kernel(opt, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, m, v, paths, step0, n_steps, active,
+    def kernel(update, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, s1, s2, paths, step0, n_steps, active,
                limit, div_step, div_loss, W, R, XI, WROW, PERM, C, GW, GR, UBUF):
         g = cuda.grid(1)
         p = g // lanes
@@ -123,7 +123,6 @@ def discrete_kernel(lanes: int = LANES):
             return
         if not active[p]:
             return
-        lr = fp[F_LR]
         delta = fp[F_DELTA]
         batch = ip[I_BATCH]
         th = theta[p]
@@ -155,10 +154,7 @@ def discrete_kernel(lanes: int = LANES):
             chain_d(th, code, depth, gw, gr, lane, lanes)  # entries i, d + i: gw[i] is this lane's own
             if SHARED:
                 cuda.syncthreads()
-            if opt == OPT_ADAM:
-                adam_d(th, m[p], v[p], gr, fp, ip, k, lane, lanes)
-            else:
-                sgd_d(th, gr, lr, lane, lanes)
+            update_d(update, th, s1[p], s2[p], gr, fp, ip, k, lane, lanes)
             if SHARED:
                 cuda.syncthreads()
 

@@ -20,8 +20,9 @@ One step k of a path (theta_k -> theta_{k+1}):
    stored / EMA model, so ``r - rhat = f - fhat``.
 3. If ``L_k`` is not finite or exceeds ``limit[path]`` the path stops here: ``active = False``,
    ``div_step = k``, ``div_loss = L_k``, and theta stays theta_k.
-4. The update of the family (:func:`update_adam` and friends); the SAM family first forms the
-   perturbation (:func:`perturbation`) and evaluates the gradient at theta + eps with the *same* noise.
+4. The SAM family forms the perturbation (:func:`perturbation`) and evaluates the gradient at
+   theta + eps with the *same* noise; then the optimizer's update rule (:mod:`.updates`); MESA's EMA
+   copy follows theta.
 """
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ from .. import kernels as K
 from .._jit import jit, pjit, prange
 from ..rng import fill_normals, fill_signs, fill_uniforms
 from ._linalg import forward_group, pullback_group, w_of
-from .lowering import (F_ASAM_ETA, F_BETA1, F_BETA2, F_BETA_EMA, F_DELTA, F_EPS, F_FISHER_ETA, F_LAM,
-                       F_LAM_TRA, F_LR, F_RENYI_ALPHA, F_RHO, F_SPARSITY, I_BATCH, I_BIAS, I_BLOCK,
-                       I_DELAY, I_M_CHUNKS, I_N_BLOCKS, I_SQRT, I_VARIANT, NOISE_GAUSSIAN, NOISE_MINIBATCH,
-                       NOISE_RADEMACHER, OPT_ADAGRAD, OPT_ADAM, OPT_ADAM_MINI, OPT_MESA, OPT_SAF, OPT_SAM,
-                       V_ASAM, V_BLOCK, V_FISHER, V_MSAM, V_RSAM, V_SAM, V_SSAM_D, V_SSAM_F, V_USAM)
+from .lowering import (F_ASAM_ETA, F_BETA_EMA, F_DELTA, F_FISHER_ETA, F_LAM_TRA, F_LR, F_RENYI_ALPHA, F_RHO,
+                       F_SPARSITY, GRAD_MESA, GRAD_SAF, GRAD_SAM, I_BATCH, I_BLOCK, I_DELAY, I_M_CHUNKS,
+                       I_N_BLOCKS, I_VARIANT, NOISE_GAUSSIAN, NOISE_MINIBATCH, NOISE_RADEMACHER, V_ASAM, V_BLOCK,
+                       V_FISHER, V_MSAM, V_RSAM, V_SAM, V_SSAM_D, V_SSAM_F, V_USAM)
+from .updates import apply_update
 
 
 # --------------------------------------------------------------------------- noise and gradient
@@ -291,111 +292,10 @@ def msam_gradient(code, depth, Z, y, fp, m_chunks, theta, r, xi, perm, n_rows, g
             gout[i] += wt * gc[i]
 
 
-# --------------------------------------------------------------------------- updates
-@jit
-def update_sgd(theta, g, lr):
-    """theta <- theta - lr g."""
-    for i in range(theta.shape[0]):
-        theta[i] -= lr * g[i]
-
-
-@jit
-def update_sgd_strided(theta, g, lr, start, stride):
-    """The entries start, start + stride, ... of :func:`update_sgd` (GPU lanes)."""
-    for i in range(start, theta.shape[0], stride):
-        theta[i] -= lr * g[i]
-
-
-@jit(inline="always")
-def _adam_hyper(fp, ip, step):
-    """(b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2) of the Adam family at step k (c = 1 - b^(k+1)
-    under bias correction, else 1)."""
-    b1 = fp[F_BETA1]
-    b2 = fp[F_BETA2]
-    bias = ip[I_BIAS] != 0
-    c1 = 1.0 - b1 ** (step + 1) if bias else 1.0
-    c2 = 1.0 - b2 ** (step + 1) if bias else 1.0
-    return b1, b2, fp[F_EPS], fp[F_LAM], fp[F_LR], ip[I_SQRT] != 0, bias, c1, c2
-
-
-@jit
-def update_adam(theta, m, v, g, fp, ip, step):
-    """See :func:`update_adam_strided` (all entries)."""
-    update_adam_strided(theta, m, v, g, fp, ip, step, 0, 1)
-
-
-@jit(inline="always")
-def update_adam_strided(theta, m, v, g, fp, ip, step, start, stride):
-    """Adam / RMSProp / AdamE-lambda (docs/theory.md §5.3): m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2;
-    theta <- theta - lr mh / (vh^lam + eps) with (mh, vh) = (m, v) / (1 - b^(k+1)) under bias correction,
-    else (m, v). lam = 1/2 uses sqrt."""
-    b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2 = _adam_hyper(fp, ip, step)
-    # the branches are hoisted out of the loop (constant flags: the common loop vectorizes)
-    if use_sqrt and not bias:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, False, True, start, stride)
-    elif use_sqrt:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, True, True, start, stride)
-    else:
-        _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, False, start, stride)
-
-
-@jit(inline="always")
-def _adam_loop(theta, m, v, g, b1, b2, eps, lam, lr, c1, c2, bias, use_sqrt, start, stride):
-    a1 = 1.0 - b1
-    a2 = 1.0 - b2
-    for i in range(start, theta.shape[0], stride):
-        gi = g[i]
-        mi = b1 * m[i] + a1 * gi
-        vi = b2 * v[i] + a2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        if bias:
-            mi = mi / c1
-            vi = vi / c2
-        den = math.sqrt(vi) if use_sqrt else vi ** lam
-        theta[i] -= lr * mi / (den + eps)
-
-
-@jit
-def update_adam_mini(theta, m, v, g, fp, ip, blocks, bsize, sums, step):
-    """Adam-mini / Adalayer: one second moment per block b, v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2
-    (the block sum accumulated in index order, then divided by |b|); otherwise as :func:`update_adam`."""
-    b1, b2, eps, lam, lr, use_sqrt, bias, c1, c2 = _adam_hyper(fp, ip, step)
-    nb = ip[I_N_BLOCKS]
-    for b in range(nb):
-        sums[b] = 0.0
-    for i in range(theta.shape[0]):
-        sums[blocks[i]] += g[i] * g[i]
-    for b in range(nb):
-        vb = b2 * v[b] + (1.0 - b2) * (sums[b] / bsize[b])
-        v[b] = vb
-        if bias:
-            vb = vb / c2
-        sums[b] = math.sqrt(vb) if use_sqrt else vb ** lam  # now the denominators
-    a1 = 1.0 - b1
-    for i in range(theta.shape[0]):
-        mi = b1 * m[i] + a1 * g[i]
-        m[i] = mi
-        if bias:
-            mi = mi / c1
-        theta[i] -= lr * mi / (sums[blocks[i]] + eps)
-
-
-@jit
-def update_adagrad(theta, v, g, fp):
-    """AdaGrad: v <- v + g^2; theta <- theta - lr g / (sqrt(v) + eps)."""
-    lr = fp[F_LR]
-    eps = fp[F_EPS]
-    for i in range(theta.shape[0]):
-        vi = v[i] + g[i] * g[i]
-        v[i] = vi
-        theta[i] -= lr * g[i] / (math.sqrt(vi) + eps)
-
-
 # --------------------------------------------------------------------------- the step loop
 @jit
-def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
-                  theta, m, v, buf, paths, step0, n_steps, active, limit, div_step, div_loss):
+def advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
+                  theta, s1, s2, buf, paths, step0, n_steps, active, limit, div_step, div_loss):
     """Advance paths p0..p1-1 (one group, one thread) from step0 by n_steps steps."""
     n = Z.shape[0]
     d = Z.shape[1]
@@ -423,11 +323,10 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
     tmp_d2 = np.empty(d)
     tmp_dim = np.empty(dim)
     tmp_dim2 = np.empty(dim)
-    lr = fp[F_LR]
     delta = fp[F_DELTA]
     batch = ip[I_BATCH]
     variant = ip[I_VARIANT]
-    two_lam = 2.0 * fp[F_LAM_TRA] if (opt == OPT_SAF or opt == OPT_MESA) else 0.0
+    two_lam = 2.0 * fp[F_LAM_TRA] if (gradient == GRAD_SAF or gradient == GRAD_MESA) else 0.0
     delay = ip[I_DELAY]
     beta_ema = fp[F_BETA_EMA]
 
@@ -442,17 +341,17 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
         # 1. noise of (path, step)
         for s in range(ns):
             NROWS[s] = draw_noise(noise, keys, delta, batch, paths[idx[s]], k, XI[s], WROW[s], PERM[s], ubuf)
-        # 2. reference residuals of SAF (stored) / MESA (EMA model)
-        if opt == OPT_MESA:
+        # 2. reference residuals of SAF (stored) / MESA (the EMA model, slot s1)
+        if gradient == GRAD_MESA:
             for s in range(ns):
-                w_of(m[idx[s]], code, depth, W[s])
+                w_of(s1[idx[s]], code, depth, W[s])
             forward_group(ZT, y, W, ns, R2, LOSS2)
-        elif opt == OPT_SAF:
+        elif gradient == GRAD_SAF:
             for s in range(ns):
                 R2[s, :] = buf[idx[s], k % delay]
         # 3. the noisy gradient at theta_k, with its residual and clean loss
         noisy_gradient_group(code, depth, Z, ZT, y, theta, idx, ns, XI, WROW, two_lam, R2, W, R, LOSS, C, GW, GR)
-        if opt == OPT_SAF:
+        if gradient == GRAD_SAF:
             for s in range(ns):
                 buf[idx[s], k % delay] = R[s]
         # 4. divergence: a path whose loss at theta_k is not finite or above its limit stops at theta_k
@@ -469,30 +368,14 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
                 div_loss[p] = L
         if n_live == 0:
             continue
-        # 5. update
-        if opt == OPT_ADAM:
-            for s in range(ns):
-                if live[s]:
-                    p = idx[s]
-                    update_adam(theta[p], m[p], v[p], GR[s], fp, ip, k)
-        elif opt == OPT_ADAM_MINI:
-            for s in range(ns):
-                if live[s]:
-                    p = idx[s]
-                    update_adam_mini(theta[p], m[p], v[p], GR[s], fp, ip, blocks, bsize, sums, k)
-        elif opt == OPT_ADAGRAD:
-            for s in range(ns):
-                if live[s]:
-                    p = idx[s]
-                    update_adagrad(theta[p], v[p], GR[s], fp)
-        elif opt == OPT_SAM:
+        # 5. the SAM family replaces the gradient by the one at theta + eps (same noise)
+        if gradient == GRAD_SAM:
             if variant == V_MSAM:
                 for s in range(ns):
                     if live[s]:
                         p = idx[s]
                         msam_gradient(code, depth, Z, y, fp, ip[I_M_CHUNKS], theta[p], R[s], XI[s], PERM[s],
                                       NROWS[s], GR[s], tmp_d, tmp_dim, tmp_dim2, tmp_d2)
-                        update_sgd(theta[p], GR[s], lr)
             else:
                 for s in range(ns):
                     p = idx[s]
@@ -500,41 +383,39 @@ def advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, 
                         perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf)
                     else:
                         TH[s, :] = theta[p]
-                # the gradient at theta + eps with the same noise
                 noisy_gradient_group(code, depth, Z, ZT, y, TH, slot, ns, XI, WROW, 0.0, R2, W, R, LOSS2, C, GW,
                                      GR)
-                for s in range(ns):
-                    if live[s]:
-                        update_sgd(theta[idx[s]], GR[s], lr)
-        else:  # SGD, GD, SAF, MESA
+        # 6. the update rule (.updates)
+        for s in range(ns):
+            if live[s]:
+                p = idx[s]
+                apply_update(update, theta[p], s1[p], s2[p], GR[s], fp, ip, blocks, bsize, sums, k)
+        # 7. MESA's EMA copy follows the new theta
+        if gradient == GRAD_MESA:
+            a = 1.0 - beta_ema
             for s in range(ns):
                 if live[s]:
-                    update_sgd(theta[idx[s]], GR[s], lr)
-            if opt == OPT_MESA:
-                a = 1.0 - beta_ema
-                for s in range(ns):
-                    if live[s]:
-                        th = theta[idx[s]]
-                        ema = m[idx[s]]
-                        for i in range(dim):
-                            ema[i] = beta_ema * ema[i] + a * th[i]
+                    th = theta[idx[s]]
+                    ema = s1[idx[s]]
+                    for i in range(dim):
+                        ema[i] = beta_ema * ema[i] + a * th[i]
 
 
 @pjit
-def advance_kernel(opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y, theta, m, v, buf,
-                   paths, step0, n_steps, active, limit, div_step, div_loss, group):
-    """Advance every active path (rows of theta, m, v, buf) by n_steps steps from step0.
+def advance_kernel(gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y, theta, s1, s2,
+                   buf, paths, step0, n_steps, active, limit, div_step, div_loss, group):
+    """Advance every active path (rows of theta, s1, s2, buf) by n_steps steps from step0.
 
-    theta (M, 2d); m (M, 2d) momentum (Adam) or EMA parameters (MESA), else (M, 0); v (M, 2d) or
-    (M, n_blocks) second moments, else (M, 0); buf (M, delay, n) the SAF residual ring buffer, else
-    (M, 0, 0). paths (M,) global path ids; active (M,) bool; limit (M,) divergence thresholds;
-    div_step (M,) int64 / div_loss (M,) are written for paths that diverge. ``group`` paths per thread
-    task (any value gives the same numbers).
+    theta (M, 2d); s1, s2 (M, k) the optimizer's state slots (Adam: m, v; v per block for Adam-mini;
+    AdaGrad: v in s2; MESA: the EMA copy in s1), (M, 0) when unused; buf (M, delay, n) the SAF residual
+    ring buffer, else (M, 0, 0). paths (M,) global path ids; active (M,) bool; limit (M,) divergence
+    thresholds; div_step (M,) int64 / div_loss (M,) are written for paths that diverge. ``group`` paths per
+    thread task (any value gives the same numbers).
     """
     M = theta.shape[0]
     ng = (M + group - 1) // group
     for q in prange(ng):
         p0 = q * group
         p1 = min(p0 + group, M)
-        advance_group(p0, p1, opt, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
-                      theta, m, v, buf, paths, step0, n_steps, active, limit, div_step, div_loss)
+        advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
+                      theta, s1, s2, buf, paths, step0, n_steps, active, limit, div_step, div_loss)

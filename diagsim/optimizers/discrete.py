@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import DiagsimError
 from . import specs as S
 from ._kernel import advance_group, advance_kernel
-from .lowering import OPT_MESA, OPT_SAF, lower
+from .lowering import lower
+from .registry import BUF, DISCRETE, S1, S2
 
 #: at most this many paths advance in lockstep on one thread (they share the loads of Z; 8 fill the lanes
 #: of the SIMD kernel, and 16 were slower at d = 1000: a group's optimizer state then overflows the L2
@@ -63,21 +64,11 @@ class DiscreteStepper:
 
     # ------------------------------------------------------------------ protocol
     def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
+        """theta and the optimizer's state slots (their initial values, see :mod:`.registry`)."""
         th = np.array(self.problem.check_theta(theta0), dtype=np.float64, order="C")
-        M = th.shape[0]
         st = {"theta": th}
-        opt = self.optimizer
-        if isinstance(opt, S.Adam):
-            st["m"] = np.zeros_like(th)
-            nv = self.low.block_size.shape[0] if isinstance(opt, S.AdamMini) else th.shape[1]
-            st["v"] = np.full((M, nv), float(opt.v0))
-        elif isinstance(opt, S.AdaGrad):
-            st["v"] = np.full_like(th, float(opt.v0))
-        elif self.low.opt == OPT_SAF:
-            r = self.problem.w(th) @ self.problem.Z.T - self.problem.y
-            st["residuals"] = np.ascontiguousarray(np.repeat(r[:, None, :], opt.delay, axis=1))
-        elif self.low.opt == OPT_MESA:
-            st["ema"] = th.copy()
+        for slot in self.low.slots:
+            st[slot.name] = slot.init(self.problem, self.optimizer, th, self.low)
         return st
 
     def advance(self, state, paths, step0: int, n_steps: int, active) -> None:
@@ -86,6 +77,14 @@ class DiscreteStepper:
         self.advance_checked(state, paths, step0, n_steps, active, np.full(M, np.inf),
                              np.full(M, -1, np.int64), np.full(M, np.nan))
 
+    def kernel_slots(self, state) -> tuple:
+        """(s1, s2, buf): the state arrays in the kernel's argument positions (empty where unused)."""
+        M = state["theta"].shape[0]
+        args = {S1: np.zeros((M, 0)), S2: np.zeros((M, 0)), BUF: np.zeros((M, 0, 0))}
+        for slot in self.low.slots:
+            args[slot.arg] = state[slot.name]
+        return args[S1], args[S2], args[BUF]
+
     def advance_checked(self, state, paths, step0: int, n_steps: int, active, limit, div_step,
                         div_loss) -> None:
         """As :meth:`advance`, and a path whose loss at step k is non-finite or > ``limit[p]`` stops
@@ -93,14 +92,13 @@ class DiscreteStepper:
         th = state["theta"]
         M = th.shape[0]
         lo = self.low
-        m = state["ema"] if lo.opt == OPT_MESA else state.get("m", np.zeros((M, 0)))
-        v = state.get("v", np.zeros((M, 0)))
-        buf = state.get("residuals", np.zeros((M, 0, 0)))
+        s1, s2, buf = self.kernel_slots(state)
         group = self.group or group_size(M)
         P = self.problem
-        args = (lo.opt, lo.noise, lo.fp, lo.ip, lo.keys, lo.blocks, lo.block_size, P.param.code, P.param.depth,
-                P.Z, P.ZT, P.y, th, m, v, buf, np.ascontiguousarray(paths, dtype=np.int64), int(step0),
-                int(n_steps), active, np.ascontiguousarray(limit, dtype=np.float64), div_step, div_loss)
+        args = (lo.gradient, lo.update, lo.noise, lo.fp, lo.ip, lo.keys, lo.blocks, lo.block_size, P.param.code,
+                P.param.depth, P.Z, P.ZT, P.y, th, s1, s2, buf, np.ascontiguousarray(paths, dtype=np.int64),
+                int(step0), int(n_steps), active, np.ascontiguousarray(limit, dtype=np.float64), div_step,
+                div_loss)
         if M <= group:  # one group: the same code without a parallel launch (same numbers)
             advance_group(0, M, *args)
         else:
@@ -112,28 +110,13 @@ class DiscreteStepper:
     def preconditioner_stats(self, state) -> dict[str, np.ndarray]:
         """Per path: mean/min/max of v and of the preconditioner 1/(v^lam + eps) (v without bias
         correction); empty for optimizers without one."""
-        opt = self.optimizer
-        if not isinstance(opt, (S.Adam, S.AdaGrad)):
-            return {}
-        v = state["v"]
-        lam = opt.lam if isinstance(opt, S.Adam) else 0.5
-        with np.errstate(all="ignore"):
-            pre = 1.0 / ((np.sqrt(v) if lam == 0.5 else v ** lam) + opt.eps)
-        return {"v_mean": v.mean(axis=1), "v_min": v.min(axis=1), "v_max": v.max(axis=1),
-                "precond_mean": pre.mean(axis=1), "precond_min": pre.min(axis=1),
-                "precond_max": pre.max(axis=1)}
+        stats = DISCRETE.lookup(self.optimizer).stats
+        return {} if stats is None else stats(self.optimizer, state)
 
     def divergence_hint(self) -> str:
         """Which hyperparameter is likely too large (optional protocol method)."""
-        opt = self.optimizer
-        hint = f"lr={opt.lr:g} is likely too large"
-        if isinstance(opt, S.SAM):
-            hint += f" (or rho={opt.rho:g})"
-        elif isinstance(opt, (S.SAF, S.MESA)):
-            hint += f" (or lam_tra={opt.lam_tra:g})"
-        elif isinstance(opt, (S.Adam, S.AdaGrad)) and opt.eps == 0.0:
-            hint += " (or eps=0 is too small)"
-        return hint
+        hint = DISCRETE.lookup(self.optimizer).hint
+        return f"lr={self.optimizer.lr:g} is likely too large" + ("" if hint is None else hint(self.optimizer))
 
 
 def make_stepper(problem, optimizer: S.Optimizer, *, seed: int = 0, group: int | None = None,

@@ -21,7 +21,7 @@ the clean full-batch loss L(theta).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..errors import DiagsimError, check_choice, check_int, check_interval, check_positive
 
@@ -61,13 +61,38 @@ def _check_noise(noise) -> None:
 
 
 # --------------------------------------------------------------------------- base
+def hyper(default: Any, help: str, **cli):  # noqa: A002 - the argparse word
+    """A hyperparameter field: its default and the one-line help that ``diagsim simulate --help`` shows
+    for the flag ``--<field-name>`` (``cli`` may give ``metavar`` or ``parse``, a function
+    ``parse(text, dim)`` from the flag's text and the problem's number of parameters to the value)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+#: name -> spec class of every optimizer (filled by :func:`optimizer`); the CLI, sweeps and results find
+#: optimizers here
+OPTIMIZERS: dict[str, type] = {}
+
+
+def optimizer(cls):
+    """Class decorator: make a spec available by its ``name`` (``OPTIMIZERS``, ``from_config``, the CLI)."""
+    if cls.name in OPTIMIZERS and OPTIMIZERS[cls.name] is not cls:
+        raise ValueError(f"optimizer name {cls.name!r} is taken by {OPTIMIZERS[cls.name].__qualname__}")
+    OPTIMIZERS[cls.name] = cls
+    return cls
+
+
 @dataclass(frozen=True)
 class Optimizer:
-    """Base: learning rate ``lr`` (eta) and the gradient noise model."""
+    """Base: learning rate ``lr`` (eta) and the gradient noise model.
+
+    Class attributes every spec sets: ``name`` (as on the command line), ``summary`` (one line for
+    ``--help``) and ``default_lr`` (the learning rate the CLI uses when ``--lr`` is not given)."""
 
     lr: float
     noise: Noise = field(default_factory=lambda: LabelNoise())
     name: ClassVar[str] = "optimizer"
+    summary: ClassVar[str] = ""
+    default_lr: ClassVar[float] = 0.005
 
     def __post_init__(self):
         object.__setattr__(self, "lr", check_positive("lr", self.lr))
@@ -90,12 +115,14 @@ def _beta(name, x):
 
 
 # --------------------------------------------------------------------------- first-order
+@optimizer
 @dataclass(frozen=True)
 class GD(Optimizer):
     """theta <- theta - lr * grad L (no noise)."""
 
     noise: Noise = field(default_factory=NoNoise)
     name: ClassVar[str] = "gd"
+    summary: ClassVar[str] = "gradient descent on the full-batch loss"
 
     def __post_init__(self):
         super().__post_init__()
@@ -104,13 +131,16 @@ class GD(Optimizer):
                                "(use SGD for a noisy gradient)")
 
 
+@optimizer
 @dataclass(frozen=True)
 class SGD(Optimizer):
     """theta <- theta - lr * g with g the noisy gradient of ``noise`` (label noise by default)."""
 
     name: ClassVar[str] = "sgd"
+    summary: ClassVar[str] = "SGD with label noise (or minibatch noise)"
 
 
+@optimizer
 @dataclass(frozen=True)
 class Adam(Optimizer):
     """Adam in the paper's form, with AdamE-lambda: m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g*g;
@@ -118,13 +148,15 @@ class Adam(Optimizer):
     the paper's experiments): at step k (0-based) m and v are divided by 1 - beta**(k + 1) inside the
     update only (the stored moments are uncorrected); m_0 = 0, v_0 = ``v0`` (a scalar)."""
 
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-6
-    lam: float = 0.5
-    bias_correction: bool = False
-    v0: float = 0.0
+    beta1: float = hyper(0.9, "first-moment decay")
+    beta2: float = hyper(0.95, "second-moment decay")
+    eps: float = hyper(1e-6, "epsilon added to the preconditioner's denominator")
+    lam: float = hyper(0.5, "AdamE-lambda: the exponent of v in the denominator (0.5 is Adam)")
+    bias_correction: bool = hyper(False, "divide m and v by 1 - beta^(k+1) in the update")
+    v0: float = hyper(0.0, "initial second moment")
     name: ClassVar[str] = "adam"
+    summary: ClassVar[str] = "Adam, with AdamE-lambda (lam) and optional bias correction"
+    default_lr: ClassVar[float] = 0.1
 
     def __post_init__(self):
         super().__post_init__()
@@ -136,12 +168,14 @@ class Adam(Optimizer):
         object.__setattr__(self, "bias_correction", bool(self.bias_correction))
 
 
+@optimizer
 @dataclass(frozen=True)
 class RMSProp(Adam):
     """Adam with beta1 = 0."""
 
-    beta1: float = 0.0
+    beta1: float = hyper(0.0, "first-moment decay (0 for RMSProp)")
     name: ClassVar[str] = "rmsprop"
+    summary: ClassVar[str] = "RMSProp: Adam with beta1 = 0"
 
     def __post_init__(self):
         super().__post_init__()
@@ -149,6 +183,22 @@ class RMSProp(Adam):
             raise DiagsimError(f"RMSProp has beta1 = 0; got beta1={self.beta1} (use Adam)")
 
 
+def _parse_blocks(text: str, dim: int):
+    """--blocks: "uv" (the default {u, v}), "all" (one block of all ``dim`` parameters), or a file of
+    ``dim`` integer block ids."""
+    if text in (None, "uv"):
+        return None
+    if text == "all":
+        return (0,) * dim
+    import numpy as np
+    try:
+        ids = np.load(text) if str(text).endswith(".npy") else np.loadtxt(text, dtype=np.int64, ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise DiagsimError(f"--blocks must be uv, all or a file of 2d integer block ids ({exc})") from None
+    return tuple(int(x) for x in np.ravel(ids))
+
+
+@optimizer
 @dataclass(frozen=True)
 class AdamMini(Adam):
     """One second-moment scalar per block b: v_b <- b2 v_b + (1-b2) mean_{i in b} g_i^2.
@@ -157,8 +207,10 @@ class AdamMini(Adam):
     against the problem), or ``None`` for the default {u, v} partition (block 0 = u, block 1 = v).
     The block mean is the sum over the block in index order divided by |b|; m is per parameter."""
 
-    blocks: tuple | None = None
+    blocks: tuple | None = hyper(None, "partition: uv (default: blocks {u}, {v}), all, or a file of 2d block ids",
+                                 parse=_parse_blocks, metavar="SPEC")
     name: ClassVar[str] = "adam-mini"
+    summary: ClassVar[str] = "Adam-mini: one second moment per block of parameters"
 
     def __post_init__(self):
         super().__post_init__()
@@ -175,20 +227,25 @@ class AdamMini(Adam):
             object.__setattr__(self, "blocks", b)
 
 
+@optimizer
 @dataclass(frozen=True)
 class Adalayer(AdamMini):
     """Adalayer: AdamMini with one block per layer (for a diagonal net: {u, v})."""
 
     name: ClassVar[str] = "adalayer"
+    summary: ClassVar[str] = "Adalayer: Adam-mini with one block per layer"
 
 
+@optimizer
 @dataclass(frozen=True)
 class AdaGrad(Optimizer):
     """v <- v + g*g; theta <- theta - lr * g / (sqrt(v) + eps)."""
 
-    eps: float = 1e-10
-    v0: float = 0.0
+    eps: float = hyper(1e-10, "epsilon added to the preconditioner's denominator")
+    v0: float = hyper(0.0, "initial second moment")
     name: ClassVar[str] = "adagrad"
+    summary: ClassVar[str] = "AdaGrad"
+    default_lr: ClassVar[float] = 0.1
 
     def __post_init__(self):
         super().__post_init__()
@@ -200,6 +257,7 @@ class AdaGrad(Optimizer):
 SAM_VARIANTS = ("sam", "usam", "msam", "asam", "fisher", "ssam-f", "ssam-d", "block", "rsam")
 
 
+@optimizer
 @dataclass(frozen=True)
 class SAM(Optimizer):
     """Sharpness-aware minimization: eps = perturbation(g), theta <- theta - lr * grad L(theta + eps).
@@ -215,8 +273,8 @@ class SAM(Optimizer):
                   score g^2 zeroed; normalized by the full ||g||
         "ssam-d"  the mask is random (Bernoulli keep 1 - sparsity, redrawn each step)
         "block"   perturb only the block ``block`` ("u" or "v"): the diagonal-net analogue of SAM-ON
-        "rsam"    Renyi-SAM: rho_eff = sign(1 - alpha) rho sum_j |g_j|^(2 alpha) / ||g||^(2 alpha + 2),
-                  eps = -rho_eff g
+        "rsam"    Renyi-SAM: rho_eff = sign(1 - a) rho sum_j |g_j|^(2 a) / ||g||^(2 a + 2), eps = -rho_eff g,
+                  with a = ``renyi_alpha``
     The base step is SGD with the spec's noise; the noisy gradient is the one perturbed, and the
     gradient at theta + eps uses the *same* noise draw (the same xi, or the same minibatch).
 
@@ -234,15 +292,16 @@ class SAM(Optimizer):
         "rsam"    as written above (note: eps scales like 1 / ||g|| under g -> c g).
     """
 
-    rho: float = 0.05
-    variant: str = "sam"
-    m_chunks: int = 1
-    asam_eta: float = 0.01
-    fisher_eta: float = 1.0
-    sparsity: float = 0.5
-    block: str = "u"
-    alpha: float = 2.0
+    rho: float = hyper(0.05, "perturbation radius")
+    variant: str = hyper("sam", "sam | usam | msam | asam | fisher | ssam-f | ssam-d | block | rsam")
+    m_chunks: int = hyper(1, "m-SAM: number of chunks of the batch (n is 1-SAM)")
+    asam_eta: float = hyper(0.01, "ASAM: offset eta in T = |theta| + eta")
+    fisher_eta: float = hyper(1.0, "Fisher-SAM: eta in F = 1 + eta g^2")
+    sparsity: float = hyper(0.5, "SSAM: fraction of the coordinates not perturbed")
+    block: str = hyper("u", "block-restricted SAM: the block perturbed, u or v")
+    renyi_alpha: float = hyper(2.0, "Renyi-SAM: the order alpha")
     name: ClassVar[str] = "sam"
+    summary: ClassVar[str] = "sharpness-aware minimization and its variants (--variant)"
 
     def __post_init__(self):
         super().__post_init__()
@@ -253,13 +312,14 @@ class SAM(Optimizer):
         object.__setattr__(self, "fisher_eta", check_positive("fisher_eta", self.fisher_eta))
         object.__setattr__(self, "sparsity", check_interval("sparsity", self.sparsity, 0.0, 1.0))
         check_choice("block", self.block, ("u", "v"))
-        a = check_positive("alpha", self.alpha)
+        a = check_positive("renyi_alpha", self.renyi_alpha)
         if a == 1.0:
-            raise DiagsimError("alpha = 1 is not allowed for RSAM (rho_eff has the factor sign(1 - alpha))")
-        object.__setattr__(self, "alpha", a)
+            raise DiagsimError("renyi_alpha = 1 is not allowed for RSAM (rho_eff has the factor sign(1 - alpha))")
+        object.__setattr__(self, "renyi_alpha", a)
 
 
 # --------------------------------------------------------------------------- SAF / MESA
+@optimizer
 @dataclass(frozen=True)
 class SAF(Optimizer):
     """Sharpness-aware training for free, regression form: minimize
@@ -269,9 +329,10 @@ class SAF(Optimizer):
     gradient is J^T c with c_j = a_j ((r_j - xi_j) + 2 lam_tra (f_j - fhat_j)), a_j = 1/n (1/B on the
     minibatch rows, 0 elsewhere). The stored quantity is the residual r = f - y of each step."""
 
-    lam_tra: float = 0.3
-    delay: int = 5
+    lam_tra: float = hyper(0.3, "weight of the trajectory term")
+    delay: int = hyper(5, "SAF: the stored outputs are this many steps old")
     name: ClassVar[str] = "saf"
+    summary: ClassVar[str] = "sharpness-aware training for free (regression form)"
 
     def __post_init__(self):
         super().__post_init__()
@@ -279,6 +340,7 @@ class SAF(Optimizer):
         object.__setattr__(self, "delay", check_int("delay", self.delay))
 
 
+@optimizer
 @dataclass(frozen=True)
 class MESA(Optimizer):
     """MESA: as SAF but fhat = outputs of an EMA copy of theta (decay ``beta_ema``).
@@ -286,9 +348,10 @@ class MESA(Optimizer):
     ema_0 = theta_0; step k uses fhat = f(ema_k), then theta_{k+1} = theta_k - lr g and
     ema_{k+1} = beta_ema ema_k + (1 - beta_ema) theta_{k+1}."""
 
-    lam_tra: float = 0.3
-    beta_ema: float = 0.99
+    lam_tra: float = hyper(0.3, "weight of the trajectory term")
+    beta_ema: float = hyper(0.99, "MESA: decay of the EMA copy of theta")
     name: ClassVar[str] = "mesa"
+    summary: ClassVar[str] = "MESA: SAF against an EMA copy of the model"
 
     def __post_init__(self):
         super().__post_init__()
@@ -296,16 +359,23 @@ class MESA(Optimizer):
         object.__setattr__(self, "beta_ema", _beta("beta_ema", self.beta_ema))
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    c.name: c for c in (GD, SGD, Adam, RMSProp, AdamMini, Adalayer, AdaGrad, SAM, SAF, MESA)
-}
+#: configuration keys renamed since results were first stored: (optimizer, old key) -> new key
+RENAMED = {("sam", "alpha"): "renyi_alpha"}
+
+
+def hyperparameters(cls) -> list:
+    """The dataclass fields of a spec class that are hyperparameters (everything but lr and noise)."""
+    return [f for f in fields(cls) if f.name not in ("lr", "noise")]
 
 
 def from_config(cfg: dict) -> Optimizer:
-    """Inverse of :meth:`Optimizer.config`."""
+    """Inverse of :meth:`Optimizer.config` (also reads configurations stored before a key was renamed)."""
     cfg = dict(cfg)
     name = cfg.pop("optimizer")
     check_choice("optimizer", name, OPTIMIZERS)
+    for (opt_name, old), new in RENAMED.items():
+        if name == opt_name and old in cfg and new not in cfg:
+            cfg[new] = cfg.pop(old)
     noise_cfg = dict(cfg.pop("noise", {"kind": "label"}))
     kind = noise_cfg.pop("kind")
     noise = {"label": LabelNoise, "minibatch": Minibatch, "none": NoNoise}[kind](**noise_cfg)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import DiagsimError, check_interval
 from ..optimizers import specs
+from ..registry import SpecRegistry
 
 NAMES = ("gd", "sgd", "adam", "rmsprop", "adame", "adam-mini", "adalayer")
 
@@ -52,6 +53,41 @@ def _check_label_noise(opt) -> None:
                            "minimizes comes from the label-noise covariance)")
 
 
+def _gd_target(opt) -> Target:
+    return Target("woodworth", "woodworth", None, "gd")
+
+
+def _sgd_target(opt) -> Target:
+    _check_label_noise(opt)
+    if isinstance(opt.noise, specs.NoNoise) or opt.label_noise == 0.0:
+        return Target("woodworth", "woodworth", None, "sgd without noise (gradient flow)")
+    return Target("separable", "trace", None, "sgd")
+
+
+def _adam_target(opt) -> Target:  # Adam, RMSProp, AdamE-lambda
+    _check_label_noise(opt)
+    return _adaptive(opt.name, opt.lam)
+
+
+def _block_target(opt) -> Target:  # Adam-mini, Adalayer
+    _check_label_noise(opt)
+    if opt.blocks is not None:
+        raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} only "
+                           "(blocks=None); got a custom partition")
+    if opt.lam != 0.5:
+        raise DiagsimError(f"prediction for {opt.name} is derived for lam = 1/2 only; got lam={opt.lam}")
+    return Target("block", "block", 0.5, opt.name)
+
+
+#: optimizer spec class -> ``target(opt) -> Target`` (subclasses resolve to their parent's entry)
+TARGETS: SpecRegistry = SpecRegistry("the prediction level", "implicit-bias prediction",
+                                     "see docs/theory.md §9.5")
+TARGETS.register(specs.GD, _gd_target)
+TARGETS.register(specs.SGD, _sgd_target)
+TARGETS.register(specs.Adam, _adam_target)
+TARGETS.register(specs.AdamMini, _block_target)
+
+
 def target_for(optimizer, lam=None) -> Target:
     """Resolve an optimizer name (see :data:`NAMES`) or spec object to its :class:`Target`.
 
@@ -62,30 +98,7 @@ def target_for(optimizer, lam=None) -> Target:
         if lam is not None:
             raise DiagsimError("lam is given by the optimizer spec (Adam(lam=...)); do not pass it "
                                "separately")
-        opt = optimizer
-        if isinstance(opt, specs.GD):
-            return Target("woodworth", "woodworth", None, "gd")
-        if isinstance(opt, specs.SGD):
-            _check_label_noise(opt)
-            if isinstance(opt.noise, specs.NoNoise) or opt.label_noise == 0.0:
-                return Target("woodworth", "woodworth", None, "sgd without noise (gradient flow)")
-            _check_label_noise(opt)
-            return Target("separable", "trace", None, "sgd")
-        if isinstance(opt, specs.AdamMini):
-            _check_label_noise(opt)
-            if opt.blocks is not None:
-                raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} only "
-                                   "(blocks=None); "
-                                   "got a custom partition")
-            if opt.lam != 0.5:
-                raise DiagsimError(f"prediction for {opt.name} is derived for lam = 1/2 only; "
-                                   f"got lam={opt.lam}")
-            return Target("block", "block", 0.5, opt.name)
-        if isinstance(opt, specs.Adam):  # Adam, RMSProp
-            _check_label_noise(opt)
-            return _adaptive(opt.name, opt.lam)
-        raise DiagsimError(f"no implicit-bias prediction for optimizer {opt.name!r}; supported: "
-                           f"{', '.join(NAMES)} (or their spec objects)")
+        return TARGETS.lookup(optimizer)(optimizer)
     if not isinstance(optimizer, str) or optimizer.lower() not in NAMES:
         raise DiagsimError(f"optimizer must be one of {', '.join(map(repr, NAMES))} or a spec from "
                            f"diagsim.optimizers; got {optimizer!r}")

@@ -13,7 +13,8 @@ AdamMini / Adalayer                         Adam SDE with one v per block
 ==========================================  ==========================================================
 
 Anything else (AdaGrad, the SAM family, SAF, MESA, minibatch noise, bias correction) has no continuous
-model here and raises a DiagsimError. One SDE step advances the t clock by ``dt``; ``lr`` sets tau = lr t.
+model here and raises a one-line DiagsimError. Which spec class gets which model is the registry
+:data:`SDE_MODELS`; a subclass of a spec gets its parent's model. One SDE step advances the t clock by ``dt``; ``lr`` sets tau = lr t.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 from ..errors import DiagsimError, check_choice, check_int, check_positive
 from ..optimizers import specs as O
 from ..problem import Problem
+from ..registry import SpecRegistry
 from . import models as Mdl
 from . import stability
 from .brownian import BrownianPath
@@ -30,35 +32,58 @@ from .integrator import integrate
 VARIANTS = ("paper", "momentum")
 
 
-def model_for(problem: Problem, optimizer, variant: str = "paper") -> Mdl.SDEModel:
-    """The SDE model of an optimizer spec (see the module table)."""
-    check_choice("variant", variant, VARIANTS)
-    opt = optimizer
-    noise = getattr(opt, "noise", None)
-    if isinstance(noise, O.Minibatch):
+def _label_noise_delta(opt) -> float:
+    """delta of the spec's label noise; minibatch noise has no SDE here."""
+    if isinstance(opt.noise, O.Minibatch):
         raise DiagsimError(f"no SDE model for minibatch noise ({opt.name}): the SDEs model label noise; use "
                            "LabelNoise(delta) or model='discrete'")
-    delta = opt.label_noise if isinstance(opt, O.Optimizer) else 0.0
-    if type(opt) is O.GD or (type(opt) is O.SGD and (isinstance(noise, O.NoNoise) or delta == 0.0)):
-        if variant != "paper":
-            raise DiagsimError(f"variant={variant!r} applies to the Adam family only; {opt.name} has one SDE")
+    return opt.label_noise
+
+
+def _one_variant(opt, variant: str) -> None:
+    if variant != "paper":
+        raise DiagsimError(f"variant={variant!r} applies to the Adam family only; {opt.name} has one SDE")
+
+
+def _gd_model(problem, opt, variant):
+    _one_variant(opt, variant)
+    return Mdl.gradient_flow(problem)
+
+
+def _sgd_model(problem, opt, variant):
+    delta = _label_noise_delta(opt)
+    _one_variant(opt, variant)
+    if delta == 0.0:
         return Mdl.gradient_flow(problem)
-    if type(opt) is O.SGD:
-        if variant != "paper":
-            raise DiagsimError(f"variant={variant!r} applies to the Adam family only; sgd has one SDE")
-        return Mdl.sgd_label_noise(problem, opt.lr, delta)
-    if type(opt) in (O.Adam, O.RMSProp, O.AdamMini, O.Adalayer):
-        if opt.bias_correction:
-            raise DiagsimError("no SDE model for Adam with bias_correction=True (the SDEs model the paper's "
-                               "uncorrected Adam); use bias_correction=False or model='discrete'")
-        blocks = None
-        if isinstance(opt, O.AdamMini):
-            blocks = Mdl.default_blocks(problem.d) if opt.blocks is None else np.asarray(opt.blocks)
-        return Mdl.adam_sde(problem, opt.lr, delta, beta2=opt.beta2, eps=opt.eps, lam=opt.lam, blocks=blocks,
-                            beta1=opt.beta1, momentum=(variant == "momentum"))
-    name = getattr(opt, "name", type(opt).__name__)
-    raise DiagsimError(f"no continuous model exists for optimizer {name!r}; the SDE level covers gd, sgd "
-                       "(label noise), adam, rmsprop, adam-mini and adalayer")
+    return Mdl.sgd_label_noise(problem, opt.lr, delta)
+
+
+def _adam_model(problem, opt, variant):
+    delta = _label_noise_delta(opt)
+    if opt.bias_correction:
+        raise DiagsimError("no SDE model for Adam with bias_correction=True (the SDEs model the paper's "
+                           "uncorrected Adam); use bias_correction=False or model='discrete'")
+    blocks = None
+    if isinstance(opt, O.AdamMini):
+        blocks = Mdl.default_blocks(problem.d) if opt.blocks is None else np.asarray(opt.blocks)
+    return Mdl.adam_sde(problem, opt.lr, delta, beta2=opt.beta2, eps=opt.eps, lam=opt.lam, blocks=blocks,
+                        beta1=opt.beta1, momentum=(variant == "momentum"))
+
+
+#: optimizer spec class -> ``builder(problem, opt, variant) -> SDEModel`` (subclasses resolve to their
+#: parent's entry)
+SDE_MODELS: SpecRegistry = SpecRegistry("the SDE level", "continuous model (SDE)", "use model='discrete'")
+SDE_MODELS.register(O.GD, _gd_model)
+SDE_MODELS.register(O.SGD, _sgd_model)
+SDE_MODELS.register(O.Adam, _adam_model)  # Adam, RMSProp, AdamE-lambda, Adam-mini, Adalayer
+
+
+def model_for(problem: Problem, optimizer, variant: str = "paper") -> Mdl.SDEModel:
+    """The SDE model of an optimizer spec (see the module table and :data:`SDE_MODELS`)."""
+    check_choice("variant", variant, VARIANTS)
+    if not isinstance(optimizer, O.Optimizer):
+        raise DiagsimError(f"optimizer must be a diagsim.optimizers spec; got {optimizer!r}")
+    return SDE_MODELS.lookup(optimizer)(problem, optimizer, variant)
 
 
 class SDEStepper:

@@ -28,6 +28,7 @@ from scipy.integrate import solve_ivp
 from ..derivatives import gradient
 from ..errors import DiagsimError, check_choice, check_int, check_positive
 from ..manifold import residual_norm, retract
+from ..registry import SpecRegistry
 from ..optimizers import specs as O
 from ..problem import Problem
 from .flows import SlowFlow, rate_bound
@@ -39,24 +40,11 @@ STARTS = ("auto", "given", "gradient-flow")
 METHODS = ("heun", "euler")
 
 
-def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) -> SlowFlow:
-    """The slow flow of an optimizer spec (see the module table)."""
-    opt = optimizer
-    noise = getattr(opt, "noise", None)
-    name = getattr(opt, "name", type(opt).__name__)
-    if isinstance(noise, O.Minibatch):
-        raise DiagsimError(f"no slow flow for minibatch noise ({name}): the slow flows model label noise")
-    if type(opt) not in (O.GD, O.SGD, O.Adam, O.RMSProp, O.AdamMini, O.Adalayer):
-        raise DiagsimError(f"no continuous model exists for optimizer {name!r}; the slow-flow level covers "
-                           "sgd, adam, rmsprop, adam-mini and adalayer with label noise")
-    delta = opt.label_noise
-    if type(opt) is O.GD or delta == 0.0:
-        raise DiagsimError(f"{name} without label noise has no slow flow: with c = delta^2/n = 0 it does "
-                           "not move on the manifold of minimizers at the slow time scale (use model='sde' "
-                           "for its gradient flow)")
-    c = delta ** 2 / problem.n
-    if type(opt) is O.SGD:
-        return SlowFlow(problem, c, name="sgd-slow-flow")
+def _sgd_flow(problem, opt, c, v, eps):
+    return SlowFlow(problem, c, name="sgd-slow-flow")
+
+
+def _adaptive_flow(problem, opt, c, v, eps):
     check_choice("v", v, ("quasi-static", "ode"))
     if v == "ode" and opt.bias_correction:
         raise DiagsimError("no slow flow with v='ode' for bias_correction=True; use v='quasi-static' or "
@@ -65,12 +53,38 @@ def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) 
     if isinstance(opt, O.AdamMini):
         from ..sde.models import check_blocks, default_blocks
         blocks = default_blocks(problem.d) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
-    lam = opt.lam
-    label = {O.Adam: "adam", O.RMSProp: "rmsprop", O.AdamMini: "adam-mini", O.Adalayer: "adalayer"}[type(opt)]
-    if lam != 0.5:
-        label += f"-e{lam:g}"
-    return SlowFlow(problem, c, lam=lam, eps=opt.eps if eps is None else eps, blocks=blocks, v_mode=v,
+    label = opt.name if opt.lam == 0.5 else f"{opt.name}-e{opt.lam:g}"
+    return SlowFlow(problem, c, lam=opt.lam, eps=opt.eps if eps is None else eps, blocks=blocks, v_mode=v,
                     C=(1.0 - opt.beta2) / opt.lr ** 2, name=f"{label}-slow-flow")
+
+
+def _no_flow(problem, opt, c, v, eps):
+    raise DiagsimError(f"{opt.name} without label noise has no slow flow: with c = delta^2/n = 0 it does "
+                       "not move on the manifold of minimizers at the slow time scale (use model='sde' "
+                       "for its gradient flow)")
+
+
+#: optimizer spec class -> ``builder(problem, opt, c, v, eps) -> SlowFlow`` (subclasses resolve to their
+#: parent's entry)
+SLOW_FLOWS: SpecRegistry = SpecRegistry("the slow-flow level", "continuous model (slow flow)",
+                                         "use model='discrete'")
+SLOW_FLOWS.register(O.GD, _no_flow)
+SLOW_FLOWS.register(O.SGD, _sgd_flow)
+SLOW_FLOWS.register(O.Adam, _adaptive_flow)  # Adam, RMSProp, AdamE-lambda, Adam-mini, Adalayer
+
+
+def flow_for(problem: Problem, optimizer, *, v: str = "quasi-static", eps=None) -> SlowFlow:
+    """The slow flow of an optimizer spec (see the module table and :data:`SLOW_FLOWS`)."""
+    if not isinstance(optimizer, O.Optimizer):
+        raise DiagsimError(f"optimizer must be a diagsim.optimizers spec; got {optimizer!r}")
+    build = SLOW_FLOWS.lookup(optimizer)
+    if isinstance(optimizer.noise, O.Minibatch):
+        raise DiagsimError(f"no slow flow for minibatch noise ({optimizer.name}): the slow flows model label "
+                           "noise")
+    delta = optimizer.label_noise
+    if delta == 0.0:
+        return _no_flow(problem, optimizer, 0.0, v, eps)
+    return build(problem, optimizer, delta ** 2 / problem.n, v, eps)
 
 
 def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e-12, t_max: float = 1e7
