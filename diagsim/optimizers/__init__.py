@@ -1,13 +1,13 @@
 """Discrete optimizers over path ensembles (docs/theory.md §5): specifications and the Numba stepper.
 
 ``make_stepper(problem, optimizer, seed=0)`` returns the :class:`~diagsim.stepper.Stepper` that
-:func:`diagsim.simulate` runs for ``model="discrete"``; importing this package compiles nothing.
+:func:`diagsim.simulate` runs for ``model="discrete"``; importing this package compiles nothing. Every
+public name of :mod:`.specs` (the noise models and every optimizer spec) is available from here.
 """
-from .specs import (GD, MESA, OPTIMIZERS, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise,
-                    Minibatch, NoNoise, Optimizer, RMSProp, from_config)
+from .specs import *  # noqa: F403 - the specs module lists its public names in __all__
+from .specs import __all__ as _SPECS
 
-__all__ = ["GD", "SGD", "Adam", "RMSProp", "AdamMini", "Adalayer", "AdaGrad", "SAM", "SAF", "MESA",
-           "LabelNoise", "Minibatch", "NoNoise", "Optimizer", "OPTIMIZERS", "from_config", "make_stepper"]
+__all__ = [*_SPECS, "make_stepper"]
 
 
 def make_stepper(problem, optimizer, **options):

@@ -25,6 +25,12 @@ from typing import Any, ClassVar
 
 from ..errors import DiagsimError, check_choice, check_int, check_interval, check_positive
 
+#: the public names (``diagsim.optimizers`` re-exports them): noise models, every optimizer spec, and the
+#: helpers to define and read specs
+__all__ = ["LabelNoise", "Minibatch", "NoNoise", "Optimizer", "OPTIMIZERS", "from_config", "hyper",
+           "hyperparameters", "optimizer",
+           "GD", "SGD", "Adam", "RMSProp", "AdamMini", "Adalayer", "AdaGrad", "SAM", "SAF", "MESA"]
+
 
 # --------------------------------------------------------------------------- noise models
 @dataclass(frozen=True)
