@@ -38,6 +38,61 @@ _prefer_512_bit_vectors()
 
 import numba  # noqa: E402  (after the vector-width choice above)
 
+
+# --------------------------------------------------------------------------- the on-disk cache
+def _package_stamp() -> bytes:
+    """SHA-256 of the names and contents of every Python file of the diagsim package."""
+    import hashlib
+    from pathlib import Path
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.digest()
+
+
+def _stamp_cache_with_the_package() -> None:
+    """Make Numba's on-disk cache of diagsim's kernels depend on the whole package's source.
+
+    Numba keys a cached function by the content of its own file only, so a kernel in one file that inlines
+    a helper edited in another (an update rule added to ``optimizers/updates.py``, say) would be loaded
+    stale and silently run the old code. diagsim's functions are therefore located by locators whose
+    source stamp is the hash of every file of the package: any edit recompiles every kernel once. Other
+    packages' functions keep Numba's own locators. Uses Numba's cache-locator classes; if their layout
+    changes, Numba's default (per-file) behaviour stays."""
+    import functools
+    import os
+
+    try:
+        from numba.core import caching
+        bases = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator)
+        impl = caching.CacheImpl
+    except (ImportError, AttributeError):  # pragma: no cover - another Numba layout
+        return
+    package_dir = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    stamp = functools.lru_cache(maxsize=1)(_package_stamp)
+
+    def make(base):
+        class PackageStamped(base):
+            def get_source_stamp(self):
+                return (base.get_source_stamp(self), stamp())
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if not os.path.abspath(py_file).startswith(package_dir):
+                    return None
+                return super().from_function(py_func, py_file)
+
+        PackageStamped.__name__ = f"DiagsimPackage{base.__name__}"
+        return PackageStamped
+
+    if not any(getattr(c, "__name__", "").startswith("DiagsimPackage") for c in impl._locator_classes):
+        impl._locator_classes = [make(b) for b in bases] + list(impl._locator_classes)
+
+
+_stamp_cache_with_the_package()
+
 JIT_OPTIONS = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 
 
