@@ -22,7 +22,8 @@ SCRIPT = textwrap.dedent(r'''
     import numpy as np
     from diagsim import make_problem, rng
     from diagsim import cuda as dc
-    from diagsim.optimizers import SGD, Adam, AdaGrad, GD, LabelNoise, NoNoise, make_stepper as discrete_stepper
+    from diagsim.optimizers import (SGD, Adam, AdaGrad, GD, LabelNoise, Lion, NoNoise, SignSGD,
+                                    make_stepper as discrete_stepper)
     from diagsim.sde import make_stepper as sde_stepper
 
     full = sys.argv[1] == "full"
@@ -65,7 +66,9 @@ SCRIPT = textwrap.dedent(r'''
             "gd": GD(lr=0.05),
             "adam-rademacher": Adam(lr=0.01, noise=LabelNoise(0.5)),
             "adam-gaussian": Adam(lr=0.01, beta1=0.8, lam=0.3, noise=LabelNoise(0.5, "gaussian")),
-            "adagrad": AdaGrad(lr=0.05, noise=LabelNoise(0.5))}
+            "adagrad": AdaGrad(lr=0.05, noise=LabelNoise(0.5)),
+            "lion": Lion(lr=0.01, noise=LabelNoise(0.5)),
+            "signsgd": SignSGD(lr=0.01, noise=LabelNoise(0.5, "gaussian"))}
     if not full:
         opts = {k: opts[k] for k in ("sgd-rademacher", "adam-gaussian")}
     for name, opt in opts.items():

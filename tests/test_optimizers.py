@@ -11,8 +11,8 @@ import pytest
 
 from diagsim import rng
 from diagsim.errors import DiagsimError
-from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise,
-                                Minibatch, NoNoise, RMSProp, make_stepper)
+from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise, Lion,
+                                Minibatch, NoNoise, RMSProp, SignSGD, make_stepper)
 from diagsim.problem import make_problem
 
 SEED = 7
@@ -151,6 +151,11 @@ def reference(problem, opt, theta0, path, steps):
         elif isinstance(opt, AdaGrad):
             v = v + g * g
             th = th - opt.lr * g / (np.sqrt(v) + opt.eps)
+        elif isinstance(opt, Lion):
+            th = th - opt.lr * np.sign(opt.beta1 * m + (1 - opt.beta1) * g)
+            m = opt.beta2 * m + (1 - opt.beta2) * g
+        elif isinstance(opt, SignSGD):
+            th = th - opt.lr * np.sign(g)
         else:
             th = th - opt.lr * g
         if isinstance(opt, SAF):
@@ -162,6 +167,8 @@ def reference(problem, opt, theta0, path, steps):
         out.update(m=m, v=v)
     if isinstance(opt, AdaGrad):
         out["v"] = v
+    if isinstance(opt, Lion):
+        out["m"] = m
     if isinstance(opt, MESA):
         out["ema"] = ema
     return out
@@ -200,6 +207,10 @@ CASES = {
     "block-v": SAM(lr=0.05, rho=0.05, variant="block", block="v", noise=Minibatch(3)),
     "rsam": SAM(lr=0.05, rho=0.02, variant="rsam", renyi_alpha=2.0),
     "rsam-alpha-half": SAM(lr=0.05, rho=0.02, variant="rsam", renyi_alpha=0.5),
+    "lion": Lion(lr=0.01),
+    "lion-betas-minibatch": Lion(lr=0.02, beta1=0.5, beta2=0.9, noise=Minibatch(4)),
+    "signsgd": SignSGD(lr=0.01),
+    "signsgd-gaussian": SignSGD(lr=0.01, noise=LabelNoise(0.3, "gaussian")),
     "saf": SAF(lr=0.05, lam_tra=0.3, delay=2),
     "mesa": MESA(lr=0.05, lam_tra=0.3, beta_ema=0.9),
 }
@@ -249,6 +260,12 @@ def test_matches_numpy_reference(name, steps):
 @pytest.mark.parametrize("name", ["sgd-rademacher", "adam", "sam", "msam-3"])
 def test_other_parametrizations(param, name):
     _check(_problem(param), CASES[name], 3)
+
+
+@pytest.mark.parametrize("name", ["lion", "signsgd"])
+def test_sign_methods_over_many_steps(name):
+    """Forty steps: Lion's momentum builds up; the sign is taken of the same numbers as in NumPy."""
+    _check(_problem(), CASES[name], 40)
 
 
 def test_large_d_uses_all_tiles():

@@ -132,6 +132,14 @@ DISCRETE.register(S.AdaGrad, Discrete(
     stats=lambda opt, st: _preconditioner_stats(0.5, opt.eps, st["v"]), hint=_eps_hint))
 
 
+def _pack_lion(opt, problem, fp, ip):
+    fp[F_BETA1], fp[F_BETA2] = opt.beta1, opt.beta2
+
+
+DISCRETE.register(S.Lion, Discrete(U.UPDATE_LION, pack=_pack_lion, state=(Slot("m", S1, _zeros),)))
+DISCRETE.register(S.SignSGD, Discrete(U.UPDATE_SIGN))
+
+
 def _pack_sam(opt, problem, fp, ip):
     fp[F_RHO], fp[F_ASAM_ETA], fp[F_FISHER_ETA] = opt.rho, opt.asam_eta, opt.fisher_eta
     fp[F_SPARSITY], fp[F_RENYI_ALPHA] = opt.sparsity, opt.renyi_alpha

@@ -29,7 +29,8 @@ from ..errors import DiagsimError, check_choice, check_int, check_interval, chec
 #: helpers to define and read specs
 __all__ = ["LabelNoise", "Minibatch", "NoNoise", "Optimizer", "OPTIMIZERS", "from_config", "hyper",
            "hyperparameters", "optimizer",
-           "GD", "SGD", "Adam", "RMSProp", "AdamMini", "Adalayer", "AdaGrad", "SAM", "SAF", "MESA"]
+           "GD", "SGD", "Adam", "RMSProp", "AdamMini", "Adalayer", "AdaGrad", "Lion", "SignSGD", "SAM", "SAF",
+           "MESA"]
 
 
 # --------------------------------------------------------------------------- noise models
@@ -257,6 +258,36 @@ class AdaGrad(Optimizer):
         super().__post_init__()
         object.__setattr__(self, "eps", check_positive("eps", self.eps, allow_zero=True))
         object.__setattr__(self, "v0", check_positive("v0", self.v0, allow_zero=True))
+
+
+@optimizer
+@dataclass(frozen=True)
+class Lion(Optimizer):
+    """Lion (evolved sign momentum): the update is the sign of an interpolation of the momentum and the
+    gradient, and the momentum is updated with a second decay:
+    c = beta1 m + (1 - beta1) g; theta <- theta - lr sign(c); m <- beta2 m + (1 - beta2) g (m_0 = 0,
+    sign(0) = 0; docs/theory.md §5.9)."""
+
+    beta1: float = hyper(0.9, "first-moment decay")
+    beta2: float = hyper(0.99, "decay of Lion's momentum")
+    name: ClassVar[str] = "lion"
+    summary: ClassVar[str] = "Lion: the sign of an interpolated momentum"
+    default_lr: ClassVar[float] = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "beta1", _beta("beta1", self.beta1))
+        object.__setattr__(self, "beta2", _beta("beta2", self.beta2))
+
+
+@optimizer
+@dataclass(frozen=True)
+class SignSGD(Optimizer):
+    """signSGD: theta <- theta - lr sign(g), sign(0) = 0 (docs/theory.md §5.9)."""
+
+    name: ClassVar[str] = "signsgd"
+    summary: ClassVar[str] = "signSGD: the sign of the noisy gradient"
+    default_lr: ClassVar[float] = 0.01
 
 
 # --------------------------------------------------------------------------- SAM family

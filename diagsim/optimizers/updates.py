@@ -19,9 +19,9 @@ from .._jit import jit
 from .lowering import F_BETA1, F_BETA2, F_EPS, F_LAM, F_LR, I_BIAS, I_N_BLOCKS, I_SQRT
 
 #: update rules (codes the kernels switch on)
-UPDATE_SGD, UPDATE_ADAM, UPDATE_ADAGRAD, UPDATE_ADAM_MINI = range(4)
+UPDATE_SGD, UPDATE_ADAM, UPDATE_ADAGRAD, UPDATE_ADAM_MINI, UPDATE_LION, UPDATE_SIGN = range(6)
 #: the rules whose entries are independent (:func:`apply_elementwise`; the GPU runs these)
-ELEMENTWISE = (UPDATE_SGD, UPDATE_ADAM, UPDATE_ADAGRAD)
+ELEMENTWISE = (UPDATE_SGD, UPDATE_ADAM, UPDATE_ADAGRAD, UPDATE_LION, UPDATE_SIGN)
 
 
 # --------------------------------------------------------------------------- SGD
@@ -128,6 +128,31 @@ def update_adagrad_strided(theta, v, g, fp, start, stride):
         theta[i] -= lr * g[i] / (math.sqrt(vi) + eps)
 
 
+# --------------------------------------------------------------------------- sign methods
+@jit(inline="always")
+def _sign(x):
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+
+
+@jit(inline="always")
+def update_lion_strided(theta, m, g, fp, start, stride):
+    """Lion: c = b1 m + (1 - b1) g; theta <- theta - lr sign(c); m <- b2 m + (1 - b2) g."""
+    lr = fp[F_LR]
+    b1 = fp[F_BETA1]
+    b2 = fp[F_BETA2]
+    for i in range(start, theta.shape[0], stride):
+        gi = g[i]
+        theta[i] -= lr * _sign(b1 * m[i] + (1.0 - b1) * gi)
+        m[i] = b2 * m[i] + (1.0 - b2) * gi
+
+
+@jit(inline="always")
+def update_sign_strided(theta, g, lr, start, stride):
+    """signSGD: theta <- theta - lr sign(g)."""
+    for i in range(start, theta.shape[0], stride):
+        theta[i] -= lr * _sign(g[i])
+
+
 # --------------------------------------------------------------------------- dispatch
 @jit(inline="always")
 def apply_elementwise(update, theta, s1, s2, g, fp, ip, step, start, stride):
@@ -136,6 +161,10 @@ def apply_elementwise(update, theta, s1, s2, g, fp, ip, step, start, stride):
         update_adam_strided(theta, s1, s2, g, fp, ip, step, start, stride)
     elif update == UPDATE_ADAGRAD:
         update_adagrad_strided(theta, s2, g, fp, start, stride)
+    elif update == UPDATE_LION:
+        update_lion_strided(theta, s1, g, fp, start, stride)
+    elif update == UPDATE_SIGN:
+        update_sign_strided(theta, g, fp[F_LR], start, stride)
     else:
         update_sgd_strided(theta, g, fp[F_LR], start, stride)
 
