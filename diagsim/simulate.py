@@ -83,49 +83,33 @@ def data_hash(problem: Problem) -> str:
     return h.hexdigest()
 
 
-def _accepts(fn, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+#: arguments every level's factory takes from the driver (not model options)
+DRIVER_ARGUMENTS = ("seed", "t_end")
 
 
-def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_options: dict | None = None):
-    """The stepper of ``model`` (imported lazily) for ``problem`` and ``optimizer``, noise keyed by seed."""
+def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_options: dict | None = None,
+                 t_end: float | None = None):
+    """The stepper of ``model`` (its module imported on first use) for ``problem`` and ``optimizer``:
+    ``make_stepper(problem, optimizer, seed=seed, t_end=t_end, **model_options)`` of that level, with noise
+    keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see :mod:`diagsim.stepper`).
+    """
     check_choice("model", model, MODELS)
-    modname = MODELS[model]
-    try:
-        mod = importlib.import_module(modname)
-    except ModuleNotFoundError as exc:
-        if exc.name and (modname == exc.name or modname.startswith(exc.name + ".")):
-            raise DiagsimError(f"model {model!r} is not available (module {modname} is not installed)") from None
-        raise
-    factory = getattr(mod, "make_stepper", None)
-    if not callable(factory):
-        raise DiagsimError(f"model {model!r} is not available ({modname} has no make_stepper)")
+    mod = importlib.import_module(MODELS[model])
     opts = dict(model_options or {})
-    if "seed" in opts:
-        raise DiagsimError("pass the seed as simulate(..., seed=S), not in model_options")
-    _check_model_options(model, factory, opts)
-    if _accepts(factory, "seed"):
-        stepper = factory(problem, optimizer, seed=seed, **opts)
-    else:
-        stepper = factory(problem, optimizer, **opts)
-        if hasattr(stepper, "seed"):
-            stepper.seed = seed
-    return stepper
+    reserved = sorted(set(opts) & set(DRIVER_ARGUMENTS))
+    if reserved:
+        raise DiagsimError(f"pass {', '.join(reserved)} to simulate(...) itself, not in model_options")
+    _check_model_options(model, mod.make_stepper, opts)
+    return mod.make_stepper(problem, optimizer, seed=seed, t_end=t_end, **opts)
 
 
 def _check_model_options(model: str, factory, opts: dict) -> None:
-    """A model option the level does not take is a one-line error listing the ones it takes."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return  # the level checks its options itself
-    allowed = [name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+    """A model option the level does not take is a one-line error listing the ones it takes. The options
+    are the factory's keyword-only parameters (their one home); reading the signature here only serves
+    this message."""
+    params = inspect.signature(factory).parameters
+    allowed = [name for name, p in params.items()
+               if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in DRIVER_ARGUMENTS]
     bad = sorted(set(opts) - set(allowed))
     if bad:
         raise DiagsimError(f"model {model!r} has no option {', '.join(map(repr, bad))}; "
@@ -141,9 +125,6 @@ def horizon_steps(stepper, steps=None, t=None, tau=None) -> int:
         raise DiagsimError(f"give exactly one of steps, t, tau; got {', '.join(given) or 'none'}")
     if steps is not None:
         return check_int("steps", steps, minimum=0)
-    fit = getattr(stepper, "fit_horizon", None)  # steppers whose step was chosen automatically
-    if callable(fit):
-        fit(t if t is not None else check_positive("tau", tau, allow_zero=True) / float(stepper.lr))
     dt, lr = float(stepper.dt), float(stepper.lr)
     if t is not None:
         name, want, per_step = "t", check_positive("t", t, allow_zero=True), dt
@@ -328,7 +309,8 @@ class _Run:
                           "the continuation is bit-for-bit only with the same versions", RuntimeWarning, stacklevel=3)
         from .optimizers.specs import from_config
         optimizer = from_config(cfg["optimizer"])
-        stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"])
+        stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"],
+                               t_end=cfg.get("t_end"))
         state = {k: arrays[f"state__{k}"].copy() for k in meta["state"]}
         recorder = Recorder(arrays["grid"], arrays["paths"].shape[0],
                             {k: arrays[f"rec__{k}"].copy() for k in meta["records"]}, meta["recorded"])
@@ -478,7 +460,12 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
             th0 = np.repeat(th0, M, axis=0)
         if th0.shape[0] != M:
             raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); got {np.shape(theta0)}")
-    stepper = make_stepper(model, problem, optimizer, seed, model_options)
+    t_end = None  # the horizon on the t clock, when it is not given in steps (tau = lr t)
+    if t is not None:
+        t_end = check_positive("t", t, allow_zero=True)
+    elif tau is not None:
+        t_end = check_positive("tau", tau, allow_zero=True) / optimizer.lr
+    stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end)
     N = horizon_steps(stepper, steps, t, tau)
     grid = record_steps(N, record, n_records, M)
     _check_run_memory(problem, stepper, M, grid.size)
@@ -488,6 +475,7 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         "optimizer": optimizer.config(),
         "model": model, "model_options": model_options, "stepper": stepper.config(),
         "seed": seed, "n_paths": M, "steps": N, "dt": dt, "lr": lr, "t": N * dt, "tau": N * dt * lr,
+        "t_end": t_end,
         "record": record if (record is None or isinstance(record, (str, int))) else "array",
         "n_records": int(grid.size), "theta0": "problem.theta0" if theta0 is None else "given",
         "divergence_factor": factor, "support_threshold": support_threshold,

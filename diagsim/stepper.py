@@ -13,9 +13,10 @@ saved in checkpoints and results.
 Step counter: integer ``k`` = number of steps taken. Time of step k: ``t = k * dt`` on the SDE's clock
 (t = lr * k for a discrete optimizer), ``tau = lr * t`` (= lr**2 * k).
 
-Factory: each level exposes ``make_stepper(problem, optimizer, **model_options)``. The driver passes the
-run's noise seed as the keyword ``seed=`` when the factory accepts it (a ``seed`` parameter or
-``**kwargs``); otherwise it sets ``stepper.seed`` after construction if that attribute exists.
+Factory: each level exposes ``make_stepper(problem, optimizer, *, seed, t_end, **model_options)``: the
+run's noise seed, the horizon on the t clock when the run was given one in t or tau (else None; a level
+whose step is chosen automatically may fit it to the horizon), and the level's own options, which are
+its other keyword-only parameters (the driver lists them in its error for an unknown option).
 
 Optional methods (the driver uses them when present, see :func:`diagsim.simulate.simulate`):
 

@@ -193,8 +193,8 @@ class SDEStepper:
         self._warned = stability.warn_if_unstable(self.dt, rate, f"step {step0} (path {int(p)})", hint)
 
 
-def make_stepper(problem: Problem, optimizer, *, dt="auto", dt_base=None, seed: int = 0,
-                 variant: str = "paper", v0=None, check_stability: bool = True) -> SDEStepper:
+def make_stepper(problem: Problem, optimizer, *, seed: int = 0, t_end: float | None = None, dt="auto",
+                 dt_base=None, variant: str = "paper", v0=None, check_stability: bool = True) -> SDEStepper:
     """The SDE stepper of ``optimizer`` on ``problem`` (what ``simulate(model="sde")`` runs).
 
     Parameters
@@ -204,6 +204,7 @@ def make_stepper(problem: Problem, optimizer, *, dt="auto", dt_base=None, seed: 
     dt_base : base grid of the Brownian path (default dt); dt must be dt_base * 2**j. Runs that share
         ``seed`` and ``dt_base`` see the same Brownian path at every dt.
     seed : seed of the "brownian" stream.
+    t_end : the run's horizon on the t clock when known; unused (dt="auto" stays dyadic: lr / 2**j).
     variant : "paper" (the Adam SDE of the paper's regime) or "momentum" (the (theta, m, v) model).
     v0 : initial v of adaptive models: None (the optimizer's v0), a number, or "target".
     check_stability : warn when dt * lambda_max approaches the stability limit 2.

@@ -140,7 +140,7 @@ class SlowFlowStepper:
     def __init__(self, flow: SlowFlow, *, lr: float, dtau: float, start: str = "auto",
                  max_start_residual: float = 1e-3, v0=None, kappa: float = 0.1, zero_tol: float = 1e-9,
                  max_substeps: int = 100000, optimizer=None, retract_tol: float = 1e-12,
-                 method: str = "heun"):
+                 method: str = "heun", dtau_rule: str = "given"):
         self.flow = flow
         self.problem = flow.problem
         self.lr = check_positive("lr", lr)
@@ -158,7 +158,7 @@ class SlowFlowStepper:
         self.method = check_choice("method", method, METHODS)
         self.substeps_taken = 0
         self.rejected_substeps = 0
-        self.dtau_rule = "given"
+        self.dtau_rule = dtau_rule  # how dtau was chosen (recorded in the config)
 
     @property
     def has_v(self) -> bool:
@@ -302,16 +302,6 @@ class SlowFlowStepper:
                            f"= {self.dtau:g} (a coordinate is collapsing); use a smaller dtau or a larger "
                            "zero_tol")
 
-    def fit_horizon(self, t: float) -> None:
-        """When dtau was chosen automatically, shrink it (never grow it) so that the horizon t (slow time
-        lr t) is a whole number of steps: a run asked for tau = 1 ends at tau = 1."""
-        if self.dtau_rule != "auto" or not t > 0:
-            return
-        n = max(1, math.ceil(t / self.dt - 1e-9))
-        self.dt = t / n
-        self.dtau = self.dt * self.lr
-        self.dtau_rule = "auto, fitted to the horizon"
-
     def config(self) -> dict:
         cfg = {"level": "slow-flow", "model": self.flow.name, "equation": self.flow.equation(),
                "dtau": self.dtau, "dtau_rule": self.dtau_rule, "dt": self.dt, "lr": self.lr, "start": self.start,
@@ -359,13 +349,17 @@ def auto_dtau(flow: SlowFlow, theta: np.ndarray, rel_change: float = 0.01) -> fl
     return float(np.floor(x / 10 ** e) * 10 ** e)
 
 
-def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-static", v0=None,
-                 start: str = "auto", max_start_residual: float = 1e-3, eps=None, kappa: float = 0.1,
-                 zero_tol: float = 1e-9, max_substeps: int = 100000, method: str = "heun") -> SlowFlowStepper:
+def make_stepper(problem: Problem, optimizer, *, seed: int = 0, t_end: float | None = None, dtau="auto",
+                 v: str = "quasi-static", v0=None, start: str = "auto", max_start_residual: float = 1e-3, eps=None,
+                 kappa: float = 0.1, zero_tol: float = 1e-9, max_substeps: int = 100000,
+                 method: str = "heun") -> SlowFlowStepper:
     """The slow-flow stepper of ``optimizer`` (what ``simulate(model="slow-flow")`` runs).
 
     Parameters
     ----------
+    seed : unused (a slow flow has no noise); part of every level's factory.
+    t_end : the run's horizon on the t clock when it was given in t or tau (``simulate`` passes it): an
+        automatic dtau is shrunk, never grown, to divide it, so that the run ends at the horizon asked for.
     dtau : slow-time step, or "auto": the flow's measure changes by about 1% per step at the start point
         of ``problem.theta0`` (one significant digit; v="ode": also dtau <= 0.1 / C).
         ``stepper.dt = dtau / lr``.
@@ -379,22 +373,23 @@ def make_stepper(problem: Problem, optimizer, *, dtau="auto", v: str = "quasi-st
     method : "heun" (default) or "euler".
     """
     flow = flow_for(problem, optimizer, v=v, eps=eps)
-    st = SlowFlowStepper(flow, lr=optimizer.lr, dtau=1.0, start=start, max_start_residual=max_start_residual,
-                         v0=v0, kappa=kappa, zero_tol=zero_tol, max_substeps=max_substeps,
-                         optimizer=optimizer, method=method)
+    kw = dict(lr=optimizer.lr, start=start, max_start_residual=max_start_residual, v0=v0, kappa=kappa,
+              zero_tol=zero_tol, max_substeps=max_substeps, optimizer=optimizer, method=method)
+    rule = "given"
     if isinstance(dtau, str):
         check_choice("dtau", dtau, ("auto",))
+        probe = SlowFlowStepper(flow, dtau=1.0, **kw)
         th0 = problem.theta0(1)
-        if st.resolve_start(th0) == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
-            ref = st.start_point(th0)
+        if probe.resolve_start(th0) == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
+            ref = probe.start_point(th0)
         else:
             from ..sde.stability import teacher_point
             tp = teacher_point(problem)
             if tp is None:
                 raise DiagsimError("dtau='auto' needs a start point near the manifold; give dtau explicitly")
             ref = tp[None]
-        dtau = auto_dtau(flow, ref)
-        st.dtau_rule = "auto"
-    st.dtau = check_positive("dtau", dtau)
-    st.dt = st.dtau / st.lr
-    return st
+        dtau, rule = auto_dtau(flow, ref), "auto"
+        if t_end is not None and t_end > 0:
+            tau_end = float(t_end) * optimizer.lr
+            dtau, rule = tau_end / max(1, math.ceil(tau_end / dtau - 1e-9)), "auto, fitted to the horizon"
+    return SlowFlowStepper(flow, dtau=check_positive("dtau", dtau), dtau_rule=rule, **kw)
