@@ -1,18 +1,22 @@
 """Plan a sweep (expand, canonicalize, key), run what is missing, and report.
 
-``run_sweep`` computes only the jobs whose result is not in the cache; each result is written as soon as
-its job finishes, so an interrupted sweep (Ctrl-C, a killed process, a crashed worker) loses nothing
-already computed and the next call resumes where it stopped.
+:func:`run_sweep` checks every entry of the cache (:meth:`~diagsim.sweep.cache.Cache.check`: a result is
+reused only if its manifest and checksum prove it was made from this job's configuration), computes the
+jobs whose entry is missing or corrupt (and, with ``retry_failed``, those that failed), and writes each
+result as soon as its job finishes. An interrupted sweep (Ctrl-C, SIGTERM, a killed process, a dead
+worker) therefore loses nothing already written, and the next call resumes where it stopped.
 """
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DiagsimError, check_choice, check_int
+from ..storage import check_output_dir
 from .backends import BACKENDS, RUNNERS
-from .cache import Cache, job_key
+from .cache import Cache, EntryState, job_key
 from .config import Job, Sweep, as_sweep
 from .jobs import JobKind, job_ref, kind_for
 from .progress import Progress
@@ -35,8 +39,23 @@ class Plan:
             out.setdefault(j.key, j)
         return out
 
+    def check(self) -> dict[str, EntryState]:
+        """The verified cache state of every distinct job (see :meth:`Cache.check`)."""
+        return {k: self.cache.check(k, j.config) for k, j in self.unique.items()}
+
     def status(self) -> dict[str, str]:
-        return {k: self.cache.status(k) for k in self.unique}
+        """"ok", "failed", "missing" or "corrupt" for every distinct job."""
+        return {k: st.status for k, st in self.check().items()}
+
+    def describe(self, key: str) -> str:
+        """``entry <key> (job <index>, <swept values>)``: which entry and which grid point."""
+        j = self.unique[key]
+        return f"entry {key} (job {j.index}, {_fmt_params(j.params)})"
+
+    def repair_command(self) -> str:
+        """What recomputes missing or corrupt entries of this sweep."""
+        src = self.sweep.source
+        return f"diagsim sweep --config {src}" if src else "run_sweep(...) or diagsim sweep --config FILE"
 
 
 def _fmt_params(params: dict) -> str:
@@ -65,38 +84,45 @@ class SweepReport:
     name: str
     total: int                  # grid points
     unique: int                 # distinct jobs (keys)
-    cached: int                 # already in the cache (ok or failed) before this call
+    cached: int                 # verified in the cache (ok or failed) before this call
     computed: int               # run by this call and written to the cache
     failed: int                 # jobs with a recorded deterministic failure (after this call)
     crashed: list = field(default_factory=list)   # (key, error type, message), not cached
     elapsed: float = 0.0
     cache_dir: str = ""
     backend: str = "serial"
+    corrupt: list = field(default_factory=list)   # one line per corrupt entry found (all recomputed)
 
     def line(self) -> str:
         s = (f"sweep {self.name!r}: {self.total} points, {self.unique} jobs: {self.cached} cached, "
              f"{self.computed} computed, {self.failed} failed")
         if self.crashed:
             s += f", {len(self.crashed)} crashed"
-        return s + f" ({self.elapsed:.1f} s, backend {self.backend}); cache {self.cache_dir}"
+        s += f" ({self.elapsed:.1f} s, backend {self.backend}); cache {self.cache_dir}"
+        if self.corrupt:
+            n = len(self.corrupt)
+            s += f"; {n} corrupt entr{'y' if n == 1 else 'ies'} recomputed, first: {self.corrupt[0]}"
+        return s
 
 
 def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None = None, scheduler=None,
               job=None, quick: bool = False, progress: bool = True, retry_failed: bool = False,
               cluster_options: dict | None = None, mp_context: str = "spawn",
               raise_on_crash: bool = True) -> SweepReport:
-    """Compute every job of a sweep that is not in the cache.
+    """Compute every job of a sweep whose cache entry is missing or corrupt.
 
     Parameters
     ----------
     sweep : a :class:`~diagsim.sweep.config.Sweep`, a dict, or the path of a TOML file.
-    cache_dir : the cache folder (see :mod:`diagsim.sweep.cache`).
-    backend : "serial", "local" (process pool, ``workers`` processes, default the cores) or "dask"
+    cache_dir : the cache folder (see :mod:`diagsim.sweep.cache`); checked to be writable before any
+        job runs.
+    backend : "serial", "local" (worker processes, ``workers`` of them, default the cores) or "dask"
         (``scheduler``: an address, a ``distributed.Client``, or None for a LocalCluster).
     job : override the job kind (a name, ``"module:function"`` or a function ``f(config) -> dict``).
     quick : apply the config's ``[quick]`` overrides.
     retry_failed : recompute jobs with a recorded failure.
-    raise_on_crash : raise a DiagsimError at the end if a job crashed (a non-DiagsimError exception).
+    raise_on_crash : raise a DiagsimError at the end if a job crashed (a non-DiagsimError exception, or
+        a worker process that died twice while running it).
 
     Returns
     -------
@@ -107,36 +133,51 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
         workers = check_int("workers", workers)
     t0 = time.perf_counter()
     plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
-    unique = plan.unique
-    status = plan.status()
-    todo = [(k, unique[k].config) for k, s in status.items()
-            if s == "missing" or (retry_failed and s == "failed")]
-    cached = len(unique) - len(todo)
-    report = SweepReport(plan.sweep.name, len(plan.jobs), len(unique), cached, 0, 0,
-                         cache_dir=str(Path(cache_dir)), backend=backend)
-    bar = Progress(len(unique), cached, label=plan.sweep.name, enabled=progress)
-    configs = dict(todo)
+    states = plan.check()
+    status = {k: st.status for k, st in states.items()}
+    todo = [k for k, s in status.items() if s in ("missing", "corrupt") or (retry_failed and s == "failed")]
+    report = SweepReport(plan.sweep.name, len(plan.jobs), len(status), len(status) - len(todo), 0, 0,
+                         cache_dir=str(Path(cache_dir)), backend=backend,
+                         corrupt=[f"{plan.describe(k)}: {st.reason}" for k, st in states.items()
+                                  if st.status == "corrupt"])
+    bar = Progress(len(status), report.cached, label=plan.sweep.name, enabled=progress)
+    if report.corrupt:
+        bar.note(f"{len(report.corrupt)} corrupt cache entries will be recomputed; first, "
+                 f"{report.corrupt[0]}")
+
+    def backend_run(items, n_items):
+        return RUNNERS[backend](job_ref(plan.kind), items, workers=workers, scheduler=scheduler,
+                                cluster_options=cluster_options, mp_context=mp_context, n_items=n_items)
     try:
-        runner = RUNNERS[backend]
-        for key, out in runner(job_ref(plan.kind), todo, workers=workers, scheduler=scheduler,
-                               cluster_options=cluster_options, mp_context=mp_context):
-            if out[0] == "ok":
-                plan.cache.write_result(key, configs[key], out[1])
-                report.computed += 1
-                bar.update()
-            elif out[0] == "failed":
-                plan.cache.write_error(key, configs[key], out[2], out[1])
-                report.computed += 1
-                bar.update(failed=True)
-            else:
-                report.crashed.append((key, out[1], out[2]))
-                bar.update(failed=True)
+        if todo:
+            check_output_dir(plan.cache.root, "cache folder")
+            configs = {k: plan.unique[k].config for k in todo}
+            with closing(backend_run([(k, configs[k]) for k in todo], len(todo))) as outcomes:
+                for key, out in outcomes:
+                    _store(plan, key, configs[key], out, status, report, bar)
     finally:
         bar.close()
         report.elapsed = time.perf_counter() - t0
-    report.failed = sum(plan.cache.status(k) == "failed" for k in unique)
+    report.failed = sum(s == "failed" for s in status.values())
     if report.crashed and raise_on_crash:
         key, typ, msg = report.crashed[0]
         raise DiagsimError(f"{len(report.crashed)} of {len(todo)} jobs crashed (not cached; re-run to "
-                           f"retry); first, job {key}: {typ}: {msg}")
+                           f"retry); first, {plan.describe(key)}: {typ}: {msg}")
     return report
+
+
+def _store(plan: Plan, key: str, config: dict, out: tuple, status: dict, report: SweepReport,
+           bar: Progress) -> None:
+    if out[0] == "ok":
+        plan.cache.write_result(key, config, out[1])
+        report.computed += 1
+        status[key] = "ok"
+        bar.update()
+    elif out[0] == "failed":
+        plan.cache.write_error(key, config, out[2], out[1])
+        report.computed += 1
+        status[key] = "failed"
+        bar.update(failed=True)
+    else:
+        report.crashed.append((key, out[1], out[2]))
+        bar.update(failed=True)

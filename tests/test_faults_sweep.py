@@ -1,0 +1,148 @@
+"""Fault injection for sweeps: damaged or swapped cache entries, two sweeps on one cache, claims of
+live and dead sweeps, pool and Dask workers that die, SIGTERM, and the permissions of written files.
+
+The jobs are :func:`sweep_jobs.job` (importable by name in worker processes); each call logs
+``"<x> <pid>"`` to ``$SWEEP_JOB_LOG``, so a test counts executions across processes. Processes that must
+run concurrently are waited on (``communicate``/``wait`` with a generous timeout), never polled.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diagsim.errors import DiagsimError
+from diagsim.sweep import Table, collect, run_sweep
+
+import sweep_jobs
+from sweep_jobs import counts, write_sweep
+
+TIMEOUT = 180          # seconds; a generous bound for a subprocess that should take a few
+
+
+# --------------------------------------------------------------------------- helpers
+def cli(cfg: Path, cache: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(cache),
+            "--out", str(out), *extra]
+
+
+def reference(tmp_path: Path, cfg: Path, monkeypatch, name: str = "ref") -> tuple[Path, Table]:
+    """An uninterrupted serial run of ``cfg`` in this process (into its own cache): (cache, table)."""
+    monkeypatch.delenv(sweep_jobs.LOG_ENV, raising=False)
+    monkeypatch.delenv(sweep_jobs.SLEEP_ENV, raising=False)
+    cache = tmp_path / name
+    run_sweep(cfg, cache, progress=False)
+    return cache, collect(cfg, cache)
+
+
+def entry_files(cache: Path) -> dict[str, bytes]:
+    """The bytes of the cache's entry files (results, manifests, failure records)."""
+    return {p.name: p.read_bytes() for p in sorted(cache.iterdir()) if p.suffix in (".npz", ".json")}
+
+
+def assert_tables_equal(a: Table, b: Table) -> None:
+    assert a.names == b.names
+    for n in a.names:
+        np.testing.assert_array_equal(a[n], b[n], err_msg=n)
+
+
+def assert_corrupt_then_repaired(cfg: Path, cache: Path, good: Table, bad: dict[int, str], log: Path,
+                                 monkeypatch) -> None:
+    """Rows ``bad`` (index -> words of the reason) are reported corrupt without values; the next
+    run_sweep recomputes exactly them and the table is ``good`` again."""
+    t = collect(cfg, cache, missing="nan")
+    for i in range(len(t)):
+        if i not in bad:
+            assert t["status"][i] == "ok" and t["value"][i] == good["value"][i]
+            continue
+        assert t["status"][i] == "corrupt" and np.isnan(t["value"][i])
+        err = t["error"][i]
+        assert "\n" not in err
+        assert f"entry {good['key'][i]} (job {i}, x={i})" in err, err
+        assert bad[i] in err, err
+        assert f"diagsim sweep --config {cfg}" in err, err
+    with pytest.raises(DiagsimError) as exc:
+        collect(cfg, cache)
+    msg = str(exc.value)
+    assert "\n" not in msg and f"{len(bad)} corrupt" in msg and f"diagsim sweep --config {cfg}" in msg, msg
+    monkeypatch.setenv(sweep_jobs.LOG_ENV, str(log))
+    r = run_sweep(cfg, cache, progress=False)
+    assert (r.cached, r.computed, len(r.corrupt)) == (len(good) - len(bad), len(bad), len(bad))
+    first = min(bad)
+    assert f"{len(bad)} corrupt" in r.line() and f"entry {good['key'][first]} (job {first}" in r.line()
+    assert counts(log) == {i: 1 for i in bad}
+    assert_tables_equal(collect(cfg, cache), good)
+
+
+# --------------------------------------------------------------------------- cache integrity
+@pytest.mark.parametrize("swap", ["result", "result and manifest"])
+def test_swapped_entries_are_corrupt_not_shown_and_recomputed(tmp_path, monkeypatch, swap):
+    cfg, cache = write_sweep(tmp_path / "s.toml"), tmp_path / "cache"
+    run_sweep(cfg, cache, progress=False)
+    good = collect(cfg, cache)
+    a, b = good["key"][0], good["key"][1]
+    shutil.copyfile(cache / f"{a}.npz", cache / f"{b}.npz")
+    reason = "SHA-256 does not match"
+    if swap == "result and manifest":
+        shutil.copyfile(cache / f"{a}.json", cache / f"{b}.json")
+        reason = f"belongs to entry {a}"
+    assert_corrupt_then_repaired(cfg, cache, good, {1: reason}, tmp_path / "log", monkeypatch)
+
+
+def test_truncated_result_is_corrupt_and_recomputed(tmp_path, monkeypatch):
+    cfg, cache = write_sweep(tmp_path / "s.toml"), tmp_path / "cache"
+    run_sweep(cfg, cache, progress=False)
+    good = collect(cfg, cache)
+    p = cache / f"{good['key'][2]}.npz"
+    size = p.stat().st_size
+    p.write_bytes(p.read_bytes()[: size // 2])
+    reason = f"has {size // 2} bytes, its manifest says {size}"
+    assert_corrupt_then_repaired(cfg, cache, good, {2: reason}, tmp_path / "log", monkeypatch)
+
+
+@pytest.mark.parametrize("damage", ["no manifest", "old-format manifest"])
+def test_result_without_manifest_is_corrupt_and_recomputed(tmp_path, monkeypatch, damage):
+    """A result whose manifest is missing (the writer was killed between the two writes) or carries no
+    checksum (written by an older diagsim) is not trusted."""
+    cfg, cache = write_sweep(tmp_path / "s.toml"), tmp_path / "cache"
+    run_sweep(cfg, cache, progress=False)
+    good = collect(cfg, cache)
+    manifest = cache / f"{good['key'][3]}.json"
+    if damage == "no manifest":
+        manifest.unlink()
+        reason = "has no manifest"
+    else:
+        config = json.loads(manifest.read_text())["config"]
+        manifest.write_text(json.dumps(config, sort_keys=True, indent=1) + "\n")   # the old layout
+        reason = "older format"
+    assert_corrupt_then_repaired(cfg, cache, good, {3: reason}, tmp_path / "log", monkeypatch)
+
+
+def test_corrupt_or_foreign_failure_record_is_recomputed(tmp_path, monkeypatch):
+    cfg, cache = write_sweep(tmp_path / "s.toml", xs=range(3), fault="fail", fault_at=1), tmp_path / "cache"
+    run_sweep(cfg, cache, progress=False)
+    good = collect(cfg, cache)
+    assert list(good["status"]) == ["ok", "failed", "ok"]
+    k1, k2 = good["key"][1], good["key"][2]
+    record = (cache / f"{k1}.error.json").read_text()
+    (cache / f"{k1}.error.json").write_text(record[: len(record) // 2])         # unparsable
+    for suffix in (".npz", ".json"):                                                 # job 2 never ran...
+        (cache / f"{k2}{suffix}").unlink()
+    (cache / f"{k2}.error.json").write_text(record)                                 # ...but job 1's failure
+    t = collect(cfg, cache, missing="nan")
+    assert list(t["status"]) == ["ok", "corrupt", "corrupt"]
+    assert f"entry {k1} (job 1, x=1): its failure record {k1}.error.json cannot be read (not valid JSON)" \
+        in t["error"][1]
+    assert f"entry {k2} (job 2, x=2): its failure record {k2}.error.json belongs to entry {k1}" \
+        in t["error"][2]
+    assert all(f"diagsim sweep --config {cfg}" in e for e in t["error"][1:])
+    log = tmp_path / "log"
+    monkeypatch.setenv(sweep_jobs.LOG_ENV, str(log))
+    r = run_sweep(cfg, cache, progress=False)
+    assert (r.cached, r.computed, r.failed, len(r.corrupt)) == (1, 2, 1, 2)
+    assert counts(log) == {1: 1, 2: 1}
+    assert_tables_equal(collect(cfg, cache), good)
