@@ -8,18 +8,24 @@ run concurrently are waited on (``communicate``/``wait`` with a generous timeout
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.sweep import Table, collect, run_sweep
+from diagsim.sweep import Table, collect, load_table, plan_sweep, run_sweep
+from diagsim.sweep.jobs import dump_arrays
 
 import sweep_jobs
-from sweep_jobs import counts, write_sweep
+from sweep_jobs import counts, subprocess_env, write_sweep
 
 TIMEOUT = 180          # seconds; a generous bound for a subprocess that should take a few
 
@@ -146,3 +152,82 @@ def test_corrupt_or_foreign_failure_record_is_recomputed(tmp_path, monkeypatch):
     assert (r.cached, r.computed, r.failed, len(r.corrupt)) == (1, 2, 1, 2)
     assert counts(log) == {1: 1, 2: 1}
     assert_tables_equal(collect(cfg, cache), good)
+
+
+# --------------------------------------------------------------------------- claims
+def test_two_sweeps_on_one_cache_compute_every_job_once(tmp_path, monkeypatch):
+    """Two processes start the same sweep on one cache at the same time: each job runs exactly once,
+    and both write the table of a serial run."""
+    n = 8
+    cfg, cache, log = write_sweep(tmp_path / "s.toml", xs=range(n)), tmp_path / "cache", tmp_path / "log"
+    code = ("import sys; from diagsim.sweep import collect, run_sweep; "
+            "r = run_sweep(sys.argv[1], sys.argv[2], progress=False); print(r.line()); "
+            "collect(sys.argv[1], sys.argv[2]).save(sys.argv[3])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(cfg), str(cache), str(tmp_path / f"t{i}.npz")],
+                              cwd=tmp_path, env=subprocess_env(log, sleep=0.5), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    assert counts(log) == {x: 1 for x in range(n)}
+    computed = [int(out.split(" cached, ")[1].split(" computed")[0]) for out, _ in outs]
+    assert sum(computed) == n, outs
+    assert not list(cache.glob("*.claim"))
+    _, ref = reference(tmp_path, cfg, monkeypatch)
+    for i in range(2):
+        assert_tables_equal(load_table(tmp_path / f"t{i}.npz"), ref)
+
+
+def _write_claim(cache: Path, key: str, *, host: str, pid: int, age_s: float = 0.0) -> None:
+    p = cache / f"{key}.claim"
+    p.write_text(json.dumps({"host": host, "pid": pid, "started": "2000-01-01T00:00:00", "token": "t"}))
+    if age_s:
+        t = time.time() - age_s
+        os.utime(p, (t, t))
+
+
+def test_live_claims_are_waited_for_and_stale_ones_taken_over(tmp_path):
+    """Job 0 is claimed by a dead process on this host and job 1 by a process elsewhere whose claim was
+    not refreshed for longer than the timeout: both are taken over at once. Job 2 is claimed by a live
+    process (this one): the sweep says it waits for it, and counts it as computed by that process when
+    its entry appears."""
+    cfg, cache, log = write_sweep(tmp_path / "s.toml"), tmp_path / "cache", tmp_path / "log"
+    plan = plan_sweep(cfg, cache)
+    keys = [j.key for j in plan.jobs]
+    cache.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    host, me = socket.gethostname(), os.getpid()
+    _write_claim(cache, keys[0], host=host, pid=int(dead.stdout))
+    _write_claim(cache, keys[1], host="elsewhere.invalid", pid=1, age_s=120.0)
+    _write_claim(cache, keys[2], host=host, pid=me)
+    code = ("import sys; from diagsim.sweep import run_sweep; "
+            f"r = run_sweep({str(cfg)!r}, {str(cache)!r}, claim_refresh=1.0, claim_timeout=60.0); "
+            "print(r.line())")
+    sweep = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(log),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(TIMEOUT, sweep.kill)
+    watchdog.start()
+    try:
+        seen = []
+        for line in sweep.stderr:                       # blocks until the sweep prints, or exits
+            seen.append(line)
+            if "being computed by" in line:
+                break
+        assert seen and f"waiting for 1 job being computed by pid {me} on {host}" in seen[-1], seen
+        # play the other sweep: write job 2's entry, then drop the claim
+        config = plan.jobs[2].config
+        plan.cache.write_result(keys[2], config, dump_arrays(sweep_jobs.job(config)))
+        (cache / f"{keys[2]}.claim").unlink()
+        out, err = sweep.communicate(timeout=TIMEOUT)
+    finally:
+        watchdog.cancel()
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    assert sweep.returncode == 0, err
+    assert f"0 cached, 3 computed, 0 failed, 1 computed by other sweeps (pid {me} on {host})" in out, out
+    assert counts(log) == {0: 1, 1: 1, 3: 1}
+    assert not list(cache.glob("*.claim"))
+    assert set(plan.status().values()) == {"ok"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -203,42 +202,34 @@ def test_interrupted_sweep_resumes_and_equals_uninterrupted(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
-def test_killed_process_loses_nothing_computed(tmp_path):
-    """SIGKILL a CLI sweep mid-way: every result file on disk is complete and the re-run computes
-    exactly the rest."""
-    cfg = tmp_path / "slow.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        [sweep]
-        name = "slow"
-        job = "{standin_job.__module__}:standin_job"
-        [base.problem]
-        n = 3
-        seed = 0
-        [base.optimizer]
-        name = "sgd"
-        lr = 0.1
-        sleep = 0.05
-        [grid]
-        "problem.seed" = {{range = [30]}}
-    """))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(ROOT),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"),
+def test_killed_process_loses_nothing_computed(tmp_path, monkeypatch):
+    """A serial CLI sweep whose job 3 SIGKILLs the sweep process itself (the first time): the entries of
+    jobs 0-2 are on disk and verified, and the re-run computes exactly jobs 3-7 (taking over the dead
+    process's claim) and equals an uninterrupted run."""
+    import sweep_jobs
+    cfg = sweep_jobs.write_sweep(tmp_path / "s.toml", xs=range(8), fault="kill-once", fault_at=3,
+                                 marker=tmp_path / "marker")
+    cache, log = tmp_path / "c", tmp_path / "log"
+    cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(cache),
            "--out", str(tmp_path / "o"), "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while len(list((tmp_path / "c").glob("*.npz"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = len(list((tmp_path / "c").glob("*.npz")))
-    assert 3 <= before < 30
-    for p in (tmp_path / "c").glob("*.npz"):
-        with np.load(p) as f:
-            assert set(f.files) == {"value", "abs_mean", "trace", "n_seen", "name"}
-    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    env = sweep_jobs.subprocess_env(log)
+    killed = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    plan = plan_sweep(cfg, cache)
+    status = plan.status()
+    assert [status[j.key] for j in plan.jobs] == ["ok"] * 3 + ["missing"] * 5
+    assert [p.stem for p in cache.glob("*.claim")] == [plan.jobs[3].key]     # the dead process's claim
+    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert f"{before} cached, {30 - before} computed" in out.stdout
+    assert "3 cached, 5 computed" in out.stdout
+    assert sweep_jobs.counts(log) == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1, 6: 1, 7: 1}
+    monkeypatch.delenv(sweep_jobs.LOG_ENV, raising=False)
+    run_sweep(cfg, tmp_path / "uninterrupted", progress=False)
+    assert _cache_bytes(cache) == _cache_bytes(tmp_path / "uninterrupted")
+    t, ref = load_table(tmp_path / "o" / "faults.npz"), collect(cfg, tmp_path / "uninterrupted")
+    assert t.names == ref.names
+    for n in t.names:
+        np.testing.assert_array_equal(t[n], ref[n])
 
 
 def test_failures_are_cached_and_crashes_are_not(tmp_path):

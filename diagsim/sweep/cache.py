@@ -27,20 +27,41 @@ manifest (a writer killed between the two writes), a manifest without its result
 another entry, a truncated or edited result, an unparsable manifest or failure record, an entry in an
 older layout. :func:`~diagsim.sweep.runner.run_sweep` recomputes corrupt entries;
 :func:`~diagsim.sweep.table.collect` reports them and never shows their values.
+
+**Claims.** Several sweeps may share one cache (two shells, two batch jobs). Before computing a job, a
+sweep creates ``<key>.claim`` with ``O_CREAT | O_EXCL`` (one winner), holding its host name, process id,
+start time and a random token; it removes the claim once the job's result or failure is written, and
+all its claims when it stops, however it stops (except SIGKILL). While it runs, a daemon thread
+refreshes the modification time of its claims every ``refresh`` seconds. Another sweep leaves a claimed
+job alone and waits for it, unless the claim is **stale**: its process is dead (same host), or it has
+not been refreshed for ``timeout`` seconds (any host). A stale claim is taken over under a short lock
+(``.claims.lock``), so two sweeps cannot both take over the same one. A sweep stopped for longer than
+``timeout`` (suspended, say) may thus find its job recomputed by another; jobs are deterministic and
+writes atomic, so both write the same bytes.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import os
+import socket
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._version import __version__
-from ..storage import config_diff, describe_diff, file_sha256, write_bytes_atomic
+from ..storage import (config_diff, create_exclusive, describe_diff, file_sha256, locked,
+                       write_bytes_atomic)
 
 KEY_LENGTH = 24
 ENTRY_FORMAT = "diagsim-sweep-entry"
 FAILURE_FORMAT = "diagsim-sweep-failure"
+CLAIM_SUFFIX = ".claim"
+TAKEOVER_LOCK = ".claims.lock"
+HOST = socket.gethostname()
 
 
 def canonical_json(obj) -> str:
@@ -195,3 +216,160 @@ class Cache:
         atomic_write_bytes(self.error_path(key), _json_bytes(doc))
         self.manifest_path(key).unlink(missing_ok=True)
         self.result_path(key).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Claim:
+    """A claim file as read: who holds the job, and when the claim was last refreshed."""
+
+    key: str
+    host: str | None
+    pid: int | None
+    started: str
+    token: str | None
+    mtime: float
+
+    @property
+    def owner(self) -> str:
+        """"pid 1234 on host" (or "an unknown process" for a claim still being written)."""
+        if self.pid is None:
+            return "an unknown process"
+        return f"pid {self.pid} on {self.host}"
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    if pid <= 0:
+        return True          # not a real pid: let the timeout decide
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Claims:
+    """The claims one sweep holds in a cache folder, refreshed by a daemon thread while it runs.
+
+    Use as a context manager: on entry the refresh thread starts; on exit it stops and every claim still
+    held is removed.
+
+    Parameters
+    ----------
+    root : the cache folder.
+    refresh : seconds between two refreshes of the held claims' modification times.
+    timeout : a claim not refreshed for this many seconds is stale (taken over by another sweep).
+    """
+
+    def __init__(self, root, *, refresh: float = 30.0, timeout: float = 300.0):
+        self.root = Path(root)
+        self.refresh, self.timeout = float(refresh), float(timeout)
+        self.token = uuid.uuid4().hex
+        self.started = datetime.datetime.now().isoformat(timespec="seconds")
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}{CLAIM_SUFFIX}"
+
+    @property
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._held)
+
+    # ---------------------------------------------------------------- claiming
+    def claim(self, key: str) -> Claim | None:
+        """Claim ``key``: None if this sweep now holds it (a new claim, or a stale one taken over), else
+        the live claim of the sweep that holds it."""
+        while True:
+            if self._create(key):
+                return None
+            other = self.read(key)
+            if other is None:
+                continue                  # released between the two calls: try again
+            if not self.is_stale(other):
+                return other
+            if self._take_over(key):
+                return None
+
+    def _create(self, key: str) -> bool:
+        doc = {"host": HOST, "pid": os.getpid(), "started": self.started, "token": self.token}
+        with self._lock:
+            self._held.add(key)          # first, so that an interruption right after cannot orphan it
+        if create_exclusive(self.path(key), (json.dumps(doc) + "\n").encode()):
+            return True
+        with self._lock:
+            self._held.discard(key)
+        return False
+
+    def _take_over(self, key: str) -> bool:
+        with locked(self.root / TAKEOVER_LOCK):
+            current = self.read(key)
+            if current is not None:
+                if not self.is_stale(current):
+                    return False
+                self.path(key).unlink(missing_ok=True)
+            return self._create(key)
+
+    def read(self, key: str) -> Claim | None:
+        """The claim on ``key``, or None if there is none."""
+        p = self.path(key)
+        try:
+            mtime = p.stat().st_mtime
+            doc = json.loads(p.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            doc = {}                      # being written, or damaged: only its age can tell
+        if not isinstance(doc, dict):
+            doc = {}
+        host, pid = doc.get("host"), doc.get("pid")
+        return Claim(key, host if isinstance(host, str) else None, pid if isinstance(pid, int) else None,
+                     str(doc.get("started", "")), doc.get("token"), mtime)
+
+    def is_stale(self, claim: Claim) -> bool:
+        """Dead owner on this host, or not refreshed for ``timeout`` seconds."""
+        if claim.host == HOST and claim.pid is not None and not _pid_alive(claim.pid):
+            return True
+        return time.time() - claim.mtime > self.timeout
+
+    def release(self, key: str) -> None:
+        """Remove this sweep's claim on ``key`` (not one another sweep took over meanwhile)."""
+        with self._lock:
+            if key not in self._held:
+                return
+        current = self.read(key)
+        if current is not None and current.token == self.token:
+            self.path(key).unlink(missing_ok=True)
+        with self._lock:
+            self._held.discard(key)
+
+    # ---------------------------------------------------------------- lifetime
+    def _beat(self) -> None:
+        while not self._stop.wait(self.refresh):
+            for key in self.held:
+                try:
+                    os.utime(self.path(key))
+                except OSError:
+                    pass                  # released meanwhile
+
+    def __enter__(self) -> "Claims":
+        self._thread = threading.Thread(target=self._beat, name="diagsim-sweep-claims", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for key in self.held:
+            self.release(key)
+        if self._thread is not None:
+            self._thread.join()

@@ -5,21 +5,32 @@ reused only if its manifest and checksum prove it was made from this job's confi
 jobs whose entry is missing or corrupt (and, with ``retry_failed``, those that failed), and writes each
 result as soon as its job finishes. An interrupted sweep (Ctrl-C, SIGTERM, a killed process, a dead
 worker) therefore loses nothing already written, and the next call resumes where it stopped.
+
+Several sweeps may run on one cache at once. Each job is claimed just before it starts
+(:class:`~diagsim.sweep.cache.Claims`); a job claimed by another live sweep is left to it, and waited
+for once this sweep has run everything else: the progress output says "k jobs being computed by pid P
+on HOST", and the report counts them as computed by other sweeps. If such a claim goes stale (its owner
+died, or stopped refreshing it for ``claim_timeout`` seconds), this sweep takes the job over. No job is
+computed twice while its first owner is alive, and no entry is ever half-written.
 """
 from __future__ import annotations
 
 import time
+from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DiagsimError, check_choice, check_int
+from ..errors import DiagsimError, check_choice, check_int, check_positive
 from ..storage import check_output_dir
 from .backends import BACKENDS, RUNNERS
-from .cache import Cache, EntryState, job_key
+from .cache import Cache, Claim, Claims, EntryState, job_key
 from .config import Job, Sweep, as_sweep
 from .jobs import JobKind, job_ref, kind_for
 from .progress import Progress
+
+#: seconds between two looks at the jobs another sweep is computing
+WAIT_POLL = 0.25
 
 
 @dataclass
@@ -92,10 +103,16 @@ class SweepReport:
     cache_dir: str = ""
     backend: str = "serial"
     corrupt: list = field(default_factory=list)   # one line per corrupt entry found (all recomputed)
+    by_others: int = 0          # computed meanwhile by other sweeps sharing the cache
+    others: list = field(default_factory=list)    # those sweeps that this one waited for ("pid P on HOST")
 
     def line(self) -> str:
         s = (f"sweep {self.name!r}: {self.total} points, {self.unique} jobs: {self.cached} cached, "
              f"{self.computed} computed, {self.failed} failed")
+        if self.by_others:
+            s += f", {self.by_others} computed by other sweeps"
+            if self.others:
+                s += f" ({', '.join(self.others)})"
         if self.crashed:
             s += f", {len(self.crashed)} crashed"
         s += f" ({self.elapsed:.1f} s, backend {self.backend}); cache {self.cache_dir}"
@@ -108,7 +125,8 @@ class SweepReport:
 def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None = None, scheduler=None,
               job=None, quick: bool = False, progress: bool = True, retry_failed: bool = False,
               cluster_options: dict | None = None, mp_context: str = "spawn",
-              raise_on_crash: bool = True) -> SweepReport:
+              raise_on_crash: bool = True, claim_refresh: float = 30.0,
+              claim_timeout: float = 300.0) -> SweepReport:
     """Compute every job of a sweep whose cache entry is missing or corrupt.
 
     Parameters
@@ -123,6 +141,8 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
     retry_failed : recompute jobs with a recorded failure.
     raise_on_crash : raise a DiagsimError at the end if a job crashed (a non-DiagsimError exception, or
         a worker process that died twice while running it).
+    claim_refresh, claim_timeout : seconds between two refreshes of this sweep's claims, and the age
+        after which another sweep's unrefreshed claim is stale (see :mod:`diagsim.sweep.cache`).
 
     Returns
     -------
@@ -131,6 +151,11 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
     check_choice("backend", backend, BACKENDS)
     if workers is not None:
         workers = check_int("workers", workers)
+    claim_refresh = check_positive("claim_refresh", claim_refresh)
+    claim_timeout = check_positive("claim_timeout", claim_timeout)
+    if claim_timeout <= claim_refresh:
+        raise DiagsimError(f"claim_timeout ({claim_timeout:g} s) must exceed claim_refresh "
+                           f"({claim_refresh:g} s), or the claims of live sweeps would look stale")
     t0 = time.perf_counter()
     plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
     states = plan.check()
@@ -151,10 +176,8 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
     try:
         if todo:
             check_output_dir(plan.cache.root, "cache folder")
-            configs = {k: plan.unique[k].config for k in todo}
-            with closing(backend_run([(k, configs[k]) for k in todo], len(todo))) as outcomes:
-                for key, out in outcomes:
-                    _store(plan, key, configs[key], out, status, report, bar)
+            with Claims(plan.cache.root, refresh=claim_refresh, timeout=claim_timeout) as claims:
+                _compute(plan, todo, status, claims, report, bar, backend_run)
     finally:
         bar.close()
         report.elapsed = time.perf_counter() - t0
@@ -164,6 +187,43 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
         raise DiagsimError(f"{len(report.crashed)} of {len(todo)} jobs crashed (not cached; re-run to "
                            f"retry); first, {plan.describe(key)}: {typ}: {msg}")
     return report
+
+
+def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: SweepReport, bar: Progress,
+             backend_run) -> None:
+    """Compute ``todo``: claim each job as the backend takes it, store its outcome, release the claim;
+    then wait for the jobs other sweeps hold, taking over those whose claims go stale."""
+    configs = {k: plan.unique[k].config for k in todo}
+    planned = dict(status)
+    waiting: dict[str, Claim] = {}
+
+    def done_elsewhere(key: str) -> bool:
+        """Whether another sweep has written the entry of ``key`` since this call planned it."""
+        st = plan.cache.check(key, configs[key])
+        if st.status == "ok" or (st.status == "failed" and planned[key] != "failed"):
+            status[key] = st.status
+            report.by_others += 1
+            bar.update(failed=st.status == "failed")
+            return True
+        return False
+
+    def claimed(keys):
+        for key in keys:
+            owner = claims.claim(key)
+            if owner is not None:
+                waiting[key] = owner
+            elif done_elsewhere(key):
+                claims.release(key)
+            else:
+                yield key, configs[key]
+
+    pending = list(todo)
+    while pending:
+        with closing(backend_run(claimed(pending), len(pending))) as outcomes:
+            for key, out in outcomes:
+                _store(plan, key, configs[key], out, status, report, bar)
+                claims.release(key)
+        pending = _wait_for_others(waiting, claims, done_elsewhere, report, bar)
 
 
 def _store(plan: Plan, key: str, config: dict, out: tuple, status: dict, report: SweepReport,
@@ -181,3 +241,35 @@ def _store(plan: Plan, key: str, config: dict, out: tuple, status: dict, report:
     else:
         report.crashed.append((key, out[1], out[2]))
         bar.update(failed=True)
+
+
+def _wait_for_others(waiting: dict[str, Claim], claims: Claims, done_elsewhere, report: SweepReport,
+                     bar: Progress) -> list[str]:
+    """Wait until the jobs other sweeps hold are written, or some of them are free to compute (their
+    claim was dropped or went stale): return those (empty once every job is written)."""
+    announced = ""
+    while waiting:
+        free = []
+        for key, owner in list(waiting.items()):
+            if done_elsewhere(key):
+                del waiting[key]
+                if owner.owner not in report.others:
+                    report.others.append(owner.owner)
+                continue
+            current = claims.read(key)
+            if current is None or claims.is_stale(current):
+                free.append(key)
+                del waiting[key]
+            else:
+                waiting[key] = current
+        if free:
+            return free
+        if waiting:
+            groups = Counter(c.owner for c in waiting.values())
+            note = "waiting for " + ", ".join(f"{n} job{'s' if n != 1 else ''} being computed by {who}"
+                                              for who, n in groups.items())
+            if note != announced:
+                bar.note(note)
+                announced = note
+            time.sleep(WAIT_POLL)
+    return []
