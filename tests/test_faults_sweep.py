@@ -231,3 +231,40 @@ def test_live_claims_are_waited_for_and_stale_ones_taken_over(tmp_path):
     assert counts(log) == {0: 1, 1: 1, 3: 1}
     assert not list(cache.glob("*.claim"))
     assert set(plan.status().values()) == {"ok"}
+
+
+# --------------------------------------------------------------------------- dying workers
+def test_local_worker_killed_by_its_job_fails_only_that_job(tmp_path, monkeypatch):
+    """Job 2 SIGKILLs its worker process every time: it alone is reported (after one retry in a fresh
+    worker); every other job is computed once and equals a serial run."""
+    base = dict(fault="kill", fault_at=2)
+    cfg, cache, log = write_sweep(tmp_path / "s.toml", xs=range(6), **base), tmp_path / "c", tmp_path / "log"
+    monkeypatch.setenv(sweep_jobs.LOG_ENV, str(log))
+    r = run_sweep(cfg, cache, backend="local", workers=2, progress=False, raise_on_crash=False)
+    key2 = plan_sweep(cfg, cache).jobs[2].key
+    assert r.computed == 5 and [c[0] for c in r.crashed] == [key2], r.crashed
+    assert r.crashed[0][2] == "its worker process died (signal 9, SIGKILL) while running it"
+    assert counts(log) == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
+    others = write_sweep(tmp_path / "others.toml", xs=[0, 1, 3, 4, 5], **base)   # same jobs, without job 2
+    ref, ref_table = reference(tmp_path, others, monkeypatch)
+    assert entry_files(cache) == entry_files(ref)
+    t = collect(cfg, cache, missing="nan")
+    assert list(t["status"]) == ["ok", "ok", "missing", "ok", "ok", "ok"]
+    np.testing.assert_array_equal(t["value"][[0, 1, 3, 4, 5]], ref_table["value"])
+    with pytest.raises(DiagsimError, match=r"1 of 1 jobs crashed .*; first, entry \w+ \(job 2, x=2\): "
+                                           r"WorkerDied: its worker process died \(signal 9, SIGKILL\)"):
+        run_sweep(cfg, cache, backend="local", workers=2, progress=False)   # not cached: retried
+
+
+def test_local_worker_killed_once_loses_nothing(tmp_path, monkeypatch):
+    """Job 2 SIGKILLs its worker the first time only: it is retried and every job is computed."""
+    base = dict(fault="kill-once", fault_at=2, marker=tmp_path / "marker")
+    cfg, cache, log = write_sweep(tmp_path / "s.toml", xs=range(6), **base), tmp_path / "c", tmp_path / "log"
+    monkeypatch.setenv(sweep_jobs.LOG_ENV, str(log))
+    r = run_sweep(cfg, cache, backend="local", workers=2, progress=False)
+    assert (r.computed, r.crashed) == (6, [])
+    assert counts(log) == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
+    assert (tmp_path / "marker").exists()
+    ref, ref_table = reference(tmp_path, cfg, monkeypatch)
+    assert entry_files(cache) == entry_files(ref)
+    assert_tables_equal(collect(cfg, cache), ref_table)
