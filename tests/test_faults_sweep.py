@@ -25,7 +25,7 @@ from diagsim.sweep import Table, collect, load_table, plan_sweep, run_sweep
 from diagsim.sweep.jobs import dump_arrays
 
 import sweep_jobs
-from sweep_jobs import counts, subprocess_env, write_sweep
+from sweep_jobs import counts, executions, subprocess_env, write_sweep
 
 TIMEOUT = 180          # seconds; a generous bound for a subprocess that should take a few
 
@@ -265,6 +265,28 @@ def test_local_worker_killed_once_loses_nothing(tmp_path, monkeypatch):
     assert (r.computed, r.crashed) == (6, [])
     assert counts(log) == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
     assert (tmp_path / "marker").exists()
+    ref, ref_table = reference(tmp_path, cfg, monkeypatch)
+    assert entry_files(cache) == entry_files(ref)
+    assert_tables_equal(collect(cfg, cache), ref_table)
+
+
+def test_dask_worker_killed_mid_sweep_recomputes_nothing_written(tmp_path, monkeypatch):
+    """On a LocalCluster of two single-threaded worker processes, the last job SIGKILLs its worker once
+    the results that worker computed before are written: none of them is computed again."""
+    pytest.importorskip("dask.distributed")
+    base = dict(fault="kill-dask-worker-once", fault_at=5, marker=tmp_path / "marker")
+    cfg, cache, log = write_sweep(tmp_path / "s.toml", xs=range(6), **base), tmp_path / "c", tmp_path / "log"
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
+    monkeypatch.setenv(sweep_jobs.LOG_ENV, str(log))
+    monkeypatch.setenv(sweep_jobs.SLEEP_ENV, "0.05")
+    r = run_sweep(cfg, cache, backend="dask", progress=False,
+                  cluster_options={"processes": True, "n_workers": 2, "threads_per_worker": 1})
+    assert (r.computed, r.crashed) == (6, [])
+    runs = executions(log)
+    killed_pid = next(pid for x, pid in runs if x == 5)
+    # the worker that died had computed other jobs first: their results were on it
+    assert any(pid == killed_pid for x, pid in runs if x != 5), runs
+    assert counts(log) == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1, 5: 2}, runs
     ref, ref_table = reference(tmp_path, cfg, monkeypatch)
     assert entry_files(cache) == entry_files(ref)
     assert_tables_equal(collect(cfg, cache), ref_table)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -267,12 +268,15 @@ def test_serial_and_local_backends_give_identical_files(tmp_path):
     assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "local")
 
 
-def test_dask_backend_local_cluster(tmp_path):
+def test_dask_backend_local_cluster(tmp_path, monkeypatch):
+    """Two single-threaded worker processes (they inherit PYTHONPATH, so they import this module)."""
     pytest.importorskip("dask.distributed")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), str(ROOT),
+                                                      os.environ.get("PYTHONPATH", "")]))
     raw = standin_sweep()
     run_sweep(raw, tmp_path / "serial", job=standin_job, progress=False)
     r = run_sweep(raw, tmp_path / "dask", job=standin_job, backend="dask", progress=False,
-                  cluster_options={"processes": False, "n_workers": 1})
+                  cluster_options={"processes": True, "n_workers": 2, "threads_per_worker": 1})
     assert r.computed == 12
     assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "dask")
 

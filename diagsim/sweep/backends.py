@@ -15,6 +15,9 @@ When a worker dies:
   in native code), only the job it was running is affected: it is run once more in a fresh worker, and
   if that worker dies too it is reported as crashed ("its worker process died (signal 9, SIGKILL) while
   running it"). Every other job carries on.
+- ``dask`` releases each future as soon as its result is written, so the scheduler forgets it: a lost
+  worker costs the jobs it was running or had queued (Dask runs them again elsewhere), never results
+  already written.
 
 Interrupting the caller (Ctrl-C, or SIGTERM turned into an exception by the CLI) stops the backend: the
 local workers are terminated and an owned Dask cluster is closed.
@@ -267,12 +270,16 @@ def run_dask(ref, items: Iterable[tuple[str, dict]], *, workers: int | None = No
                    for key, cfg in items}
         try:
             for fut in distributed.as_completed(list(futures)):
-                key = futures[fut]
+                key = futures.pop(fut)
                 try:
                     out = fut.result()
                 except Exception as exc:  # noqa: BLE001
                     out = _crash(exc)
                 yield key, out
+                # written by the caller: let the scheduler forget it, so that a lost worker does not
+                # recompute it (a future the client still holds is recomputed when its data is lost)
+                fut.release()
+                del fut, out
         finally:
             client.cancel([f for f in futures if not f.done()])
     finally:
