@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -290,3 +291,46 @@ def test_dask_worker_killed_mid_sweep_recomputes_nothing_written(tmp_path, monke
     ref, ref_table = reference(tmp_path, cfg, monkeypatch)
     assert entry_files(cache) == entry_files(ref)
     assert_tables_equal(collect(cfg, cache), ref_table)
+
+
+# --------------------------------------------------------------------------- signals
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path, monkeypatch):
+    """A batch scheduler's SIGTERM (sent here by job 3 to the sweep process that started its worker):
+    exit status 143 with one line, the pool shut down, every written entry intact, no claim left; the
+    re-run computes the rest and equals an uninterrupted run."""
+    base = dict(fault="term-parent-once", fault_at=3, marker=tmp_path / "marker")
+    cfg, cache, log = write_sweep(tmp_path / "s.toml", xs=range(8), **base), tmp_path / "c", tmp_path / "log"
+    cmd = cli(cfg, cache, tmp_path / "out", "--backend", "local", "--workers", "2", "--no-progress")
+    try:
+        proc = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(log), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        left = [pid for _, pid in executions(log) if _alive(pid)]
+    finally:
+        for pid in {pid for _, pid in executions(log)}:     # leave no worker behind, whatever happened
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not left, "worker processes outlived the sweep"
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(
+        "diagsim sweep: terminated by SIGTERM"), proc.stderr
+    assert (tmp_path / "marker").exists()
+    assert not list(cache.glob("*.claim")) and not list(cache.glob(".*.part"))
+    plan = plan_sweep(cfg, cache)
+    status = plan.status()
+    written = sum(s == "ok" for s in status.values())
+    assert set(status.values()) <= {"ok", "missing"} and status[plan.jobs[3].key] == "missing"
+    again = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(log), capture_output=True, text=True,
+                           timeout=TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert f"{written} cached, {8 - written} computed" in again.stdout
+    ref, ref_table = reference(tmp_path, cfg, monkeypatch)
+    assert entry_files(cache) == entry_files(ref)
+    assert_tables_equal(load_table(tmp_path / "out" / "faults.npz"), ref_table)

@@ -509,3 +509,34 @@ def test_cli_reports_crashed_jobs_after_writing_the_table(tmp_path, capsys):
     assert rc == 2 and "1 job(s) crashed" in err and "RuntimeError: a bug" in err
     t = load_table(tmp_path / "o" / "crashy.npz")
     assert list(t["status"]) == ["ok", "missing"]
+
+
+def diverging_job(config: dict) -> dict:
+    """A job kind whose summary has n_diverged: job x reports DIVERGED.get(x, 0) of 8 paths diverged."""
+    return {"value": float(config["x"]), "n_paths": 8, "n_diverged": DIVERGED.get(config["x"], 0)}
+
+
+DIVERGED = {1: 2, 3: 7}
+
+
+@pytest.mark.parametrize("job, warning", [
+    ("diverging_job", "diagsim sweep: warning: in 2 of 4 jobs some paths diverged "
+                      "(job 3, x=3: 7 of 8 paths); see the n_diverged column"),
+    ("standin_job", None),                                  # no n_diverged column: nothing to say
+])
+def test_cli_warns_when_paths_diverged(tmp_path, capsys, job, warning):
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [sweep]
+        name = "div"
+        job = "{standin_job.__module__}:{job}"
+        [base]
+        problem = {{n = 3, seed = 0}}
+        optimizer = {{name = "sgd", lr = 0.1}}
+        [grid]
+        x = [0, 1, 2, 3]
+    """))
+    rc, out, err = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out",
+                         str(tmp_path / "o"), "--no-progress"], capsys)
+    assert rc == 0, err
+    assert [line for line in err.splitlines() if "warning" in line] == ([warning] if warning else [])
