@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +335,32 @@ def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path, monkeypatch):
     ref, ref_table = reference(tmp_path, cfg, monkeypatch)
     assert entry_files(cache) == entry_files(ref)
     assert_tables_equal(load_table(tmp_path / "out" / "faults.npz"), ref_table)
+
+
+# --------------------------------------------------------------------------- files
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_cache_and_table_files_respect_the_umask(tmp_path, umask):
+    cfg = write_sweep(tmp_path / "s.toml", xs=range(2), fault="fail", fault_at=1)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    argv = ["sweep", "--config", str(cfg), "--cache", str(cache), "--out", str(out), "--no-progress"]
+    code = (f"import os; os.umask({umask:#o}); from diagsim.cli.main import main; "
+            f"raise SystemExit(main({argv!r}))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(cache.iterdir()) + sorted(out.iterdir())
+    suffixes = Counter("".join(p.suffixes) for p in files)
+    assert suffixes == {".npz": 2, ".json": 1, ".error.json": 1, ".csv": 1}, suffixes
+    for p in files:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, (p.name, oct(p.stat().st_mode))
+
+
+def test_table_write_failure_keeps_the_previous_table(tmp_path):
+    """Tables are written atomically: a write that fails half-way leaves the old file as it was."""
+    path = Table({"a": np.array([1.0]), "s": np.array(["ok"])}).save(tmp_path / "t.csv")
+    before = path.read_bytes()
+    bad = Table({"a": np.array([2.0]), "s": np.array(["\udc80"])})   # a lone surrogate cannot be encoded
+    with pytest.raises(UnicodeEncodeError):
+        bad.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]

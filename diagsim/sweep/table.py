@@ -2,7 +2,8 @@
 per summary value, saved as ``.npz`` (lossless) or ``.csv``.
 
 Only verified cache entries are read (:meth:`~diagsim.sweep.cache.Cache.check`); a corrupt entry's row
-says so and shows no values.
+says so and shows no values. Tables are written atomically with the permissions the umask allows
+(:mod:`diagsim.storage`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError, check_choice
+from ..storage import write_npz_atomic, write_text_atomic
 from .runner import Plan, plan_sweep
 
 META_COLUMNS = ("index", "key", "status")
@@ -104,9 +106,9 @@ class Table:
         check_choice("table file suffix", path.suffix, (".npz", ".csv"))
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
-            path.write_text(self.to_csv())
+            write_text_atomic(path, self.to_csv())
         else:
-            np.savez(path, **{f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
+            write_npz_atomic(path, {f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
         return path
 
 
