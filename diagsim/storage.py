@@ -15,6 +15,10 @@ One home for four rules that every writer and reader follows:
   can be written *before* a run starts, so a result is never lost to a bad path after the work is done.
 - **Identity before reuse.** :func:`config_diff` lists, in words, how the configuration that stored work
   was made from differs from the one asked for; callers refuse to reuse the work unless it is empty.
+
+Two primitives for processes that share a folder: :func:`create_exclusive` creates a file only if it
+does not exist yet (one winner among racing processes), and :func:`locked` holds an advisory lock for a
+short critical section.
 """
 from __future__ import annotations
 
@@ -26,8 +30,14 @@ import os
 import tempfile
 import threading
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 import numpy as np
 
@@ -299,3 +309,58 @@ def describe_diff(diffs: list[str], limit: int = 4) -> str:
     """The first ``limit`` differences joined for a one-line message."""
     more = f" (and {len(diffs) - limit} more)" if len(diffs) > limit else ""
     return "; ".join(diffs[:limit]) + more
+
+
+# --------------------------------------------------------------------------- shared folders
+def create_exclusive(path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` if no file of that name exists (``O_CREAT | O_EXCL``, atomic even
+    between processes on one file system); False, changing nothing, if one does. The file gets the mode
+    0666 minus the umask."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return True
+
+
+@contextmanager
+def locked(path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``flock``) on the file ``path`` for the ``with`` block.
+
+    The file is created if needed and removed at the end, while the lock is still held; a waiter that
+    then gets the lock on the removed file sees that ``path`` no longer names it and tries again, so
+    exactly one process holds the lock at a time. A process that dies releases its lock. Where the file
+    system refuses locks, the block runs unlocked."""
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:          # no lock support (some network file systems): run unlocked
+            break
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)

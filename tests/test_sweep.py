@@ -203,42 +203,34 @@ def test_interrupted_sweep_resumes_and_equals_uninterrupted(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
-def test_killed_process_loses_nothing_computed(tmp_path):
-    """SIGKILL a CLI sweep mid-way: every result file on disk is complete and the re-run computes
-    exactly the rest."""
-    cfg = tmp_path / "slow.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        [sweep]
-        name = "slow"
-        job = "{standin_job.__module__}:standin_job"
-        [base.problem]
-        n = 3
-        seed = 0
-        [base.optimizer]
-        name = "sgd"
-        lr = 0.1
-        sleep = 0.05
-        [grid]
-        "problem.seed" = {{range = [30]}}
-    """))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(ROOT),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"),
+def test_killed_process_loses_nothing_computed(tmp_path, monkeypatch):
+    """A serial CLI sweep whose job 3 SIGKILLs the sweep process itself (the first time): the entries of
+    jobs 0-2 are on disk and verified, and the re-run computes exactly jobs 3-7 (taking over the dead
+    process's claim) and equals an uninterrupted run."""
+    import sweep_jobs
+    cfg = sweep_jobs.write_sweep(tmp_path / "s.toml", xs=range(8), fault="kill-once", fault_at=3,
+                                 marker=tmp_path / "marker")
+    cache, log = tmp_path / "c", tmp_path / "log"
+    cmd = [sys.executable, "-m", "diagsim", "sweep", "--config", str(cfg), "--cache", str(cache),
            "--out", str(tmp_path / "o"), "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while len(list((tmp_path / "c").glob("*.npz"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = len(list((tmp_path / "c").glob("*.npz")))
-    assert 3 <= before < 30
-    for p in (tmp_path / "c").glob("*.npz"):
-        with np.load(p) as f:
-            assert set(f.files) == {"value", "abs_mean", "trace", "n_seen", "name"}
-    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    env = sweep_jobs.subprocess_env(log)
+    killed = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    plan = plan_sweep(cfg, cache)
+    status = plan.status()
+    assert [status[j.key] for j in plan.jobs] == ["ok"] * 3 + ["missing"] * 5
+    assert [p.stem for p in cache.glob("*.claim")] == [plan.jobs[3].key]     # the dead process's claim
+    out = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert f"{before} cached, {30 - before} computed" in out.stdout
+    assert "3 cached, 5 computed" in out.stdout
+    assert sweep_jobs.counts(log) == {0: 1, 1: 1, 2: 1, 3: 2, 4: 1, 5: 1, 6: 1, 7: 1}
+    monkeypatch.delenv(sweep_jobs.LOG_ENV, raising=False)
+    run_sweep(cfg, tmp_path / "uninterrupted", progress=False)
+    assert _cache_bytes(cache) == _cache_bytes(tmp_path / "uninterrupted")
+    t, ref = load_table(tmp_path / "o" / "faults.npz"), collect(cfg, tmp_path / "uninterrupted")
+    assert t.names == ref.names
+    for n in t.names:
+        np.testing.assert_array_equal(t[n], ref[n])
 
 
 def test_failures_are_cached_and_crashes_are_not(tmp_path):
@@ -276,12 +268,15 @@ def test_serial_and_local_backends_give_identical_files(tmp_path):
     assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "local")
 
 
-def test_dask_backend_local_cluster(tmp_path):
+def test_dask_backend_local_cluster(tmp_path, monkeypatch):
+    """Two single-threaded worker processes (they inherit PYTHONPATH, so they import this module)."""
     pytest.importorskip("dask.distributed")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), str(ROOT),
+                                                      os.environ.get("PYTHONPATH", "")]))
     raw = standin_sweep()
     run_sweep(raw, tmp_path / "serial", job=standin_job, progress=False)
     r = run_sweep(raw, tmp_path / "dask", job=standin_job, backend="dask", progress=False,
-                  cluster_options={"processes": False, "n_workers": 1})
+                  cluster_options={"processes": True, "n_workers": 2, "threads_per_worker": 1})
     assert r.computed == 12
     assert _cache_bytes(tmp_path / "serial") == _cache_bytes(tmp_path / "dask")
 
@@ -514,3 +509,34 @@ def test_cli_reports_crashed_jobs_after_writing_the_table(tmp_path, capsys):
     assert rc == 2 and "1 job(s) crashed" in err and "RuntimeError: a bug" in err
     t = load_table(tmp_path / "o" / "crashy.npz")
     assert list(t["status"]) == ["ok", "missing"]
+
+
+def diverging_job(config: dict) -> dict:
+    """A job kind whose summary has n_diverged: job x reports DIVERGED.get(x, 0) of 8 paths diverged."""
+    return {"value": float(config["x"]), "n_paths": 8, "n_diverged": DIVERGED.get(config["x"], 0)}
+
+
+DIVERGED = {1: 2, 3: 7}
+
+
+@pytest.mark.parametrize("job, warning", [
+    ("diverging_job", "diagsim sweep: warning: in 2 of 4 jobs some paths diverged "
+                      "(job 3, x=3: 7 of 8 paths); see the n_diverged column"),
+    ("standin_job", None),                                  # no n_diverged column: nothing to say
+])
+def test_cli_warns_when_paths_diverged(tmp_path, capsys, job, warning):
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [sweep]
+        name = "div"
+        job = "{standin_job.__module__}:{job}"
+        [base]
+        problem = {{n = 3, seed = 0}}
+        optimizer = {{name = "sgd", lr = 0.1}}
+        [grid]
+        x = [0, 1, 2, 3]
+    """))
+    rc, out, err = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--out",
+                         str(tmp_path / "o"), "--no-progress"], capsys)
+    assert rc == 0, err
+    assert [line for line in err.splitlines() if "warning" in line] == ([warning] if warning else [])

@@ -3,18 +3,63 @@
     diagsim sweep --config sweep.toml [--backend serial|local|dask] [--scheduler ADDRESS] [--workers N]
                   [--out DIR] [--cache DIR] [--plot FILE] [--quick] [--dry-run]
 
-Writes ``DIR/<name>.npz`` and ``DIR/<name>.csv`` (one row per grid point) and prints a summary. Results
-are cached under ``--cache`` (default ``results/cache``) by a hash of (job config, diagsim version), so a
-re-run computes only what is missing.
+Writes ``DIR/<name>.npz`` and ``DIR/<name>.csv`` (one row per grid point) and prints a summary, then a
+warning if some paths of some jobs diverged (see the n_diverged column). Results are cached under
+``--cache`` (default ``results/cache``) by a hash of (job config, diagsim version), so a re-run computes
+only what is missing.
+
+Cache integrity: every entry carries a manifest (its key, configuration, diagsim version, and the
+result's size and SHA-256); an entry that does not match it (copied, truncated, half-written) is
+corrupt: the run says so and recomputes it, and the table never shows its values.
+
+Several sweeps may share one cache: each job is claimed (<key>.claim) while it runs, a job another live
+sweep holds is waited for ("k jobs being computed by pid P on HOST"), and a claim whose owner died, or
+that was not refreshed for 5 minutes, is taken over.
+
+--backend local: a worker process that dies (killed, out of memory) costs only the job it was running,
+which is run once more and, if it dies again, reported as crashed; the other jobs carry on. Crashed
+jobs are not cached: a re-run tries them again (exit status 2 while any remain).
+
+Ctrl-C (exit status 130) and SIGTERM (exit status 143, what batch schedulers send) stop the workers or
+the Dask cluster, keep every result already written and remove this sweep's claims; re-run to resume.
 """
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from .common import print_table
 
 DEFAULT_CACHE = "results/cache"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that the sweep unwinds as on Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_unwinds():
+    """Within the block, SIGTERM raises :class:`Terminated` (once: a second SIGTERM during the cleanup
+    is ignored, so the cleanup completes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(sub) -> None:
@@ -38,29 +83,48 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from ..errors import DiagsimError
-    from ..sweep import collect, load_sweep, plan_sweep, run_sweep
+    try:
+        with _sigterm_unwinds():
+            return _main(args)
+    except Terminated:
+        print(f"diagsim sweep: terminated by SIGTERM; the results written so far are kept in {args.cache} "
+              "(re-run to resume)", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
+
+def _main(args) -> int:
+    from ..errors import DiagsimError, check_choice
+    from ..storage import check_output_dir
+    from ..sweep import collect, load_sweep, plan_sweep, run_sweep
+    from ..sweep.backends import BACKENDS
+
+    check_choice("backend", args.backend, BACKENDS)
     if args.scheduler and args.backend != "dask":
         raise DiagsimError(f"--scheduler needs --backend dask (got --backend {args.backend})")
     sweep = load_sweep(args.config, quick=args.quick)
     if args.dry_run:
         plan = plan_sweep(sweep, args.cache)
         status = plan.status()
-        counts = {s: sum(v == s for v in status.values()) for s in ("ok", "failed", "missing")}
+        counts = {s: sum(v == s for v in status.values()) for s in ("ok", "failed", "missing", "corrupt")}
+        corrupt = f", {counts['corrupt']} corrupt (to recompute)" if counts["corrupt"] else ""
         print(f"sweep {sweep.name!r}: {len(plan.jobs)} points over {', '.join(sweep.keys) or '(no grid)'} "
               f"(shape {sweep.shape}), {len(status)} jobs: {counts['ok']} cached, {counts['failed']} failed, "
-              f"{counts['missing']} to compute; cache {args.cache}")
+              f"{counts['missing']} to compute{corrupt}; cache {args.cache}")
         return 0
+    plan_sweep(sweep, args.cache)                        # every job's config is valid...
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / sweep.name
+    check_output_dir(out, "--out folder")                # ...and the table can be written: before any work
     report = run_sweep(sweep, args.cache, backend=args.backend, workers=args.workers,
                        scheduler=args.scheduler, progress=not args.no_progress,
                        retry_failed=args.retry_failed, raise_on_crash=False)
     print(report.line())
     table = collect(sweep, args.cache, missing="nan")
-    out = Path(args.out) if args.out else Path("results") / "sweeps" / sweep.name
     npz, csv = table.save(out / f"{sweep.name}.npz"), table.save(out / f"{sweep.name}.csv")
     print(f"table: {npz} and {csv} ({len(table)} rows)")
     _preview(table, sweep.keys)
+    warning = divergence_warning(table, sweep.keys)
+    if warning:
+        print(f"diagsim sweep: warning: {warning}", file=sys.stderr)
     if args.plot:
         from ..sweep.plot import plot_sweep
         print(f"phase diagram: {plot_sweep(table, sweep.plot, args.plot, keys=sweep.keys)}")
@@ -69,6 +133,25 @@ def main(args) -> int:
         raise DiagsimError(f"{len(report.crashed)} job(s) crashed (not cached; re-run to retry); first, job "
                            f"{key}: {typ}: {msg}")
     return 0
+
+
+def divergence_warning(table, keys) -> str | None:
+    """One line if some paths of some jobs diverged (tables with an ``n_diverged`` column), naming the
+    job with the largest diverged fraction; None otherwise."""
+    if "n_diverged" not in table:
+        return None
+    ok = table["status"] == "ok"
+    n_div = np.where(ok, np.nan_to_num(table["n_diverged"].astype(float)), 0.0)
+    hit = np.flatnonzero(n_div > 0)
+    if not hit.size:
+        return None
+    n_paths = table["n_paths"].astype(float) if "n_paths" in table else np.full(len(table), np.nan)
+    frac = np.where(n_paths > 0, n_div / np.where(n_paths > 0, n_paths, 1.0), 0.0)
+    i = hit[np.argmax(frac[hit])]
+    params = ", ".join(f"{k}={table[k][i].item()!r}" for k in keys) or "the base config"
+    of = f" of {int(n_paths[i])}" if np.isfinite(n_paths[i]) else ""
+    return (f"in {hit.size} of {int(ok.sum())} jobs some paths diverged (job {int(table['index'][i])}, "
+            f"{params}: {int(n_div[i])}{of} paths); see the n_diverged column")
 
 
 #: summary columns shown first in the printed preview, when present

@@ -1,7 +1,8 @@
 """A dependency-free progress bar for sweeps (jobs done / total, cached, failed, elapsed, ETA).
 
 On a terminal the bar redraws in place; otherwise (a log file, CI) it prints one line at every 10% and
-at the end, so logs stay short.
+at the end, so logs stay short. :meth:`Progress.note` prints a line of news (corrupt entries found, jobs
+another sweep is computing).
 """
 from __future__ import annotations
 
@@ -68,6 +69,19 @@ class Progress:
                     self.stream.write(self.line() + "\n")
                     self.stream.flush()
                 self._last_decile = decile
+
+    def note(self, text: str) -> None:
+        """Print one line of news (on a terminal, above the bar, which is then drawn again)."""
+        if not self.enabled:
+            return
+        if self.tty:
+            self.stream.write("\r" + text.ljust(79) + "\n")
+            self._last_draw = 0.0
+            self.stream.flush()
+            self.draw()
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def update(self, n: int = 1, *, failed: bool = False) -> None:
         self.done += n

@@ -1,5 +1,9 @@
 """Collect a sweep's cached results into a table: one row per grid point, one column per swept key and
 per summary value, saved as ``.npz`` (lossless) or ``.csv``.
+
+Only verified cache entries are read (:meth:`~diagsim.sweep.cache.Cache.check`); a corrupt entry's row
+says so and shows no values. Tables are written atomically with the permissions the umask allows
+(:mod:`diagsim.storage`).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError, check_choice
+from ..storage import write_npz_atomic, write_text_atomic
 from .runner import Plan, plan_sweep
 
 META_COLUMNS = ("index", "key", "status")
@@ -101,9 +106,9 @@ class Table:
         check_choice("table file suffix", path.suffix, (".npz", ".csv"))
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
-            path.write_text(self.to_csv())
+            write_text_atomic(path, self.to_csv())
         else:
-            np.savez(path, **{f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
+            write_npz_atomic(path, {f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
         return path
 
 
@@ -149,29 +154,36 @@ def _parse_csv_column(vals: list[str]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- collecting
-def _missing_error(plan: Plan, n_missing: int) -> DiagsimError:
-    src = plan.sweep.source
-    how = f"diagsim sweep --config {src}" if src else "run_sweep(...)"
-    return DiagsimError(f"{n_missing} of {len(plan.unique)} jobs of sweep {plan.sweep.name!r} are not in "
-                        f"the cache {str(plan.cache.root)!r}; compute them first ({how})")
+def _unusable_error(plan: Plan, states: dict) -> DiagsimError | None:
+    """The error for jobs that are missing or corrupt in the cache (None if there are none)."""
+    missing = sum(st.status == "missing" for st in states.values())
+    corrupt = [k for k, st in states.items() if st.status == "corrupt"]
+    if not missing and not corrupt:
+        return None
+    parts = [f"{missing} of {len(states)} jobs of sweep {plan.sweep.name!r} are not in the cache "
+             f"{str(plan.cache.root)!r}"] if missing else []
+    if corrupt:
+        n = len(corrupt)
+        parts.append(f"{n} corrupt cache entr{'y' if n == 1 else 'ies'} of sweep {plan.sweep.name!r} (first, "
+                     f"{plan.describe(corrupt[0])}: {states[corrupt[0]].reason})")
+    verb = "compute them first" if missing else "recompute them"
+    return DiagsimError(f"{'; '.join(parts)}; {verb} ({plan.repair_command()})")
 
 
 def load_results(sweep, cache_dir, *, job=None, quick: bool = False, missing: str = "error"):
     """The cached results of a sweep: a list of ``(Job, result or None)`` in expansion order.
 
-    ``missing``: "error" (raise if any job is not computed), "skip" or "none" (None for missing and
-    failed jobs). Failed jobs (a recorded DiagsimError) give None.
+    ``missing``: "error" (raise if any job is missing or its entry corrupt), "skip" or "none" (None for
+    missing, corrupt and failed jobs). Failed jobs (a recorded DiagsimError) give None.
     """
     check_choice("missing", missing, ("error", "skip", "none"))
     plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
-    status = plan.status()
-    n_missing = sum(s == "missing" for s in status.values())
-    if n_missing and missing == "error":
-        raise _missing_error(plan, n_missing)
+    states = plan.check()
+    if missing == "error" and (err := _unusable_error(plan, states)) is not None:
+        raise err
     out, loaded = [], {}
     for j in plan.jobs:
-        s = status[j.key]
-        if s != "ok":
+        if states[j.key].status != "ok":
             if missing != "skip":
                 out.append((j, None))
             continue
@@ -182,29 +194,32 @@ def load_results(sweep, cache_dir, *, job=None, quick: bool = False, missing: st
 
 
 def collect(sweep, cache_dir, *, job=None, quick: bool = False, missing: str = "error") -> Table:
-    """The sweep's table: ``index``, ``key``, ``status`` ("ok" | "failed" | "missing"), one column per
-    swept key, then the summary columns of the job kind (NaN where a job failed or is missing), and
-    ``error`` (the failure's message, "" otherwise) when a job failed.
+    """The sweep's table: ``index``, ``key``, ``status`` ("ok" | "failed" | "missing" | "corrupt"), one
+    column per swept key, then the summary columns of the job kind (NaN where a job failed, is missing
+    or its entry is corrupt), and ``error`` ("" for ok and missing jobs) when a job failed or an entry
+    is corrupt: the failure's message, or what is wrong with the entry and the command that recomputes
+    it. Values of a corrupt entry are never read.
 
-    ``missing``: "error" (raise if a job is not in the cache) or "nan" (keep its row with NaNs).
+    ``missing``: "error" (raise if a job is missing or corrupt) or "nan" (keep its row with NaNs).
     """
     check_choice("missing", missing, ("error", "nan"))
     plan = plan_sweep(sweep, cache_dir, job=job, quick=quick)
-    status = plan.status()
-    n_missing = sum(s == "missing" for s in status.values())
-    if n_missing and missing == "error":
-        raise _missing_error(plan, n_missing)
+    states = plan.check()
+    if missing == "error" and (err := _unusable_error(plan, states)) is not None:
+        raise err
     summaries: dict[str, dict] = {}
     errors: dict[str, str] = {}
-    for key, s in status.items():
-        if s == "ok":
+    for key, st in states.items():
+        if st.status == "ok":
             obj = plan.kind.load(plan.cache.result_path(key))
             summaries[key] = plan.kind.summarize(obj, plan.sweep.summary, plan.unique[key].config)
-        elif s == "failed":
-            errors[key] = plan.cache.read_error(key).get("message", "")
+        elif st.status == "failed":
+            errors[key] = str(st.error.get("message", ""))
+        elif st.status == "corrupt":
+            errors[key] = f"{plan.describe(key)}: {st.reason}; recompute it with {plan.repair_command()}"
     rows = []
     for j in plan.jobs:
-        row = {"index": j.index, "key": j.key, "status": status[j.key]}
+        row = {"index": j.index, "key": j.key, "status": states[j.key].status}
         for k in plan.sweep.keys:
             row[k] = j.params[k]
         row.update(summaries.get(j.key, {}))
