@@ -318,11 +318,28 @@ def test_phase_plot_writes_a_figure(tmp_path):
     raw = standin_sweep()
     run_sweep(raw, tmp_path, job=standin_job, progress=False)
     t = collect(raw, tmp_path, job=standin_job)
-    out = plot_sweep(t, {"x": "problem.n", "y": "optimizer.lr", "value": "abs_mean"}, tmp_path / "p.png",
-                     keys=sweep_from_dict(raw).keys)
-    assert out.stat().st_size > 1000
+    spec = {"x": "problem.n", "y": "optimizer.lr", "value": "abs_mean"}
+    out = plot_sweep(t, spec, tmp_path / "p.png", keys=sweep_from_dict(raw).keys)
+    assert out.is_file()
+    _check_phase_figure(t, spec, sweep_from_dict(raw).keys)
     with pytest.raises(DiagsimError, match="no column 'nope'"):
         plot_sweep(t, {"x": "problem.n", "y": "nope"}, tmp_path / "q.png", keys=[])
+
+
+def _check_phase_figure(table, spec, keys):
+    """The heat map shows the phase grid's mean values at the swept coordinates, labelled."""
+    import matplotlib.pyplot as plt
+
+    from diagsim.sweep.plot import draw_sweep
+    fig = draw_sweep(table, spec, keys=keys)
+    ax = fig.axes[0]
+    xs, ys, Z = phase_grid(table, spec["x"], spec["y"], spec["value"])
+    np.testing.assert_allclose(np.ma.filled(ax.images[0].get_array(), np.nan), Z)
+    np.testing.assert_allclose([float(t.get_text()) for t in ax.get_xticklabels()], xs, rtol=5e-3)
+    np.testing.assert_allclose([float(t.get_text()) for t in ax.get_yticklabels()], ys, rtol=5e-3)
+    assert ax.get_xlabel() == spec["x"] and ax.get_ylabel() == spec["y"]
+    assert fig.axes[1].get_ylabel() == spec["value"]  # the colour bar
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -360,7 +377,9 @@ def test_cli_sweep_runs_writes_table_and_plot(tmp_path, capsys):
     assert "6 points, 6 jobs: 0 cached, 6 computed, 0 failed" in out
     t = load_table(tmp_path / "o" / "cli-demo.csv")
     assert len(t) == 6 and (tmp_path / "o" / "cli-demo.npz").exists()
-    assert (tmp_path / "phase.png").stat().st_size > 1000
+    assert (tmp_path / "phase.png").is_file()
+    _check_phase_figure(t, {"x": "problem.n", "y": "optimizer.lr", "value": "abs_mean"},
+                        ["problem.n", "optimizer.lr"])
     rc, out, _ = _cli(["sweep", "--config", str(cfg), "--cache", str(tmp_path / "c"), "--dry-run"], capsys)
     assert rc == 0 and "6 cached" in out and "0 to compute" in out
 

@@ -69,7 +69,9 @@ def _one_line_warning(prog: str):
 
 
 def _terminate(signum, frame):
-    """SIGTERM ends a command the way Ctrl-C does (runs with a checkpoint defer it and save first)."""
+    """SIGTERM ends a command the way Ctrl-C does (runs with a checkpoint defer it and save first). A
+    second SIGTERM during the clean-up that follows is ignored, so the clean-up completes."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise RunInterrupted(signum)
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,29 +35,6 @@ import numpy as np
 from .common import print_table
 
 DEFAULT_CACHE = "results/cache"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that the sweep unwinds as on Ctrl-C."""
-
-
-@contextmanager
-def _sigterm_unwinds():
-    """Within the block, SIGTERM raises :class:`Terminated` (once: a second SIGTERM during the cleanup
-    is ignored, so the cleanup completes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def register(sub) -> None:
@@ -84,12 +59,13 @@ def register(sub) -> None:
 
 def main(args) -> int:
     try:
-        with _sigterm_unwinds():
-            return _main(args)
-    except Terminated:
-        print(f"diagsim sweep: terminated by SIGTERM; the results written so far are kept in {args.cache} "
-              "(re-run to resume)", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return _main(args)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into RunInterrupted by the console script
+        signum = getattr(exc, "signum", signal.SIGINT)
+        how = "terminated by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+        print(f"diagsim sweep: {how}; the results written so far are kept in {args.cache} (re-run to resume)",
+              file=sys.stderr)
+        return 128 + int(signum)
 
 
 def _main(args) -> int:

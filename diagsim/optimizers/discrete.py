@@ -120,12 +120,14 @@ class DiscreteStepper:
 
 
 def make_stepper(problem, optimizer: S.Optimizer, *, seed: int = 0, t_end: float | None = None,
-                 group: int | None = None) -> DiscreteStepper:
+                 group: int | None = None, **model_options) -> DiscreteStepper:
     """The stepper of a discrete optimizer on ``problem``; noise keyed by ``seed``.
 
     ``t_end`` (the horizon, when known) is unused: a step is a step. ``group`` (paths per thread task) only
-    affects speed. No other model options exist.
+    affects speed. No other model options exist (any other keyword is a one-line error).
     """
+    if model_options:
+        raise DiagsimError(f"model 'discrete' takes no model options but group; got {sorted(model_options)}")
     if group is not None and (not isinstance(group, (int, np.integer)) or group < 1):
         raise DiagsimError(f"group must be a positive integer, got {group!r}")
     return DiscreteStepper(problem, optimizer, seed=seed, group=group)

@@ -83,8 +83,17 @@ def plot_phase(table: Table, x: str, y: str, value: str, *, where: dict | None =
 
 
 def plot_sweep(table: Table, plot: dict, path, *, keys: list[str]) -> Path:
-    """The phase diagram a sweep's ``[plot]`` table describes (defaults: the first two swept keys and
-    the first summary column), saved to ``path``."""
+    """The phase diagram a sweep's ``[plot]`` table describes (:func:`draw_sweep`), saved to ``path``."""
+    import matplotlib.pyplot as plt
+    fig = draw_sweep(table, plot, keys=keys)
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+
+def draw_sweep(table: Table, plot: dict, *, keys: list[str]):
+    """The figure (returned) of the phase diagram a sweep's ``[plot]`` table describes (defaults: the
+    first two swept keys and the first summary column)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,6 +112,4 @@ def plot_sweep(table: Table, plot: dict, path, *, keys: list[str]) -> Path:
                cmap=plot.get("cmap", "viridis"), log_value=bool(plot.get("log_value", False)),
                title=plot.get("title"))
     fig.tight_layout()
-    out = save_figure(fig, path)
-    plt.close(fig)
-    return out
+    return fig
