@@ -8,8 +8,8 @@
   so a few ulps per step are expected), and the ensemble mean loss with its standard error.
 * Paper scale (d = 1000, n = 50, k = 3, Rademacher delta = 0.5): the discrete Adam and SGD kernels on the
   GPU for several M, seconds per 10^6 steps (extrapolated from the timed steps) and path-steps/s.
-* Both GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp`) and "thread" (one thread per
-  path, :mod:`diagsim.cuda.kernels`).
+* Both GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp_kernels`) and "thread" (one thread per
+  path, :mod:`diagsim.cuda.thread_kernels`).
 
 Usage::
 
@@ -24,8 +24,7 @@ import time
 
 import numpy as np
 
-
-#: kernels compared: 32 lanes per path (diagsim.cuda.warp) and one thread per path (diagsim.cuda.kernels)
+#: kernels compared: 32 lanes per path (diagsim.cuda.warp_kernels) and one thread per path (diagsim.cuda.thread_kernels)
 LAYOUTS = ("warp", "thread")
 #: the thread-per-path layout is timed up to this M (it is the slow one)
 THREAD_MAX_M = 65536
@@ -42,9 +41,9 @@ def _timed(fn, repeats=2):
 
 def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
     from diagsim import cuda as dc
-    from diagsim.bench.config import FULL
-    from diagsim.sde import make_stepper
+    from diagsim.bench.problems import FULL
     from diagsim.optimizers import SGD, LabelNoise
+    from diagsim.sde import make_stepper
 
     cfg = FULL
     prob = cfg.problem()
@@ -90,7 +89,7 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
 
 def paper_rows(Ms, steps, log):
     from diagsim import cuda as dc
-    from diagsim.bench.config import PAPER_FULL as cfg
+    from diagsim.bench.problems import PAPER_FULL as cfg
     from diagsim.optimizers import SGD, Adam, LabelNoise, make_stepper
 
     prob = cfg.problem()

@@ -25,12 +25,12 @@ import time
 
 import numpy as np
 
-from diagsim import kernels as K
-from diagsim import rng
-from diagsim._jit import pjit, prange
+from diagsim.lowlevel import rng
+from diagsim.lowlevel.jit import pjit, prange
+from diagsim.networks.diagonal import pathwise as K
+from diagsim.networks.diagonal.parametrization import phi1
+from diagsim.networks.diagonal.problem import make_problem
 from diagsim.optimizers import SGD, LabelNoise
-from diagsim.parametrization import phi1
-from diagsim.problem import make_problem
 from diagsim.sde import make_stepper
 
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 from diagsim import measures as S
-from diagsim.manifold import retract
-from diagsim.problem import make_problem
+from diagsim.networks.diagonal.manifold import retract
+from diagsim.networks.diagonal.problem import make_problem
 
 
 def states(M: int, d: int, n: int, param: str, seed: int = 0) -> tuple:

@@ -20,10 +20,9 @@ import numpy as np
 from numba import cuda
 
 from diagsim import make_problem
-from diagsim.cuda import kernels as CK
-from diagsim.optimizers import Adam, LabelNoise
+from diagsim.cuda import thread_kernels as CK
+from diagsim.optimizers import SGD, Adam, LabelNoise
 from diagsim.optimizers import make_stepper as discrete_stepper
-from diagsim.optimizers import SGD
 from diagsim.sde import make_stepper as sde_stepper
 
 

@@ -6,7 +6,7 @@ loaded machine distorts them little, and checked to give bit-identical final sta
 
 * ``per-path``   : kernels.forward + kernels.pullback (one axpy per coordinate / per row), as the
                    generic integrator does today;
-* ``unrolled``   : the 8-way unrolled forward/pullback of ``optimizers._linalg`` (same IEEE operations);
+* ``unrolled``   : the 8-way unrolled forward/pullback of ``networks.diagonal.grouped`` (same IEEE operations);
 * ``grouped(G)`` : G paths in lockstep sharing the loads of Z (``forward_group`` / ``pullback_group``).
 
 Run:  python benchmarks/em_variants.py [--steps 2000 --M 64]
@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 
-from diagsim import kernels as K
-from diagsim import rng
-from diagsim._jit import jit
-from diagsim.bench.config import FULL
-from diagsim.optimizers._linalg import forward_group, pullback_group, w_of
-from diagsim.parametrization import phi1
+from diagsim.bench.problems import FULL
+from diagsim.lowlevel import rng
+from diagsim.lowlevel.jit import jit
+from diagsim.networks.diagonal import pathwise as K
+from diagsim.networks.diagonal.grouped import forward_group, pullback_group, w_of
+from diagsim.networks.diagonal.parametrization import phi1
 
 
 @jit

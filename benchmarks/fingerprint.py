@@ -28,8 +28,20 @@ def _digest(res) -> str:
 def runs():
     """(name, thunk) for every fixed run."""
     import diagsim
-    from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise,
-                                    Minibatch, RMSProp)
+    from diagsim.optimizers import (
+        GD,
+        MESA,
+        SAF,
+        SAM,
+        SGD,
+        AdaGrad,
+        Adalayer,
+        Adam,
+        AdamMini,
+        LabelNoise,
+        Minibatch,
+        RMSProp,
+    )
     P = diagsim.make_problem(30, 200, 3, seed=11)
     noise = LabelNoise(0.5)
     sim = diagsim.simulate

@@ -6,8 +6,8 @@ of, in a Numba loop over 10^5 steps on one path (no threading):
 * noise:     40 N(0, 1) from ``rng.fill_normals`` (diagsim's Philox + Box-Muller), and the same variates
              through libm's log/cos/sin (the implementation before issue 7), and NumPy's Generator;
 * forward:   w = u*u - v*v, r = Z w - y  with ``kernels.forward`` (one axpy per coordinate) and with the
-             8-way unrolled ``optimizers._linalg.forward_group`` (same IEEE operations, bitwise equal);
-* pullback:  Z^T c with ``kernels.pullback`` and ``optimizers._linalg.pullback_group``;
+             8-way unrolled ``networks.diagonal.grouped.forward_group`` (same IEEE operations, bitwise equal);
+* pullback:  Z^T c with ``kernels.pullback`` and ``networks.diagonal.grouped.pullback_group``;
 * chain:     the elementwise chain rule / update.
 
 Set ``NUMBA_CPU_FEATURES="<host features>,-prefer-256-bit"`` to let LLVM use 512-bit vectors on AVX-512
@@ -21,12 +21,12 @@ import time
 
 import numpy as np
 
-from diagsim import kernels as K
-from diagsim import rng
-from diagsim._jit import jit
-from diagsim.bench.config import FULL
-from diagsim.optimizers._linalg import forward_group, pullback_group, w_of
-from diagsim.parametrization import phi1
+from diagsim.bench.problems import FULL
+from diagsim.lowlevel import rng
+from diagsim.lowlevel.jit import jit
+from diagsim.networks.diagonal import pathwise as K
+from diagsim.networks.diagonal.grouped import forward_group, pullback_group, w_of
+from diagsim.networks.diagonal.parametrization import phi1
 
 
 @jit
@@ -99,7 +99,7 @@ def loop_chain(theta, steps):
     d = theta.shape[0] // 2
     gz = np.ones(d)
     out = np.zeros(2 * d)
-    for s in range(steps):
+    for _ in range(steps):
         for i in range(d):
             _, wu, wv = phi1(0, 2, theta[i], theta[d + i])
             out[i] += gz[i] * wu

@@ -2,13 +2,19 @@
 
 Public API (imported lazily, so ``import diagsim`` does not compile any kernel):
 
-    make_problem, load_problem, Problem          problems (diagsim.problem)
-    simulate, load_result, Result                runs at model="discrete" | "sde" | "slow-flow"
-    optimizers                                   optimizer specifications (SGD, Adam, SAM family, ...)
+    make_problem, load_problem, Problem          problems of the diagonal network (diagsim.networks.diagonal)
+    simulate, resume, load_result, Result        runs at model="discrete" | "sde" | "slow-flow" (diagsim.engine)
+    optimizers                                   optimizer specifications (SGD, Adam, Lion, SAM family, ...)
     sde, slowflow                                continuous-time models
-    derivatives, measures                        exact derivatives and sharpness measures
+    measures                                     sharpness measures
     symbolic, predict                            SymPy implicit-bias predictions and predicted limits
-    verify                                       the theorem checks behind ``diagsim verify``
+    verify                                       the theorem checks and claims behind ``diagsim verify``
+    sweep                                        parameter sweeps (serial, process pool, Dask)
+
+The package's layers: ``networks`` (model families: problem, parametrization, exact derivatives, kernels),
+``engine`` (the run driver, results, recording), ``lowlevel`` (Numba options, SIMD, random numbers),
+the levels ``optimizers`` / ``sde`` / ``slowflow`` / ``predict``, and on top ``experiments``, ``sweep``,
+``cli``, ``cuda`` and ``bench``.
 """
 from __future__ import annotations
 
@@ -18,17 +24,16 @@ from ._version import __version__
 from .errors import DiagsimError, DivergenceError
 
 _LAZY = {
-    "make_problem": ("problem", "make_problem"),
-    "load_problem": ("problem", "load_problem"),
-    "Problem": ("problem", "Problem"),
-    "simulate": ("simulate", "simulate"),
-    "resume": ("simulate", "resume"),
-    "load_result": ("result", "load_result"),
-    "Result": ("result", "Result"),
+    "make_problem": ("networks.diagonal.problem", "make_problem"),
+    "load_problem": ("networks.diagonal.problem", "load_problem"),
+    "Problem": ("networks.diagonal.problem", "Problem"),
+    "simulate": ("engine.driver", "simulate"),
+    "resume": ("engine.driver", "resume"),
+    "load_result": ("engine.result", "load_result"),
+    "Result": ("engine.result", "Result"),
 }
-_SUBMODULES = {"derivatives", "measures", "optimizers", "sde", "slowflow", "symbolic", "predict", "verify",
-               "rng", "problem", "parametrization", "kernels", "simulate", "result", "sweep", "cuda",
-               "bench", "figures"}
+_SUBMODULES = {"networks", "engine", "lowlevel", "measures", "optimizers", "sde", "slowflow", "symbolic",
+               "predict", "verify", "sweep", "experiments", "cuda", "bench", "cli"}
 
 __all__ = ["__version__", "DiagsimError", "DivergenceError", *_LAZY, *sorted(_SUBMODULES)]
 

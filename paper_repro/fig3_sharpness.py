@@ -41,5 +41,5 @@ def plot(ctx):
 
 
 if __name__ == "__main__":
-    from diagsim.figures import script_main
+    from diagsim.experiments.figures import script_main
     sys.exit(script_main(__file__))

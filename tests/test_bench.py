@@ -13,7 +13,7 @@ import pytest
 from diagsim.bench import QUICK
 from diagsim.bench.base import missing
 from diagsim.bench.numpy_fused import simulate_numpy
-from diagsim.bench.stats import summarize, zscores
+from diagsim.bench.zscores import summarize, zscores
 
 
 def _bench(*args, timeout=600):

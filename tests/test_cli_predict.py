@@ -8,8 +8,8 @@ import pytest
 
 from diagsim import make_problem
 from diagsim.cli.main import main
+from diagsim.networks.diagonal.problem import Problem
 from diagsim.predict import predict
-from diagsim.problem import Problem
 
 SMALL = ["--n", "5", "--d", "12", "--k", "2", "--seed", "3"]
 

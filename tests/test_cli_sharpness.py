@@ -8,8 +8,8 @@ import pytest
 
 from diagsim import measures as S
 from diagsim.cli.main import main
-from diagsim.manifold import retract
-from diagsim.problem import make_problem
+from diagsim.networks.diagonal.manifold import retract
+from diagsim.networks.diagonal.problem import make_problem
 
 SMALL = ["--n", "6", "--d", "15", "--k", "2", "--seed", "3"]
 

@@ -10,8 +10,8 @@ import pytest
 
 import diagsim
 from diagsim.cli.main import main
+from diagsim.engine.result import load_result
 from diagsim.optimizers import SAM, Adam, AdamMini, LabelNoise, Minibatch
-from diagsim.result import load_result
 
 SMALL = ["--n", "10", "--d", "40", "--k", "3", "--seed", "5"]
 

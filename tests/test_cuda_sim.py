@@ -20,7 +20,8 @@ import pytest
 SCRIPT = textwrap.dedent(r'''
     import json, sys
     import numpy as np
-    from diagsim import make_problem, rng
+    from diagsim import make_problem
+    from diagsim.lowlevel import rng
     from diagsim import cuda as dc
     from diagsim.optimizers import (SGD, Adam, AdaGrad, GD, LabelNoise, Lion, NoNoise, SignSGD,
                                     make_stepper as discrete_stepper)
@@ -93,7 +94,7 @@ SCRIPT = textwrap.dedent(r'''
         out["diverged-" + layout] = {"active": a_gpu.tolist(), "div_step": div_step.tolist(),
                                      "theta": diff(s_ref["theta"], s_gpu["theta"])}
 
-    # 4. the generator on the device: the variates of diagsim.rng (odd n and steps beyond 2**32 included)
+    # 4. the generator on the device: the variates of diagsim.lowlevel.rng (odd n and steps beyond 2**32 included)
     steps = range(2**32 - 1, 2**32 + 2)
     for name, fn, ref in (("normals", dc.normals, rng.normals), ("signs", dc.signs, rng.signs)):
         for n in (1, 7, 130):

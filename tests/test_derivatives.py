@@ -1,4 +1,4 @@
-"""Exact derivatives (diagsim.derivatives) against central finite differences and SymPy, the "uu-vv" /
+"""Exact derivatives (diagsim.networks.diagonal.derivatives) against central finite differences and SymPy, the "uu-vv" /
 "uv" correspondence, and the n x n reduction of the Hessian on the manifold of minimizers."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from diagsim import derivatives as D
-from diagsim.manifold import retract
-from diagsim.parametrization import corresponding_uv
-from diagsim.problem import make_problem
+from diagsim.networks.diagonal import derivatives as D
+from diagsim.networks.diagonal.manifold import retract
+from diagsim.networks.diagonal.parametrization import corresponding_uv
+from diagsim.networks.diagonal.problem import make_problem
 
 PARAMS = ["uu-vv", "uv", "depth-3"]
 
@@ -111,7 +111,7 @@ def test_derivatives_match_sympy(param):
     n, d = 3, 2
     Z = rng.integers(-3, 4, size=(n, d)).astype(float)
     y = rng.integers(-2, 3, size=n).astype(float)
-    from diagsim.problem import Problem
+    from diagsim.networks.diagonal.problem import Problem
     p = Problem(Z, y, None, param)
     L, grad, hess, jac = sympy_reference(param, Z, y)
     th = rng.standard_normal((4, 2 * d))

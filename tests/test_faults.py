@@ -16,10 +16,10 @@ import pytest
 
 from diagsim import make_problem, resume, simulate
 from diagsim.cli.main import main
+from diagsim.engine.driver import HorizonWarning
+from diagsim.engine.result import load_result
 from diagsim.errors import DiagsimError, RunInterrupted, StoredWorkMismatch
 from diagsim.optimizers import SGD, Adam, LabelNoise
-from diagsim.result import load_result
-from diagsim.simulate import HorizonWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--n", "10", "--d", "40", "--k", "3", "--seed", "5"]
@@ -73,7 +73,7 @@ def test_simulate_continues_only_a_checkpoint_of_the_same_run(tmp_path, problem)
         simulate(problem, Adam(lr=0.03, noise=LabelNoise(0.5)), checkpoint=ck, **kw)
     with pytest.raises(StoredWorkMismatch, match="problem.seed: 6 here, 5 stored"):
         simulate(make_problem(10, 40, 3, seed=6), opt, checkpoint=ck, **kw)
-    from diagsim.problem import Problem
+    from diagsim.networks.diagonal.problem import Problem
     same_description = Problem(problem.Z, problem.y + 1e-9, problem.w_star, problem.param, problem.init,
                                problem.alpha, problem.seed, dict(problem.meta))
     with pytest.raises(StoredWorkMismatch, match="problem.data_sha256"):  # other data, same description
@@ -155,7 +155,7 @@ def test_cli_prints_every_warning(tmp_path, problem, capsys):
 
 
 def test_test_loss_without_teacher_or_test_set_is_explained(tmp_path, problem, capsys):
-    from diagsim.problem import Problem
+    from diagsim.networks.diagonal.problem import Problem
     Problem(problem.Z, problem.y, None, "uu-vv").save(tmp_path / "d.npz")
     assert main(["simulate", "--data", str(tmp_path / "d.npz"), "--steps", "50", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -233,7 +233,7 @@ def test_unwritable_folder_is_detected_by_a_probe(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- signals and kills
 _SIGTERM_CLI = """
 import os, signal, sys
-import diagsim.simulate as S
+import diagsim.engine.driver as S
 from diagsim.cli.main import console_main
 execute = S._Run.execute
 def patched(self, **kw):

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sweep_jobs
+from sweep_jobs import counts, executions, subprocess_env, write_sweep
 
 from diagsim.errors import DiagsimError
 from diagsim.sweep import Table, collect, load_table, plan_sweep, run_sweep
 from diagsim.sweep.jobs import dump_arrays
-
-import sweep_jobs
-from sweep_jobs import counts, executions, subprocess_env, write_sweep
 
 TIMEOUT = 180          # seconds; a generous bound for a subprocess that should take a few
 
@@ -170,7 +169,7 @@ def test_two_sweeps_on_one_cache_compute_every_job_once(tmp_path, monkeypatch):
                               stderr=subprocess.PIPE, text=True)
              for i in range(2)]
     outs = [p.communicate(timeout=TIMEOUT) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     assert counts(log) == {x: 1 for x in range(n)}
     computed = [int(out.split(" cached, ")[1].split(" computed")[0]) for out, _ in outs]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.figures import list_figures, load_figure, make_figure, repro_dir
+from diagsim.experiments.figures import list_figures, load_figure, make_figure, repro_dir
 from diagsim.sweep import plan_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_quick_figure_end_to_end_then_cached_and_stable(tmp_path):
     assert rep2.computed == 0 and rep2.cached == 4
     assert {p.name: p.read_bytes() for p in pngs + pdfs} == before   # no dates: identical files
     # what the figure shows is what the runs computed: Adam ends closer to w* than SGD on this problem
-    from diagsim.figures import FigureContext
+    from diagsim.experiments.figures import FigureContext
     spec = load_figure("fig1_trajectories", quick=True, root=REPRO)
     ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
     t, lim = ctx.table("runs"), ctx.table("limits")
@@ -71,7 +71,7 @@ def _check_fig1_content(ctx, spec):
     and the predicted limits as dashed lines at the predicted values."""
     import matplotlib.pyplot as plt
 
-    from diagsim.figures import _load_script, _use_style
+    from diagsim.experiments.figures import _load_script, _use_style
     _use_style(REPRO)
     ctx.save = lambda fig, stem=None: ctx.figures.append(fig)  # draw without writing files
     _load_script(spec.script_path).plot(ctx)
@@ -84,7 +84,7 @@ def _check_fig1_content(ctx, spec):
     for ax, obs in zip(axes, ("test_loss", "l1", "support")):
         solid = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
         assert len(solid) == len(runs)
-        for ln, (job, res) in zip(solid, runs):
+        for ln, (_job, res) in zip(solid, runs):
             keep = res.steps > 0
             np.testing.assert_array_equal(ln.get_xdata(), res.steps[keep])
             np.testing.assert_allclose(ln.get_ydata(), np.nanmean(res.records[obs][keep], axis=1))

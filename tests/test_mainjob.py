@@ -10,11 +10,11 @@ import pytest
 
 from diagsim import make_problem, simulate
 from diagsim.cli.main import main
+from diagsim.engine.result import load_result
 from diagsim.errors import StoredWorkMismatch
-from diagsim.mainjob import MainJobConfig, draw_main_job, run_main_job
+from diagsim.experiments.main_job import MainJobConfig, draw_main_job, run_main_job
 from diagsim.optimizers import SGD, Adam, LabelNoise
 from diagsim.predict import predict
-from diagsim.result import load_result
 
 #: small runs of the main job's default problem (the CLI's defaults: n = 18, d = 100, k = 4, seed 1)
 CFG = MainJobConfig(adam_steps=3000, sgd_steps=2000, n_paths=2)
@@ -187,7 +187,7 @@ def test_cli_quick_then_loaded(tmp_path, capsys):
 
 def test_data_without_teacher_says_test_loss_is_unavailable(tmp_path, capsys):
     P = make_problem(18, 100, 4, seed=1)
-    from diagsim.problem import Problem
+    from diagsim.networks.diagonal.problem import Problem
     Problem(P.Z, P.y, None, "uu-vv").save(tmp_path / "data.npz")
     assert main(["run", "--data", str(tmp_path / "data.npz"), "--out", str(tmp_path / "r"), *FLAGS]) == 0
     text = capsys.readouterr().out

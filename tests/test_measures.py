@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from diagsim import derivatives as D
 from diagsim import measures as S
 from diagsim.errors import DiagsimError
-from diagsim.manifold import retract
-from diagsim.parametrization import corresponding_uv
-from diagsim.problem import Problem, make_problem
+from diagsim.networks.diagonal import derivatives as D
+from diagsim.networks.diagonal.manifold import retract
+from diagsim.networks.diagonal.parametrization import corresponding_uv
+from diagsim.networks.diagonal.problem import Problem, make_problem
 
 PARAMS = ["uu-vv", "uv", "depth-3"]
 
@@ -399,7 +399,7 @@ def test_evaluate_matches_direct_calls_and_routes_options():
     assert list(out) == list(S.MEASURES)
     assert list(S.evaluate(p, th)) == list(S.DEFAULT_MEASURES)
     assert not set(S.DEFAULT_MEASURES) & S.ITERATIVE
-    for name, vals in out.items():
+    for vals in out.values():
         assert vals.shape == (3,)
     np.testing.assert_allclose(out["renyi"], S.renyi(p, th, order=3.0), rtol=1e-13)
     np.testing.assert_allclose(out["renyi_u"], S.renyi(p, th, order=3.0, block="u"), rtol=1e-13)
@@ -435,12 +435,13 @@ def test_kendall_tau_helper():
 
 
 def test_weighted_gram_matches_foundation_and_chunked_path(monkeypatch):
-    from diagsim.measures import _linalg
+    from diagsim.measures import eigen
+    from diagsim.networks.diagonal import gram
     p, th = setup("uu-vv", n=6, d=12, m=4, seed=17)
     wu, wv = 2 * th[:, :p.d], -2 * th[:, p.d:]
     ref = D.gauss_newton_gram(p, th)
-    np.testing.assert_allclose(_linalg.weighted_gram(p, wu ** 2 + wv ** 2) / p.n, ref, rtol=1e-12, atol=1e-14)
-    monkeypatch.setattr(_linalg, "PAIR_MEMORY_LIMIT", 0)
+    np.testing.assert_allclose(eigen.weighted_gram(p, wu ** 2 + wv ** 2) / p.n, ref, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(gram, "PAIR_MEMORY_LIMIT", 0)  # the chunked product instead of the pair products
     q = make_problem(6, 12, 2, seed=17)          # a fresh problem: no cached pair products
-    np.testing.assert_allclose(_linalg.weighted_gram(q, wu ** 2 + wv ** 2) / q.n, D.gauss_newton_gram(q, th),
+    np.testing.assert_allclose(eigen.weighted_gram(q, wu ** 2 + wv ** 2) / q.n, D.gauss_newton_gram(q, th),
                                rtol=1e-12, atol=1e-14)

@@ -1,7 +1,7 @@
 """Every discrete optimizer against an independent plain-NumPy implementation fed the same noise.
 
 The reference below re-derives w(theta), its Jacobian and each update rule from docs/theory.md §4-5 in NumPy
-(vectorised, BLAS products), taking the random numbers from the Python views of diagsim.rng
+(vectorised, BLAS products), taking the random numbers from the Python views of diagsim.lowlevel.rng
 (signs / normals / uniforms of the documented streams). It shares no code with the kernels.
 """
 from __future__ import annotations
@@ -9,11 +9,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagsim import rng
 from diagsim.errors import DiagsimError
-from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise, Lion,
-                                Minibatch, NoNoise, RMSProp, SignSGD, make_stepper)
-from diagsim.problem import make_problem
+from diagsim.lowlevel import rng
+from diagsim.networks.diagonal.problem import make_problem
+from diagsim.optimizers import (
+    GD,
+    MESA,
+    SAF,
+    SAM,
+    SGD,
+    AdaGrad,
+    Adalayer,
+    Adam,
+    AdamMini,
+    LabelNoise,
+    Lion,
+    Minibatch,
+    NoNoise,
+    RMSProp,
+    SignSGD,
+    make_stepper,
+)
 
 SEED = 7
 
@@ -277,7 +293,7 @@ def test_gd_gradient_is_the_exact_gradient():
     """One GD step moves theta by -lr * (the foundation's gradient), up to the rounding of the update:
     the kernel may fuse theta - lr g into one FMA (one rounding instead of two), so the two differ by at
     most half an ulp of lr g plus one ulp of the result."""
-    from diagsim.derivatives import gradient
+    from diagsim.networks.diagonal.derivatives import gradient
     problem = _problem()
     th0 = _theta0(problem, 3)
     state = _run(problem, GD(lr=0.1), th0, [0, 1, 2], 1)
@@ -293,8 +309,8 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
     """forward_group / pullback_group = kernels.forward / kernels.pullback, bitwise, for every way a group
     is split: row loops (< 5 paths), one 8-lane chunk (5..11), one 16-lane chunk (>= 12), and mixes
     (21 = 16 + 5, 27 = 16 + 8 + 3, 37 = 16 + 16 + 5); d = 1100 spans several k blocks of the lanes kernel."""
-    from diagsim import kernels as K
-    from diagsim.optimizers._linalg import forward_group, pullback_group
+    from diagsim.networks.diagonal import pathwise as K
+    from diagsim.networks.diagonal.grouped import forward_group, pullback_group
     problem = make_problem(n, d, 2, seed=4)
     M = 37
     th = _theta0(problem, M) * (1.0 + 0.1 * np.random.default_rng(1).standard_normal((M, 2 * d)))
@@ -313,7 +329,7 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
 
 
 def test_stable_argsort():
-    from diagsim.optimizers._kernel import stable_argsort
+    from diagsim.optimizers.step_loop import stable_argsort
     rng = np.random.default_rng(0)
     for n in (1, 2, 7, 64, 1000):
         key = rng.integers(0, 5, n).astype(float)  # many ties
@@ -396,3 +412,11 @@ def test_problem_dependent_checks():
     with pytest.raises(DiagsimError, match="optimizer"):
         make_stepper(problem, "adam")
     NoNoise()  # constructible
+
+
+def test_simd_tiles_refuse_an_unexpected_width():
+    """The SIMD kernel is compiled for 8 or 16 lanes; any other width is an error, never a silent no-op."""
+    from diagsim.lowlevel.simd import lanes_matmul
+    A, B, OUT = np.ones((3, 4)), np.ones((3, 4)), np.zeros((4, 4))
+    with pytest.raises(ValueError, match="8 or 16 lanes"):
+        lanes_matmul(A, 4, B, 3, OUT, 4)

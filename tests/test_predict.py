@@ -10,10 +10,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from diagsim import DiagsimError, make_problem
-from diagsim.optimizers import (GD, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise, Minibatch, NoNoise,
-                                RMSProp)
+from diagsim.networks.diagonal.problem import Problem
+from diagsim.optimizers import GD, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise, Minibatch, NoNoise, RMSProp
 from diagsim.predict import predict, reduce_system, weighted_l1
-from diagsim.problem import Problem
 
 
 def _basic_solutions(Z, y, max_size=None):
@@ -259,7 +258,7 @@ def test_errors():
 
 def test_woodworth_dual_newton_converges_where_armijo_stalled_on_rounding():
     # regression: this instance stalled at max|Zw - y| ~ 4e-10 (every step rejected by an exact Armijo test)
-    from diagsim.problem import make_problem
+    from diagsim.networks.diagonal.problem import make_problem
     from diagsim.predict import predict
     pb = make_problem(10, 30, 3, alpha=1.0, init="gaussian", seed=1)
     pred = predict(pb, "gd")

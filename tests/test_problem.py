@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from diagsim.errors import DiagsimError
-from diagsim.problem import Problem, load_problem, make_problem, make_teacher
+from diagsim.networks.diagonal.problem import Problem, load_problem, make_problem, make_teacher
 
 
 def test_generator_is_a_function_of_the_seed():

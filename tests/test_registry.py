@@ -12,10 +12,10 @@ import pytest
 
 import diagsim
 from diagsim.cli.main import main
+from diagsim.engine.result import load_result
 from diagsim.errors import DiagsimError
 from diagsim.optimizers import OPTIMIZERS, SGD, Adam, LabelNoise, Lion, SignSGD, from_config
 from diagsim.registry import SpecRegistry
-from diagsim.result import load_result
 
 SMALL = ["--n", "10", "--d", "40", "--k", "3", "--seed", "5"]
 
@@ -137,7 +137,7 @@ def test_numba_cache_depends_on_the_whole_package(tmp_path):
     cannot be loaded stale; functions outside the package keep Numba's own locators."""
     from numba.core.caching import CacheImpl
 
-    from diagsim import _jit
+    from diagsim.lowlevel import jit as _jit
     from diagsim.optimizers import updates
     loc = [c for c in CacheImpl._locator_classes if c.__name__.startswith("DiagsimPackage")]
     assert len(loc) == 2

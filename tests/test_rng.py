@@ -1,4 +1,4 @@
-"""Tests of the counter-based generator (diagsim.rng) against independent references.
+"""Tests of the counter-based generator (diagsim.lowlevel.rng) against independent references.
 
 Known-answer vectors of Random123, mpmath for the log/sin/cos routines, a NumPy re-implementation of the
 Box-Muller transform from the raw Philox words, and statistical tests (KS, monobit, chi-square) with
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from diagsim import rng
-from diagsim._jit import jit
 from diagsim.errors import DiagsimError
+from diagsim.lowlevel import rng
+from diagsim.lowlevel.jit import jit
 
 # Random123 kat_vectors, philox4x32 with 10 rounds: (counter, key) -> output
 KATS = [
@@ -216,7 +216,7 @@ def test_key_for_validation():
 
 def test_fill_normals_strided_lanes_reproduce_fill_normals_bitwise():
     """The GPU lanes' split of fill_normals (blocks start, start + stride, ...) gives its numbers exactly."""
-    from diagsim.rng import fill_normals, fill_normals_strided, key_for
+    from diagsim.lowlevel.rng import fill_normals, fill_normals_strided, key_for
     k0, k1 = key_for(3, "brownian")
     for n in (1, 2, 7, 40, 65):
         ref = np.empty(n)

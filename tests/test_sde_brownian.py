@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from diagsim import rng
 from diagsim.errors import DiagsimError
+from diagsim.lowlevel import rng
 from diagsim.sde import testproblems as tp
 from diagsim.sde.brownian import BrownianPath, increments
 from diagsim.sde.integrator import integrate

@@ -11,7 +11,7 @@ asserted:
    asymptotic regime. Orders: weak 1; strong 1/2 for GBM (multiplicative noise), strong 1 for OU
    (additive noise, where Euler–Maruyama coincides with Milstein).
 
-References are computed here in NumPy from ``diagsim.rng`` normals of the "brownian" stream (exact GBM
+References are computed here in NumPy from ``diagsim.lowlevel.rng`` normals of the "brownian" stream (exact GBM
 solution from B_T; for OU, Euler–Maruyama on the base grid, whose own moments are exact too).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 import numpy as np
 import pytest
 
-from diagsim import rng
+from diagsim.lowlevel import rng
 from diagsim.sde import testproblems as tp
 from diagsim.sde.brownian import BrownianPath
 from diagsim.sde.convergence import bootstrap_slope, log_slope, rms

@@ -1,4 +1,4 @@
-"""Discrete SGD / Adam (plain NumPy, Rademacher label noise from ``diagsim.rng.signs``) versus their SDEs.
+"""Discrete SGD / Adam (plain NumPy, Rademacher label noise from ``diagsim.lowlevel.rng.signs``) versus their SDEs.
 
 At t = lr k the weak error E phi(theta_k) - E phi(Theta_t) of the discrete optimizer against its SDE must
 shrink roughly like lr (docs/theory.md §7.10). phi = the training loss at t = 0.4, during the descent.
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagsim import rng
+from diagsim.lowlevel import rng
+from diagsim.networks.diagonal.problem import make_problem
 from diagsim.optimizers import SGD, Adam, LabelNoise
-from diagsim.problem import make_problem
 from diagsim.sde import make_stepper
 from diagsim.sde.convergence import log_slope
 

@@ -2,8 +2,9 @@
 
 The integrator advances up to ``group`` paths in lockstep (sharing the loads of Z); the model functions
 act on a group. Invariances checked here, each bitwise: the group size (1, 3, 4, 8, 16), threading (the
-serial kernel against the parallel one; groups of 8 and 16 run the SIMD lanes kernel), running a path alone, and paths that blow up mid-group (the
-step is redone for the survivors, the stopped path keeps the state at which its health went non-finite).
+serial kernel against the parallel one; groups of 8 and 16 run the SIMD lanes kernel), running a path alone,
+and paths that blow up mid-group (the step is redone for the survivors, the stopped path keeps the state at
+which its health went non-finite).
 The per-path arithmetic itself is checked against a NumPy Euler–Maruyama step in test_sde_models.py.
 """
 from __future__ import annotations

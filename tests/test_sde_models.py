@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from diagsim import rng
+from diagsim.lowlevel import rng
+from diagsim.networks.diagonal.problem import make_problem
 from diagsim.optimizers import SGD, Adalayer, Adam, AdamMini, LabelNoise, RMSProp
-from diagsim.problem import make_problem
 from diagsim.sde import increments, make_stepper
 
 

@@ -8,9 +8,22 @@ import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.optimizers import (GD, MESA, SAF, SAM, SGD, AdaGrad, Adalayer, Adam, AdamMini, LabelNoise,
-                                Minibatch, NoNoise, RMSProp)
-from diagsim.problem import make_problem
+from diagsim.networks.diagonal.problem import make_problem
+from diagsim.optimizers import (
+    GD,
+    MESA,
+    SAF,
+    SAM,
+    SGD,
+    AdaGrad,
+    Adalayer,
+    Adam,
+    AdamMini,
+    LabelNoise,
+    Minibatch,
+    NoNoise,
+    RMSProp,
+)
 from diagsim.sde import make_stepper
 from diagsim.sde.stability import lambda_max, teacher_point
 
@@ -50,7 +63,8 @@ def test_optimizer_to_model(opt, variant, name, keys):
 
 
 @pytest.mark.parametrize("opt,match", [
-    (SAM(lr=0.1), "has no continuous model .* for optimizer 'sam'; it covers gd, sgd, adam, rmsprop, adam-mini, adalayer"),
+    (SAM(lr=0.1), "has no continuous model .* for optimizer 'sam'; "
+                  "it covers gd, sgd, adam, rmsprop, adam-mini, adalayer"),
     (AdaGrad(lr=0.1), "has no continuous model .* for optimizer 'adagrad'"),
     (SAF(lr=0.1), "no continuous model"),
     (MESA(lr=0.1), "no continuous model"),
@@ -76,7 +90,7 @@ def test_bad_options():
 
 
 def test_lambda_max_matches_dense_hessian():
-    from diagsim.derivatives import hessian
+    from diagsim.networks.diagonal.derivatives import hessian
     th = P.theta0(1)[0] * 3 + 0.1
     want = np.abs(np.linalg.eigvalsh(hessian(P, th[None])[0])).max()
     assert np.isclose(lambda_max(P, th), want, rtol=1e-6)
@@ -117,7 +131,7 @@ def test_adam_with_v0_zero_warns_and_v0_target_fixes_it():
         st.advance(s, np.arange(1), 0, 1, np.ones(1, bool))
     st = make_stepper(P, Adam(lr=0.1, noise=LN, v0=0.0), v0="target")
     s = st.init_state(P.theta0(2))
-    from diagsim.derivatives import gradient
+    from diagsim.networks.diagonal.derivatives import gradient
     g = gradient(P, P.theta0(2))
     assert np.all(s["v"] >= g * g) and st.config()["v0"] == "target"
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from diagsim.derivatives import hessian, jacobian
 from diagsim.errors import DiagsimError
-from diagsim.manifold import residual_norm
+from diagsim.networks.diagonal.derivatives import hessian, jacobian
+from diagsim.networks.diagonal.manifold import residual_norm
+from diagsim.networks.diagonal.problem import make_problem
 from diagsim.optimizers import GD, SAM, SGD, Adalayer, Adam, AdamMini, LabelNoise, Minibatch
-from diagsim.problem import make_problem
 from diagsim.slowflow import SlowFlow, gradient_flow_limit, make_stepper
 
 P = make_problem(5, 12, 2, teacher="ones", init="constant", alpha=0.3, seed=0, support=range(2))
@@ -249,7 +249,8 @@ def test_auto_dtau_and_config():
     (GD(lr=0.1), "no slow flow"),
     (SGD(lr=0.1, noise=LabelNoise(0.0)), "no slow flow"),
     (SGD(lr=0.1, noise=Minibatch(2)), "minibatch"),
-    (SAM(lr=0.1), "has no continuous model .* for optimizer 'sam'; it covers gd, sgd, adam, rmsprop, adam-mini, adalayer"),
+    (SAM(lr=0.1), "has no continuous model .* for optimizer 'sam'; "
+                  "it covers gd, sgd, adam, rmsprop, adam-mini, adalayer"),
     (Adam(lr=0.1, bias_correction=True), "bias_correction"),
 ])
 def test_no_slow_flow(opt, match):

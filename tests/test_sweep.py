@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from diagsim.errors import DiagsimError
-from diagsim.sweep import (collect, job_key, load_results, load_table, phase_grid, plan_sweep,
-                           run_sweep, sweep_from_dict)
+from diagsim.sweep import collect, job_key, load_results, load_table, phase_grid, plan_sweep, run_sweep, sweep_from_dict
 from diagsim.sweep.cache import canonical_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -422,8 +421,8 @@ SIM_RAW = {
 
 
 def test_simulate_job_canonical_config_fills_defaults():
+    from diagsim.networks.diagonal.problem import make_problem
     from diagsim.optimizers import Adam, LabelNoise
-    from diagsim.problem import make_problem
     plan = plan_sweep(SIM_RAW, "unused")
     cfg = plan.jobs[1].config
     assert cfg["job"] == "simulate"
@@ -494,8 +493,8 @@ def test_diverging_simulate_job_is_a_cached_failure(tmp_path):
 
 
 def test_predict_job_matches_predict(tmp_path):
+    from diagsim.networks.diagonal.problem import make_problem
     from diagsim.predict import predict
-    from diagsim.problem import make_problem
     raw = {"sweep": {"job": "predict"}, "base": {"problem": {"n": 6, "d": 12, "k": 2, "seed": 5}},
            "grid": {"predict.optimizer": ["sgd", "adam"]}}
     run_sweep(raw, tmp_path, progress=False)

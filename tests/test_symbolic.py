@@ -7,9 +7,25 @@ import pytest
 import sympy as sp
 
 from diagsim import DiagsimError, make_problem
-from diagsim.symbolic import (G_abs, G_neg, G_pos, W, block_regularizer, d, diag_hessian, diag_hessian_values,
-                              lam, measure_summand, measure_values, regularizer, s, symbolic_parametrization, u,
-                              v, w)
+from diagsim.symbolic import (
+    G_abs,
+    G_neg,
+    G_pos,
+    W,
+    block_regularizer,
+    d,
+    diag_hessian,
+    diag_hessian_values,
+    lam,
+    measure_summand,
+    measure_values,
+    regularizer,
+    s,
+    symbolic_parametrization,
+    u,
+    v,
+    w,
+)
 
 
 def _zero(expr) -> bool:
@@ -190,8 +206,8 @@ def test_sign_restricted_parametrization():
 # ----------------------------------------------------------------------------- numeric measures vs kernels
 @pytest.mark.parametrize("param", ["uu-vv", "uv", "depth-3"])
 def test_measures_on_manifold_match_derivative_kernels(param):
-    from diagsim import derivatives
-    from diagsim.manifold import retract
+    from diagsim.networks.diagonal import derivatives
+    from diagsim.networks.diagonal.manifold import retract
 
     pb = make_problem(5, 12, 2, parametrization=param, seed=4)
     rng = np.random.default_rng(5)

@@ -11,9 +11,18 @@ import pytest
 
 from diagsim.cli.main import main
 from diagsim.errors import DiagsimError
-from diagsim.verify import (REGISTRY, Check, CheckResult, claim_verdict, compare, gate_failures, resolve,
-                            run_checks)
-from diagsim.verify import base, stats
+from diagsim.verify import (
+    REGISTRY,
+    Check,
+    CheckResult,
+    base,
+    claim_verdict,
+    compare,
+    gate_failures,
+    resolve,
+    run_checks,
+)
+from diagsim.verify import estimates as stats
 
 EXPECTED = ["em-orders", "weak-error", "slow-limit", "flow-limits", "flow-measures", "extinction",
             "woodworth", "sparse-regression"]

@@ -8,7 +8,7 @@ missing. :func:`run_bench` measures warm-up and wall time, path-steps/s, the rat
 dgemm rate of the same run, and the final loss and ||w - w*||_1 with standard errors and z-scores against
 an independent reference ensemble; :mod:`.paper` times Adam and SGD at the paper's scale.
 """
-from .config import FULL, PAPER_FULL, PAPER_QUICK, QUICK, PaperBench, SDEBench, configs
+from .problems import FULL, PAPER_FULL, PAPER_QUICK, QUICK, PaperBench, SDEBench, configs
 from .runner import all_contestants, run_bench, run_sde, save_json, select
 
 __all__ = ["SDEBench", "PaperBench", "FULL", "QUICK", "PAPER_FULL", "PAPER_QUICK", "configs", "run_bench",

@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .config import SDEBench
+from .problems import SDEBench
 
 RunFn = Callable[[int], np.ndarray]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SDEBench
+from .problems import SDEBench
 
 
 class DiagsimCPU:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SDEBench
+from .problems import SDEBench
 
 
 class DiagsimCUDA:

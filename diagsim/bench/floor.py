@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from .. import rng
-from .._jit import jit
+from ..lowlevel import rng
+from ..lowlevel.jit import jit
 
 
 def dgemm_rate(size: int = 1000, repeats: int = 5) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SDEBench
+from .problems import SDEBench
 
 
 def simulate_numpy(cfg: SDEBench, M: int, seed: int, n_steps: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .config import PaperBench
+from .problems import PaperBench
 
 
 def numpy_loop(cfg: PaperBench, opt: str, n_steps: int, seed: int = 1) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import missing
-from .config import SDEBench
+from .problems import SDEBench
 
 
 class Diffrax:

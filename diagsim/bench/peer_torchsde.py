@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .base import missing
-from .config import SDEBench
+from .problems import SDEBench
 
 
 class TorchSDE:

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from .config import PaperBench, SDEBench
 from .floor import dgemm_rate, normal_rates
 from .numpy_fused import simulate_numpy
-from .stats import summarize, zscores
+from .problems import PaperBench, SDEBench
+from .zscores import summarize, zscores
 
 #: seed of the reference ensemble (contestants use seed 1)
 REF_SEED = 12345

@@ -34,7 +34,6 @@ def main(args) -> int:
     from ..bench import all_contestants, configs, run_bench, save_json, select
     from ..bench.report import paper_table, sde_table, summary_lines
     from ..errors import check_int
-
     from ..storage import check_output_file
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from ..errors import DiagsimError
-from ..problem import Problem, load_problem, make_problem
+from ..networks.diagonal.problem import Problem, load_problem, make_problem
 
 
 def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, k: int = 3, seed: int = 0) -> None:

@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 def main(args) -> int:
     from ..errors import DiagsimError
-    from ..figures import list_figures, load_figure, make_figure, repro_dir
+    from ..experiments.figures import list_figures, load_figure, make_figure, repro_dir
 
     root = repro_dir(args.repro)
     names = list_figures(root)
@@ -50,7 +50,7 @@ def main(args) -> int:
     for f in formats:
         if f not in ("pdf", "png", "svg"):
             raise DiagsimError(f"--format must be a list of pdf, png, svg; got {f!r}")
-    from ..figures import default_out
+    from ..experiments.figures import default_out
     from ..storage import check_output_dir
     check_output_dir(args.out or default_out(root, args.quick), "--out folder")
     if args.cache:

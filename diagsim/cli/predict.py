@@ -23,7 +23,8 @@ from .common import add_problem_args, print_json, print_table, problem_from_args
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict", help="predicted limit point of an optimizer (symbolic implicit bias + LP / enumeration)",
-        description=textwrap.fill("Predict the interpolator an optimizer converges to: SGD with label noise minimizes tr H "
+        description=textwrap.fill(
+                    "Predict the interpolator an optimizer converges to: SGD with label noise minimizes tr H "
                     "(weighted basis pursuit), Adam tr diag(H)^{1/2} (weighted l_1/2), AdamE-lambda "
                     "tr diag(H)^{1-lambda}, Adam-mini/Adalayer the block measure, gradient flow (gd) the "
                     "Woodworth hyperbolic-entropy interpolator. Prints the predicted w (non-zeros), its "

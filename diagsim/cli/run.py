@@ -1,11 +1,11 @@
 """``diagsim run``: the main job — Adam vs SGD with label noise on a sparse-regression problem, against
-the implicit-bias predictions (weighted l1 for SGD, weighted l_{1/2} for Adam). See diagsim.mainjob."""
+the implicit-bias predictions (weighted l1 for SGD, weighted l_{1/2} for Adam). See diagsim.experiments.main_job."""
 from __future__ import annotations
 
 import argparse
 
 from ..errors import check_int, check_positive
-from ..mainjob import MainJobConfig, run_main_job
+from ..experiments.main_job import MainJobConfig, run_main_job
 from .common import add_problem_args, print_json, print_table, problem_from_args
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from .. import measures as S
 from ..errors import DiagsimError
-from ..manifold import retract
-from ..problem import load_problem
+from ..networks.diagonal.manifold import retract
+from ..networks.diagonal.problem import load_problem
 from .common import add_problem_args, print_json, print_table, problem_from_args
 
 POINTS = ("manifold", "init")

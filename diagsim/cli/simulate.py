@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DiagsimError, StoredWorkMismatch
 from .common import add_problem_args, print_json, print_table, problem_from_args
 
+
 def hyper_flags() -> dict:
     """Every optimizer hyperparameter as a flag, from the spec classes' dataclass fields:
     field name -> {"field": a dataclasses.Field, "owners": {optimizer name: its default}}."""
@@ -308,7 +309,7 @@ def _out_path(out) -> str | None:
 
 
 def main(args) -> int:
-    from ..simulate import resume, simulate
+    from ..engine.driver import resume, simulate
     from ..storage import check_output_file, describe_diff
 
     a = _resolve(args)
@@ -348,7 +349,8 @@ def main(args) -> int:
             given = ", ".join(f"--{f.replace('_', '-')}" for f in run_flags)
             raise StoredWorkMismatch(f"checkpoint {a.resume!r} holds a run with other settings than this command "
                                      f"line ({diffs}). With --resume give only output flags (--out, --json, --quiet, "
-                                     f"--checkpoint-every), or the run's whole original command; given: {given}") from None
+                                     f"--checkpoint-every), or the run's whole original command; given: {given}"
+                                     ) from None
     if out_path:
         res.save(out_path)
     elapsed = float(res.info.get("elapsed_s", 0.0))

@@ -40,7 +40,7 @@ DEFAULT_CACHE = "results/cache"
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="run a parameter sweep (serial, process pool or Dask), cached",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, metavar="FILE", help="sweep TOML (see diagsim.sweep.config)")
+    p.add_argument("--config", required=True, metavar="FILE", help="sweep TOML (see diagsim.sweep.grid)")
     p.add_argument("--backend", default="serial", help="serial | local | dask (default serial)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address (tcp://host:8786); "
                    "default: start a LocalCluster")

@@ -3,7 +3,7 @@
 Every ``numba.cuda`` import goes through :mod:`diagsim.cuda._lazy`, so ``import diagsim`` (and this
 package) works with plain numba; kernels are compiled on first use. One GPU thread advances one path by
 calling the same per-path ``@jit`` functions as the CPU kernels (see :mod:`._lazy`), and all randomness
-comes from :mod:`diagsim.rng` addressed by (seed, stream, path, step, index): a path computed on the GPU
+comes from :mod:`diagsim.lowlevel.rng` addressed by (seed, stream, path, step, index): a path computed on the GPU
 is the path computed on the CPU — bitwise for sign noise and for everything under the CUDA simulator; on
 a real device normals may differ in the last ulps (FMA contraction by the device compiler).
 
@@ -18,8 +18,8 @@ advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None, layo
     :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance` on the GPU for GD, SGD and Adam /
     RMSProp / AdamE-lambda with label noise (Rademacher or Gaussian) or none.
 normals(seed, stream, paths, steps, n, scale=1.0) / signs(...)
-    the counter-based variates of :func:`diagsim.rng.normals` / :func:`diagsim.rng.signs`, drawn on the
-    device (same shape (len(paths), len(steps), n)).
+    the counter-based variates of :func:`diagsim.lowlevel.rng.normals` / :func:`diagsim.lowlevel.rng.signs`,
+    drawn on the device (same shape (len(paths), len(steps), n)).
 SDELabelNoise(problem, lr, label_noise, dt, seed)
     the benchmark's label-noise SGD SDE with device-resident data: ``run(theta0, paths, step0, n_steps)``.
 """
@@ -84,7 +84,7 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     cuda = _require()
     from ..errors import check_int
     from ..sde import models as SM
-    from . import kernels as CK
+    from . import thread_kernels as CK
     n_steps = check_int("n_steps", n_steps, minimum=0)
     model = stepper.model
     X = np.ascontiguousarray(model.pack(state), dtype=np.float64)
@@ -102,7 +102,7 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     nn = model.n_noise
     Z, ZT, y, s, fpar, ipar = model.args
     if layout == "warp":
-        from . import warp as CW
+        from . import warp_kernels as CW
         n, d = Z.shape
         dX = cuda.to_device(X)
         dact = cuda.to_device(active)
@@ -144,7 +144,7 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     from ..errors import check_int
     from ..optimizers.lowering import GRAD_PLAIN, NOISE_GAUSSIAN, NOISE_NONE, NOISE_RADEMACHER
     from ..optimizers.updates import ELEMENTWISE
-    from . import warp as CW
+    from . import warp_kernels as CW
     n_steps = check_int("n_steps", n_steps, minimum=0)
     low = stepper.low
     if (low.gradient != GRAD_PLAIN or low.update not in ELEMENTWISE
@@ -170,7 +170,8 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     dth, ds1, ds2, dact = (cuda.to_device(np.ascontiguousarray(a)) for a in (theta, s1, s2, active))
     dds, ddl = cuda.to_device(div_step), cuda.to_device(div_loss)
     # W, R, XI (zeroed), WROW, PERM, C, GW, GR, UBUF  (per-path rows)
-    scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.to_device(np.zeros((M, n))), cuda.device_array((M, n)),
+    scratch = [cuda.device_array((M, d)), cuda.device_array((M, n)), cuda.to_device(np.zeros((M, n))),
+               cuda.device_array((M, n)),
                cuda.device_array((M, n), dtype=np.int64), cuda.device_array((M, n)),
                cuda.device_array((M, d)), cuda.device_array((M, dim)), cuda.device_array((M, max(n, dim)))]
     kern[grid](int(low.update), int(low.noise), cuda.to_device(low.fp), cuda.to_device(low.ip),
@@ -186,8 +187,8 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
 
 def _noise(kind: int, seed: int, stream, paths, steps, n: int, scale: float) -> np.ndarray:
     cuda = _require()
-    from .. import rng
-    from . import kernels as CK
+    from ..lowlevel import rng
+    from . import thread_kernels as CK
     k0, k1 = rng.key_for(seed, stream)
     paths = np.ascontiguousarray(paths, dtype=np.int64)
     steps = range(steps) if isinstance(steps, int) else steps
@@ -201,12 +202,12 @@ def _noise(kind: int, seed: int, stream, paths, steps, n: int, scale: float) -> 
 
 
 def normals(seed: int, stream, paths, steps, n: int, scale: float = 1.0) -> np.ndarray:
-    """:func:`diagsim.rng.normals` computed on the device, shape (len(paths), len(steps), n)."""
+    """:func:`diagsim.lowlevel.rng.normals` computed on the device, shape (len(paths), len(steps), n)."""
     return _noise(0, seed, stream, paths, steps, n, scale)
 
 
 def signs(seed: int, stream, paths, steps, n: int, scale: float = 1.0) -> np.ndarray:
-    """:func:`diagsim.rng.signs` computed on the device, shape (len(paths), len(steps), n)."""
+    """:func:`diagsim.lowlevel.rng.signs` computed on the device, shape (len(paths), len(steps), n)."""
     return _noise(1, seed, stream, paths, steps, n, scale)
 
 

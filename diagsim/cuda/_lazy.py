@@ -4,8 +4,8 @@
 ``unavailable_reason()`` says why CUDA cannot run here (``None`` when a device or the simulator is usable).
 
 Shared arithmetic: device code calls the *same* ``@jit`` functions as the CPU kernels
-(:mod:`diagsim.kernels`, :mod:`diagsim.rng`, the optimizer and SDE helpers). :func:`device` gives the
-device twin of such a function:
+(:mod:`diagsim.networks.diagonal.pathwise`, :mod:`diagsim.lowlevel.rng`, the optimizer and SDE helpers).
+:func:`device` gives the device twin of such a function:
 
 * on a GPU, ``cuda.jit(device=True)(fn.py_func)``; the functions it calls are CPU dispatchers, which
   numba-cuda compiles for the device from the same Python source;

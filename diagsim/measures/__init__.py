@@ -40,15 +40,22 @@ import inspect
 import numpy as np
 
 from ..errors import DiagsimError
-from ..problem import Problem
+from ..networks.diagonal.problem import Problem
 from ._context import Context
 from .correlation import kendall_table, kendall_tau
 from .geodesics import geodesic, geodesic_inv, geodesic_mix
-from .perturbation import (average, average_adaptive, average_mc, average_theory, worst, worst_adaptive,
-                           worst_adaptive_quadratic, worst_quadratic)
+from .perturbation import (
+    average,
+    average_adaptive,
+    average_mc,
+    average_theory,
+    worst,
+    worst_adaptive,
+    worst_adaptive_quadratic,
+    worst_quadratic,
+)
 from .renyi_entropy import renyi, renyi_entropy_of_spectrum, renyi_u, renyi_v
-from .spectral import (block_trace_sqrt, fisher_rao, lambda_max, log_pdet, trace, trace_diag_pow,
-                       trace_diag_sqrt)
+from .spectral import block_trace_sqrt, fisher_rao, lambda_max, log_pdet, trace, trace_diag_pow, trace_diag_sqrt
 
 #: name -> measure function f(problem, theta, **options) -> (M,)
 MEASURES = {

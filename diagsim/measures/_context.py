@@ -12,9 +12,9 @@ from functools import cached_property
 
 import numpy as np
 
-from ..derivatives import _first_second
-from ..problem import Problem
-from ._linalg import top_eigpair, weighted_gram
+from ..networks.diagonal.derivatives import phi_derivatives
+from ..networks.diagonal.problem import Problem
+from .eigen import top_eigpair, weighted_gram
 
 #: eigenvalues <= ZERO_RTOL * (largest eigenvalue) count as zero (rank / pseudo-determinant / Renyi)
 ZERO_RTOL = 1e-12
@@ -75,7 +75,7 @@ class Context:
 
     @cached_property
     def _derivs(self):
-        return _first_second(self.problem, self.theta)
+        return phi_derivatives(self.problem, self.theta)
 
     @property
     def wu(self) -> np.ndarray:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._linalg import top_eigpair, weighted_gram
+from .eigen import top_eigpair, weighted_gram
 
 _TINY = 1e-300
 #: B is ignored when all its eigenvalues are below this fraction of lambda_max((1/n) J^T J)
@@ -255,7 +255,7 @@ class StructuredHessian:
         """
         M, d, n = self.M, self.d, self.n
         inv = self._ainv(mu)                      # (mu - B)^-1 = -A0^-1
-        neg = lambda z: -self._apply(inv, z, d)   # noqa: E731  A0^-1 z
+        neg = lambda z: -self._apply(inv, z, d)   # -A0^-1 z
         K = self._kmat(inv)                       # (1/n) J (mu - B)^-1 J^T
         A0x = neg(x)
         S = np.empty((M, n + 1, n + 1))

@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from ..errors import DiagsimError, check_choice, check_int, check_positive
-from ..parametrization import UUVV, UV
+from ..networks.diagonal.parametrization import UUVV, UV
 from ._ascent import ball_ascent, best_of
 from ._context import Context
 from ._structured import StructuredHessian

@@ -40,9 +40,9 @@ from math import comb
 
 import numpy as np
 
-from .. import derivatives as D
 from ..errors import DiagsimError, check_int, check_positive
-from ..parametrization import UUVV, UV
+from ..networks.diagonal import derivatives as D
+from ..networks.diagonal.parametrization import UUVV, UV
 from ._ascent import ball_ascent, best_of
 from ._context import Context, hessian_operator
 
@@ -132,7 +132,7 @@ def average_mc(problem, theta, *, rho: float = 0.05, n_samples: int = 10000, see
 
     Draws delta ~ N(0, rho^2 I) (times T = diag(|theta| + eta) if ``adaptive``) from
     numpy's Generator(PCG64(SeedSequence([seed, path]))) and averages L(theta + delta) - L(theta)
-    (computed by :func:`diagsim.derivatives.loss`). Returns (mean (M,), standard error (M,)).
+    (computed by :func:`diagsim.networks.diagonal.derivatives.loss`). Returns (mean (M,), standard error (M,)).
     """
     th = problem.check_theta(theta)
     rho = check_positive("rho", rho)

@@ -1,6 +1,6 @@
 """Discrete optimizers over path ensembles (docs/theory.md §5): specifications and the Numba stepper.
 
-``make_stepper(problem, optimizer, seed=0)`` returns the :class:`~diagsim.stepper.Stepper` that
+``make_stepper(problem, optimizer, seed=0)`` returns the :class:`~diagsim.engine.stepper.Stepper` that
 :func:`diagsim.simulate` runs for ``model="discrete"``; importing this package compiles nothing. Every
 public name of :mod:`.specs` (the noise models and every optimizer spec) is available from here.
 """

@@ -1,4 +1,4 @@
-"""The discrete-optimizer stepper: the :class:`~diagsim.stepper.Stepper` of ``model="discrete"``.
+"""The discrete-optimizer stepper: the :class:`~diagsim.engine.stepper.Stepper` of ``model="discrete"``.
 
 ``make_stepper(problem, optimizer, seed=0)`` lowers the spec (:mod:`.lowering`) and advances ensembles
 with the one Numba kernel of :mod:`._kernel`. State arrays (first axis = path):
@@ -29,9 +29,9 @@ import numpy as np
 
 from ..errors import DiagsimError
 from . import specs as S
-from ._kernel import advance_group, advance_kernel
+from .entries import BUF, DISCRETE, S1, S2
 from .lowering import lower
-from .registry import BUF, DISCRETE, S1, S2
+from .step_loop import advance_group, advance_kernel
 
 #: at most this many paths advance in lockstep on one thread (they share the loads of Z; 8 fill the lanes
 #: of the SIMD kernel, and 16 were slower at d = 1000: a group's optimizer state then overflows the L2
@@ -46,7 +46,7 @@ def group_size(n_paths: int) -> int:
 
 
 class DiscreteStepper:
-    """Advances paths of a discrete optimizer; see :mod:`diagsim.stepper` for the protocol.
+    """Advances paths of a discrete optimizer; see :mod:`diagsim.engine.stepper` for the protocol.
 
     ``dt = lr`` (one step is lr of SDE time t) and tau = lr * t = lr^2 k.
     """

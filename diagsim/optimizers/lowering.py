@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import rng
 from ..errors import DiagsimError
+from ..lowlevel import rng
 from . import specs as S
 
 # how the step's gradient is formed: the plain noisy gradient, the SAM family's gradient at theta + eps,
@@ -62,29 +62,9 @@ class Lowered:
         return tuple(s.name for s in self.slots)
 
 
-def default_blocks(d: int) -> np.ndarray:
-    """The {u, v} partition: block 0 = u (first d parameters), block 1 = v."""
-    return np.concatenate([np.zeros(d, np.int64), np.ones(d, np.int64)])
-
-
-def check_blocks(blocks, dim: int) -> np.ndarray:
-    """Validate a partition given as one block id per parameter: length 2d, ids 0..B-1 all used."""
-    b = np.asarray(blocks)
-    if b.ndim != 1 or b.shape[0] != dim:
-        raise DiagsimError(f"blocks must give one block id per parameter (length 2d = {dim}), "
-                           f"got length {b.shape[0] if b.ndim == 1 else b.shape}")
-    b = b.astype(np.int64)
-    nb = int(b.max()) + 1
-    used = np.bincount(b, minlength=nb)
-    if np.any(used == 0):
-        missing = int(np.flatnonzero(used == 0)[0])
-        raise DiagsimError(f"blocks must use the ids 0..{nb - 1} without gaps; block {missing} is empty")
-    return b
-
-
 def lower(problem, opt: S.Optimizer, seed: int) -> Lowered:
     """Codes and parameter arrays of ``opt`` on ``problem``, noise keyed by ``seed``."""
-    from .registry import DISCRETE
+    from .entries import DISCRETE
     if not isinstance(opt, S.Optimizer):
         raise DiagsimError(f"optimizer must be a diagsim.optimizers spec (SGD(...), Adam(...), ...); got {opt!r}")
     entry = DISCRETE.lookup(opt)

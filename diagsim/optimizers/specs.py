@@ -14,7 +14,7 @@ Noise models (the gradient each step uses, docs/theory.md §4):
                              swap perm[i] and perm[i + floor(u_i (n - i))] for i < B.
     NoNoise()                full-batch gradient.
 
-Step k of path p draws its noise from diagsim.rng at (seed, stream, p, k): xi_j = ±delta is bit j of the
+Step k of path p draws its noise from diagsim.lowlevel.rng at (seed, stream, p, k): xi_j = ±delta is bit j of the
 "label_noise" stream (Rademacher), delta * normal(j) for "gaussian". The reported/recorded loss is always
 the clean full-batch loss L(theta).
 """

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .._jit import jit
+from ..lowlevel.jit import jit
 from .lowering import F_BETA1, F_BETA2, F_EPS, F_LAM, F_LR, I_BIAS, I_N_BLOCKS, I_SQRT
 
 #: update rules (codes the kernels switch on)

@@ -23,9 +23,10 @@ import numpy as np
 import sympy as sp
 
 from ..errors import DiagsimError, as_float_array, check_choice, check_int
-from ..problem import Problem
+from ..networks.diagonal.problem import Problem
 from ..symbolic import MEASURES, block_regularizer, regularizer, symbolic_parametrization
-from ..symbolic.expressions import u as U, v as V
+from ..symbolic.expressions import u as U
+from ..symbolic.expressions import v as V
 from .concave import global_minimum, n_supports, reweighted_l1
 from .convex import HyperbolicEntropy, PowerLaw, dual_newton
 from .linear import System, pareto_vertices, reduce_system, weighted_l1

@@ -2,7 +2,7 @@
 
 The path of path id ``p`` is defined on the *base grid* of step ``dt_base``: its increment over the fine
 interval ``[i dt_base, (i+1) dt_base)`` is ``sqrt(dt_base) * N(p, i)`` with ``N(p, i)`` the n normals of
-``diagsim.rng`` stream ``"brownian"`` at (path p, step i). A run at ``dt = 2**j * dt_base`` uses, for its
+``diagsim.lowlevel.rng`` stream ``"brownian"`` at (path p, step i). A run at ``dt = 2**j * dt_base`` uses, for its
 step k, the sum of the fine increments ``i = k 2**j, ..., (k+1) 2**j - 1``, added as a balanced binary tree:
 
     dB_j[k] = dB_{j-1}[2k] + dB_{j-1}[2k+1]        (bit for bit)
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import rng
-from .._jit import jit
 from ..errors import DiagsimError, check_int, check_positive
+from ..lowlevel import rng
+from ..lowlevel.jit import jit
 
 STREAM = "brownian"
 

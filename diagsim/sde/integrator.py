@@ -10,7 +10,7 @@ with fixed step dt:
 
 A model supplies two small jitted functions and knows nothing about the integrator. Both act on a *group*
 of paths at once (a thread advances up to ``GROUP`` paths in lockstep, so that a model can share the loads
-of its data between them, e.g. :func:`diagsim.optimizers._linalg.forward_group`); row s < ns of every
+of its data between them, e.g. :func:`diagsim.networks.diagonal.grouped.forward_group`); row s < ns of every
 (G, .) array belongs to one path, and a row's result must depend on that row only (bitwise), so that a
 path's numbers do not depend on its group, on threading or on how many paths run:
 
@@ -45,14 +45,14 @@ import math
 import numpy as np
 from numba import types
 
-from .._jit import jit, jit_typed, prange
+from ..lowlevel.jit import jit, jit_typed, prange
 from .brownian import increment
 
 _F1 = types.float64[::1]
 _F2 = types.float64[:, ::1]
 _I1 = types.int64[::1]
 
-#: paths advanced in lockstep by one thread (the group products of :mod:`diagsim.optimizers._linalg`
+#: paths advanced in lockstep by one thread (the group products of :mod:`diagsim.networks.diagonal.grouped`
 #: load each element of Z once for the whole group; 16 fill the two-vector lanes of its SIMD kernel,
 #: benchmarks/NOTES.md §10)
 GROUP = 16

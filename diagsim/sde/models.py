@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DiagsimError, check_positive
-from ..optimizers._linalg import forward_group, pullback_group, w_of
-from .._jit import jit
-from ..parametrization import UUVV, UV, phi1
-from ..problem import Problem
+from ..lowlevel.jit import jit
+from ..networks.diagonal.grouped import forward_group, pullback_group, w_of
+from ..networks.diagonal.parametrization import UUVV, UV, check_blocks, phi1
+from ..networks.diagonal.problem import Problem
 from .integrator import diffusion_function, drift_function
 
 # float parameters (fpar) --------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def _jt_diffusion(X, ns, t, args, work, XI, OUT):
 
 
 # ------------------------------------------------------------------ the label-noise step, entry by entry
-# Used by the GPU's warp-per-path kernel (diagsim.cuda.warp): lane l computes the entries l, l + 32, ...
+# Used by the GPU's warp-per-path kernel (diagsim.cuda.warp_kernels): lane l computes the entries l, l + 32, ...
 # with the operations of _label_noise_drift + the integrator's scale_drift / add_rows + _jt_diffusion.
 @jit
 def label_noise_xi_strided(r, xi, inv_n, dt, start, stride):
@@ -173,6 +173,10 @@ def jt_step_strided(x, code, depth, gz, dt, start, stride):
     d = gz.shape[0]
     for i in range(start, d, stride):
         _, wu, wv = phi1(code, depth, x[i], x[d + i])
+        # Bit parity with the CPU path, operation for operation: the drift's b = 0 is scaled by dt in
+        # scale_drift (0.0 * dt), then _jt_rows adds (c * gz) * wu with c = 1.0, which FMA contraction may
+        # fuse into one rounding; writing the same expression here lets the compiler fuse it the same way.
+        # Simplifying it to x[i] += gz[i] * wu would change the last bit where the CPU fuses and this does not.
         bu = 0.0 * dt
         bv = 0.0 * dt
         bu += 1.0 * gz[i] * wu
@@ -241,20 +245,16 @@ def _adam_rows(code, depth, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA):
             BETA[q, j] = 0.0
 
 
-@drift_function
-def _adam_drift(X, ns, t, args, work, B, BETA, health):
-    """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
+def adam_work_size(n: int, d: int, nv: int) -> int:
+    """Scratch per path of the Adam models (the sizes of the blocks of :func:`_adam_work`)."""
+    return d + n + d + 2 * d + nv
 
-    work layout, (G, .) blocks: W (d) | R (n) | GW (d) | S (2d) | block accumulators (nv).
-    State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when fpar[F_C1] > 0 (the momentum
-    model: theta follows -S m and m relaxes to grad L at rate c1).
-    """
-    Z, ZT, y, s, fpar, ipar = args
-    n, d = Z.shape
-    G = X.shape[0]
-    code = ipar[I_CODE]
-    depth = ipar[I_DEPTH]
-    nv = ipar[I_NV]
+
+@jit(inline="always")
+def _adam_work(work, G, n, d, nv):
+    """The Adam models' scratch for a group of G paths, one definition for the drift and the diffusion:
+    W (G, d) | R (G, n) | GW (G, d) | S (G, 2d) | ACC (G, nv), consecutive in ``work``. The drift leaves the
+    preconditioner S there for the diffusion of the same step, which also reuses W for Z^T xi."""
     o = 0
     W = work[o:o + G * d].reshape((G, d))
     o += G * d
@@ -265,6 +265,23 @@ def _adam_drift(X, ns, t, args, work, B, BETA, health):
     SS = work[o:o + G * 2 * d].reshape((G, 2 * d))
     o += G * 2 * d
     ACC = work[o:o + G * nv].reshape((G, nv))
+    return W, R, GW, SS, ACC
+
+
+@drift_function
+def _adam_drift(X, ns, t, args, work, B, BETA, health):
+    """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
+
+    Scratch: :func:`_adam_work`. State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when
+    fpar[F_C1] > 0 (the momentum model: theta follows -S m and m relaxes to grad L at rate c1).
+    """
+    Z, ZT, y, s, fpar, ipar = args
+    n, d = Z.shape
+    G = X.shape[0]
+    code = ipar[I_CODE]
+    depth = ipar[I_DEPTH]
+    nv = ipar[I_NV]
+    W, R, GW, SS, ACC = _adam_work(work, G, n, d, nv)
     inv_n = 1.0 / n
     _w_rows(code, depth, X, ns, W)
     forward_group(ZT, y, W, ns, R, health)
@@ -291,9 +308,7 @@ def _adam_diffusion(X, ns, t, args, work, XI, OUT):
     n, d = Z.shape
     G = X.shape[0]
     c1 = fpar[F_C1]
-    GZ = work[:G * d].reshape((G, d))  # W is not needed any more this step
-    o = G * (2 * d + n)
-    SS = work[o:o + G * 2 * d].reshape((G, 2 * d))
+    GZ, _, _, SS, _ = _adam_work(work, G, n, d, ipar[I_NV])  # GZ: W's block, not needed any more this step
     pullback_group(Z, XI, ns, GZ)
     if c1 > 0.0:
         _jt_rows(code, depth, X, ns, GZ, OUT, 2 * d, c1, SS, False)
@@ -392,19 +407,6 @@ def sgd_label_noise(problem: Problem, lr: float, label_noise: float) -> SDEModel
                     math.sqrt(lr) * delta / problem.n, {"lr": lr, "label_noise": delta})
 
 
-def default_blocks(d: int) -> np.ndarray:
-    """The {u, v} partition: block 0 = u, block 1 = v (the discrete optimizers' default)."""
-    from ..optimizers.lowering import default_blocks as _default
-    return _default(d)
-
-
-def check_blocks(blocks, dim: int) -> np.ndarray:
-    """Block ids (dim,) as int64, ids 0..nb-1 all used, exactly as the discrete optimizers take them (so
-    that ``state["v"]`` has the same layout at both levels)."""
-    from ..optimizers.lowering import check_blocks as _check
-    return _check(blocks, dim)
-
-
 def adam_sde(problem: Problem, lr: float, label_noise: float, *, beta2: float, eps: float, lam: float = 0.5,
              blocks=None, beta1: float | None = None, momentum: bool = False) -> SDEModel:
     """The Adam SDE of the paper's regime (``momentum=False``) or the (theta, m, v) model.
@@ -456,14 +458,14 @@ def adam_sde(problem: Problem, lr: float, label_noise: float, *, beta2: float, e
     if blocked:
         eq += "; v per block (mean over the block)"
     return SDEModel(name, eq, _adam_drift, _adam_diffusion, _base_args(problem, fpar, ipar), layout, n,
-                    4 * d + n + nv, math.sqrt(lr) * delta / n, params, relaxation=max(C * lr, c1))
+                    adam_work_size(n, d, nv), math.sqrt(lr) * delta / n, params, relaxation=max(C * lr, c1))
 
 
 def v_target(problem: Problem, theta: np.ndarray, label_noise: float, blocks=None) -> np.ndarray:
     """The drift target of v at theta: diag Sigma + grad L^2, per parameter (M, 2d) or per block."""
-    from ..derivatives import _first_second, gradient
+    from ..networks.diagonal.derivatives import gradient, phi_derivatives
     th = problem.check_theta(theta)
-    wu, wv, *_ = _first_second(problem, th)
+    wu, wv, *_ = phi_derivatives(problem, th)
     g = gradient(problem, th)
     c = label_noise ** 2 / problem.n
     tgt = np.concatenate([c * problem.s * wu ** 2, c * problem.s * wv ** 2], axis=1) + g * g

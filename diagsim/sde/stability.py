@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from ..derivatives import hvp
-from ..problem import Problem
+from ..networks.diagonal.derivatives import hvp
+from ..networks.diagonal.problem import Problem
 
 #: dt * rate above which a warning is issued (explicit Euler is unstable above 2)
 WARN_AT = 1.0

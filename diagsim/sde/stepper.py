@@ -1,4 +1,4 @@
-"""The SDE level of the Stepper protocol (:mod:`diagsim.stepper`): an optimizer spec -> its SDE model.
+"""The SDE level of the Stepper protocol (:mod:`diagsim.engine.stepper`): an optimizer spec -> its SDE model.
 
 ``make_stepper(problem, optimizer, **options)`` is what ``simulate(..., model="sde")`` calls:
 
@@ -14,15 +14,17 @@ AdamMini / Adalayer                         Adam SDE with one v per block
 
 Anything else (AdaGrad, the SAM family, SAF, MESA, minibatch noise, bias correction) has no continuous
 model here and raises a one-line DiagsimError. Which spec class gets which model is the registry
-:data:`SDE_MODELS`; a subclass of a spec gets its parent's model. One SDE step advances the t clock by ``dt``; ``lr`` sets tau = lr t.
+:data:`SDE_MODELS`; a subclass of a spec gets its parent's model. One SDE step advances the t clock by
+``dt``; ``lr`` sets tau = lr t.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import DiagsimError, check_choice, check_int, check_positive
+from ..networks.diagonal.parametrization import default_blocks
+from ..networks.diagonal.problem import Problem
 from ..optimizers import specs as O
-from ..problem import Problem
 from ..registry import SpecRegistry
 from . import models as Mdl
 from . import stability
@@ -65,7 +67,7 @@ def _adam_model(problem, opt, variant):
                            "uncorrected Adam); use bias_correction=False or model='discrete'")
     blocks = None
     if isinstance(opt, O.AdamMini):
-        blocks = Mdl.default_blocks(problem.d) if opt.blocks is None else np.asarray(opt.blocks)
+        blocks = default_blocks(problem.d) if opt.blocks is None else np.asarray(opt.blocks)
     return Mdl.adam_sde(problem, opt.lr, delta, beta2=opt.beta2, eps=opt.eps, lam=opt.lam, blocks=blocks,
                         beta1=opt.beta1, momentum=(variant == "momentum"))
 

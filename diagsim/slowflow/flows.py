@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..derivatives import _first_second
 from ..errors import DiagsimError, check_choice, check_interval, check_positive
-from ..manifold import project_tangent
-from ..problem import Problem
+from ..networks.diagonal.derivatives import phi_derivatives
+from ..networks.diagonal.manifold import project_tangent
+from ..networks.diagonal.problem import Problem
 
 V_MODES = ("quasi-static", "ode")
 
@@ -95,7 +95,7 @@ class SlowFlow:
     # ---------------------------------------------------------------- pieces
     def diag_hessian(self, theta: np.ndarray) -> np.ndarray:
         """diag H on Gamma, [s wu^2, s wv^2], shape (M, 2d)."""
-        wu, wv, *_ = _first_second(self.problem, theta)
+        wu, wv, *_ = phi_derivatives(self.problem, theta)
         s = self.problem.s
         return np.concatenate([s * wu * wu, s * wv * wv], axis=1)
 
@@ -129,7 +129,7 @@ class SlowFlow:
     def semi_gradient(self, theta: np.ndarray, S: np.ndarray) -> np.ndarray:
         """grad_theta tr(S H(theta)) with S fixed (H = (1/n) J^T J), (M, 2d)."""
         d = self.problem.d
-        wu, wv, huu, huv, hvv = _first_second(self.problem, theta)
+        wu, wv, huu, huv, hvv = phi_derivatives(self.problem, theta)
         s2 = 2.0 * self.problem.s
         Su, Sv = S[:, :d], S[:, d:]
         gu = s2 * (Su * wu * huu + Sv * wv * huv)

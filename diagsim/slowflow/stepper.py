@@ -25,12 +25,13 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..derivatives import gradient
 from ..errors import DiagsimError, check_choice, check_int, check_positive
-from ..manifold import residual_norm, retract
-from ..registry import SpecRegistry
+from ..networks.diagonal.derivatives import gradient
+from ..networks.diagonal.manifold import residual_norm, retract
+from ..networks.diagonal.parametrization import check_blocks, default_blocks
+from ..networks.diagonal.problem import Problem
 from ..optimizers import specs as O
-from ..problem import Problem
+from ..registry import SpecRegistry
 from .flows import SlowFlow, rate_bound
 
 #: a substep whose stage cannot be retracted is retried with half its size, at most this many times
@@ -51,7 +52,6 @@ def _adaptive_flow(problem, opt, c, v, eps):
                            "bias_correction=False")
     blocks = None
     if isinstance(opt, O.AdamMini):
-        from ..sde.models import check_blocks, default_blocks
         blocks = default_blocks(problem.d) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
     label = opt.name if opt.lam == 0.5 else f"{opt.name}-e{opt.lam:g}"
     return SlowFlow(problem, c, lam=opt.lam, eps=opt.eps if eps is None else eps, blocks=blocks, v_mode=v,

@@ -6,14 +6,14 @@ every job's result cached on disk under a hash of (config, diagsim version).
     >>> run_sweep(sweep, "results/cache", backend="local")          # doctest: +SKIP
     >>> table = collect(sweep, "results/cache"); table.save("table.csv")   # doctest: +SKIP
 
-Modules: :mod:`~diagsim.sweep.config` (format, expansion), :mod:`~diagsim.sweep.cache` (keys, entries
+Modules: :mod:`~diagsim.sweep.grid` (format, expansion), :mod:`~diagsim.sweep.cache` (keys, entries
 and their manifests, integrity checks, claims of concurrent sweeps), :mod:`~diagsim.sweep.jobs` (job
 kinds), :mod:`~diagsim.sweep.simjob` (the ``simulate`` job), :mod:`~diagsim.sweep.backends` (serial /
 local / dask, and what happens when a worker dies), :mod:`~diagsim.sweep.runner` (run_sweep),
 :mod:`~diagsim.sweep.table` (collect, Table), :mod:`~diagsim.sweep.plot` (phase diagrams).
 """
 from .cache import Cache, job_key
-from .config import Job, Sweep, load_sweep, sweep_from_dict
+from .grid import Job, Sweep, load_sweep, sweep_from_dict
 from .jobs import JobKind, kind_for
 from .plot import phase_grid, plot_phase, save_figure
 from .runner import Plan, SweepReport, plan_sweep, run_sweep

@@ -53,8 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._version import __version__
-from ..storage import (config_diff, create_exclusive, describe_diff, file_sha256, locked,
-                       write_bytes_atomic)
+from ..storage import config_diff, create_exclusive, describe_diff, file_sha256, locked, write_bytes_atomic
 
 KEY_LENGTH = 24
 ENTRY_FORMAT = "diagsim-sweep-entry"

@@ -21,13 +21,13 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.progress import SweepProgress
 from ..errors import DiagsimError, check_choice, check_int, check_positive
 from ..storage import check_output_dir
 from .backends import BACKENDS, RUNNERS
 from .cache import Cache, Claim, Claims, EntryState, job_key
-from .config import Job, Sweep, as_sweep
+from .grid import Job, Sweep, as_sweep
 from .jobs import JobKind, job_ref, kind_for
-from .progress import Progress
 
 #: seconds between two looks at the jobs another sweep is computing
 WAIT_POLL = 0.25
@@ -131,7 +131,7 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
 
     Parameters
     ----------
-    sweep : a :class:`~diagsim.sweep.config.Sweep`, a dict, or the path of a TOML file.
+    sweep : a :class:`~diagsim.sweep.grid.Sweep`, a dict, or the path of a TOML file.
     cache_dir : the cache folder (see :mod:`diagsim.sweep.cache`); checked to be writable before any
         job runs.
     backend : "serial", "local" (worker processes, ``workers`` of them, default the cores) or "dask"
@@ -165,7 +165,7 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
                          cache_dir=str(Path(cache_dir)), backend=backend,
                          corrupt=[f"{plan.describe(k)}: {st.reason}" for k, st in states.items()
                                   if st.status == "corrupt"])
-    bar = Progress(len(status), report.cached, label=plan.sweep.name, enabled=progress)
+    bar = SweepProgress(len(status), report.cached, label=plan.sweep.name, enabled=progress)
     if report.corrupt:
         bar.note(f"{len(report.corrupt)} corrupt cache entries will be recomputed; first, "
                  f"{report.corrupt[0]}")
@@ -189,7 +189,7 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
     return report
 
 
-def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: SweepReport, bar: Progress,
+def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: SweepReport, bar: SweepProgress,
              backend_run) -> None:
     """Compute ``todo``: claim each job as the backend takes it, store its outcome, release the claim;
     then wait for the jobs other sweeps hold, taking over those whose claims go stale."""
@@ -227,7 +227,7 @@ def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: 
 
 
 def _store(plan: Plan, key: str, config: dict, out: tuple, status: dict, report: SweepReport,
-           bar: Progress) -> None:
+           bar: SweepProgress) -> None:
     if out[0] == "ok":
         plan.cache.write_result(key, config, out[1])
         report.computed += 1
@@ -244,7 +244,7 @@ def _store(plan: Plan, key: str, config: dict, out: tuple, status: dict, report:
 
 
 def _wait_for_others(waiting: dict[str, Claim], claims: Claims, done_elsewhere, report: SweepReport,
-                     bar: Progress) -> list[str]:
+                     bar: SweepProgress) -> list[str]:
     """Wait until the jobs other sweeps hold are written, or some of them are free to compute (their
     claim was dropped or went stale): return those (empty once every job is written)."""
     announced = ""

@@ -14,7 +14,7 @@ Job configuration (each table optional except the horizon)::
 
 Canonicalization fills every default from the current signatures (make_problem, the optimizer spec,
 simulate), so a result cached under a default that later changes is not reused by mistake, and the same
-run spelled two ways has one key. The stored result is :meth:`diagsim.result.Result.save`'s ``.npz``.
+run spelled two ways has one key. The stored result is :meth:`diagsim.engine.result.Result.save`'s ``.npz``.
 
 Summary columns (per job; over the paths that did not diverge): the mean and standard error
 (``<name>_se``) of every final observable (train_loss, test_loss, l1, support, trace_h,
@@ -61,7 +61,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def canonical_problem(p: dict) -> dict:
-    from ..problem import make_problem
+    from ..networks.diagonal.problem import make_problem
     p = dict(p)
     if "data" in p:
         bad = sorted(set(p) - set(_DATA_KEYS) - {"data_sha256"})
@@ -104,7 +104,7 @@ def canonical_optimizer(o: dict) -> dict:
 
 
 def canonical_simulate(s: dict) -> dict:
-    from ..simulate import simulate
+    from ..engine.driver import simulate
     allowed = _defaults(simulate, _SIM_EXCLUDED)
     bad = sorted(set(s) - set(allowed))
     if bad:
@@ -132,16 +132,16 @@ def canonicalize(cfg: dict) -> dict:
 
 
 def build_problem(p: dict):
-    """The :class:`~diagsim.problem.Problem` of a canonical ``problem`` table."""
-    from ..problem import load_problem, make_problem
+    """The :class:`~diagsim.networks.diagonal.problem.Problem` of a canonical ``problem`` table."""
+    from ..networks.diagonal.problem import load_problem, make_problem
     if "data" in p:
         return load_problem(p["data"], **{k: p[k] for k in _DATA_KEYS[1:] if k in p})
     return make_problem(**p)
 
 
 def run(cfg: dict):
+    from ..engine.driver import DivergenceWarning, simulate
     from ..optimizers.specs import from_config
-    from ..simulate import DivergenceWarning, simulate
     problem = build_problem(cfg["problem"])
     optimizer = from_config(cfg["optimizer"])
     with warnings.catch_warnings():
@@ -156,7 +156,7 @@ def dump(result) -> bytes:
 
 
 def load(path):
-    from ..result import load_result
+    from ..engine.result import load_result
     return load_result(path)
 
 

@@ -11,12 +11,10 @@ v), this package derives
 Derived expressions become NumPy functions through cached :func:`sympy.lambdify` (``measure_values``,
 ``diag_hessian_values``, ``Regularizer.__call__``).
 """
-from .expressions import (SymbolicParametrization, W, d, lam, s, symbolic_parametrization, u, v, w)
+from .expressions import SymbolicParametrization, W, d, lam, s, symbolic_parametrization, u, v, w
 from .fibre import FibreMinimum, Term, unit_fibre_minimum
-from .measures import (MEASURES, block_summands, diag_hessian, diag_hessian_values, measure_summand,
-                       measure_values)
-from .regularizers import (G_abs, G_neg, G_pos, BlockRegularizer, Regularizer, block_regularizer,
-                           regularizer)
+from .measures import MEASURES, block_summands, diag_hessian, diag_hessian_values, measure_summand, measure_values
+from .regularizers import BlockRegularizer, G_abs, G_neg, G_pos, Regularizer, block_regularizer, regularizer
 
 __all__ = ["SymbolicParametrization", "symbolic_parametrization", "u", "v", "s", "w", "W", "lam", "d",
            "diag_hessian", "block_summands", "measure_summand", "measure_values", "diag_hessian_values",

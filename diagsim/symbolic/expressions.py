@@ -14,7 +14,7 @@ symbol   assumptions                  meaning
 ``d``    positive integer             the size of a block {u} or {v} (Adam-mini / Adalayer)
 =======  ===========================  =================================================================
 
-A parametrization is given by name ("uu-vv", "uv", "depth-D"), by a :class:`diagsim.parametrization.
+A parametrization is given by name ("uu-vv", "uv", "depth-D"), by a :class:`diagsim.networks.diagonal.parametrization.
 Parametrization`, as a SymPy expression in ``u``, ``v`` (symbols named "u" and "v" with any assumptions are
 accepted), or as a string that SymPy parses, e.g. ``"u**3 - v**3"``.
 """
@@ -26,7 +26,8 @@ from functools import cached_property
 import sympy as sp
 
 from ..errors import DiagsimError
-from ..parametrization import Parametrization, parametrization as _builtin
+from ..networks.diagonal.parametrization import Parametrization
+from ..networks.diagonal.parametrization import parametrization as _builtin
 
 u, v = sp.symbols("u v", real=True)
 s = sp.Symbol("s", positive=True)

@@ -145,7 +145,7 @@ def unit_fibre_minimum(w_expr: sp.Expr, terms: tuple[Term, ...], sign: int, *,
             return (sig * r, sig * r * tt)
 
         # kinks: cut points that are on the fibre
-        for a, r in cuts:
+        for _a, r in cuts:
             if sign * _num(h.as_expr().subs(t, r)) > _ZERO:
                 val = phi_at(r)
                 cands.append(Candidate(point_at(r), val, _num(val), "kink"))

@@ -27,8 +27,20 @@ from __future__ import annotations
 
 import importlib
 
-from .base import (CLAIM_RULE, CLAIM_VERDICTS, REGISTRY, Check, CheckContext, CheckResult, claim_verdict,
-                   compare, gate_failures, register, resolve, run_checks)
+from .base import (
+    CLAIM_RULE,
+    CLAIM_VERDICTS,
+    REGISTRY,
+    Check,
+    CheckContext,
+    CheckResult,
+    claim_verdict,
+    compare,
+    gate_failures,
+    register,
+    resolve,
+    run_checks,
+)
 
 #: the check modules, in number order
 MODULES = ("em_orders", "weak_error", "slow_limit", "flow_limits", "flow_measures", "extinction", "woodworth",

@@ -39,7 +39,7 @@ from ..sde.convergence import bootstrap_slope, rms
 from ..sde.integrator import integrate
 from . import plotting
 from .base import register
-from .stats import Z_SCORE, log_slope
+from .estimates import Z_SCORE, log_slope
 
 ORDERS = {"gbm-strong": 0.5, "gbm-weak": 1.0, "ou-strong": 1.0, "ou-weak": 1.0}
 
@@ -86,7 +86,7 @@ def _weak(moments: dict) -> float:
 def _ou_references(seed, M, h0, T, rate, sigma, x0, bcoef, chunk: int = 1024):
     """Per path: Euler–Maruyama on the base grid (R) and e^{-kT} x0 + sum_i b_i dB_i (Rs), in chunks of
     paths."""
-    from .. import rng
+    from ..lowlevel import rng
     n = int(round(T / h0))
     R, Rs = np.empty(M), np.empty(M)
     for a in range(0, M, chunk):
@@ -113,7 +113,7 @@ def _levels_run(model, x0, hs, h_base, M, seed, T):
 
 
 def _base_increments(seed, M, h_base, T):
-    from .. import rng
+    from ..lowlevel import rng
     return rng.normals(seed, "brownian", np.arange(M), int(round(T / h_base)), 1)[:, :, 0] * math.sqrt(h_base)
 
 

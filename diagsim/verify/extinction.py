@@ -28,12 +28,12 @@ import time
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from ..optimizers import Adam, LabelNoise, SGD
-from ..problem import make_problem
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, LabelNoise
 from . import plotting
 from .base import register
-from .flows import flow_trajectory
-from .stats import Z_SCORE, mean_se
+from .estimates import Z_SCORE, mean_se
+from .flow_runs import flow_trajectory
 
 
 def fit_exponential(t, x):

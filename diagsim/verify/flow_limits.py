@@ -35,12 +35,12 @@ import time
 
 import numpy as np
 
-from ..optimizers import Adam, AdamMini, LabelNoise, SGD
-from ..problem import make_problem
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, AdamMini, LabelNoise
 from . import plotting
 from .base import register
-from .flows import FlowRunner
-from .stats import geometric_tail
+from .estimates import geometric_tail
+from .flow_runs import FlowRunner
 
 FLOWS = ("sgd", "adam", "adame", "block")
 

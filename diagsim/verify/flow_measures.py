@@ -27,14 +27,14 @@ import time
 import numpy as np
 
 from .. import measures as MS
-from ..optimizers import Adam, AdamMini, LabelNoise, SGD
-from ..problem import make_problem
-from ..simulate import simulate
+from ..engine.driver import simulate
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, AdamMini, LabelNoise
 from ..slowflow import gradient_flow_limit
 from . import plotting
 from .base import numba_threads, register
-from .flows import flow_trajectory
-from .stats import Z_SCORE, mean_se
+from .estimates import Z_SCORE, mean_se
+from .flow_runs import flow_trajectory
 
 EPS = np.finfo(float).eps
 

@@ -31,16 +31,16 @@ import time
 
 import numpy as np
 
-from ..optimizers import Adam, LabelNoise, SGD
-from ..problem import make_problem
+from ..engine.driver import simulate
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, LabelNoise
 from ..sde import testproblems as tp
 from ..sde.brownian import BrownianPath
 from ..sde.integrator import integrate
-from ..simulate import simulate
 from . import plotting
 from .base import register
-from .flows import flow_trajectory
-from .stats import Z_SCORE, mean_se, parametric_slope, weighted_line
+from .estimates import Z_SCORE, mean_se, parametric_slope, weighted_line
+from .flow_runs import flow_trajectory
 
 
 def _optimizer(kind, lr, p):
@@ -170,7 +170,7 @@ def slow_limit(ctx):
     path = ctx.figure_path()
     if path is not None:
         fig, axes = plotting.figure(3)
-        for case, grid, Wf, lr_, D, SE, p, _ in panels:
+        for case, _grid, _Wf, lr_, D, SE, p, _ in panels:
             plotting.loglog_fit(axes[0], lr_, D, SE, slope=p, label=case)
         axes[0].set_xlabel("lr")
         axes[0].set_ylabel("D = |mean w - w_flow| / |flow displacement|")

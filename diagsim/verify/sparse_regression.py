@@ -62,14 +62,14 @@ import time
 
 import numpy as np
 
-from ..optimizers import Adam, LabelNoise, SGD
-from ..problem import make_problem
-from ..simulate import simulate
+from ..engine.driver import simulate
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, LabelNoise
 from ..slowflow import gradient_flow_limit
 from . import plotting
 from .base import numba_threads, register
-from .flows import FlowRunner
-from .stats import Z_SCORE, mean_se
+from .estimates import Z_SCORE, mean_se
+from .flow_runs import FlowRunner
 
 #: threshold of the reported support sizes #{|w_i| > SUPPORT_THRESHOLD} (no verdict rests on it)
 SUPPORT_THRESHOLD = 0.01

@@ -28,12 +28,12 @@ import time
 
 import numpy as np
 
-from ..optimizers import Adam, LabelNoise, SGD
-from ..problem import make_problem
-from ..simulate import simulate
+from ..engine.driver import simulate
+from ..networks.diagonal.problem import make_problem
+from ..optimizers import SGD, Adam, LabelNoise
 from . import plotting
 from .base import register
-from .stats import Z_SCORE, local_slopes, mean_se, parametric_slope
+from .estimates import Z_SCORE, local_slopes, mean_se, parametric_slope
 
 
 def test_loss(problem, res) -> np.ndarray:

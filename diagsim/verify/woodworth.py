@@ -5,8 +5,9 @@ argmin_{Z w = y} sum_i a_i^2 q(w_i / a_i^2), q(z) = 2 - sqrt(4 + z^2) + z asinh(
 2020): the minimum-l2 interpolator as alpha -> inf, the minimum-l1 one as alpha -> 0. The prediction comes
 from :func:`diagsim.predict.predict` (optimizer "gd": dual Newton on the hyperbolic-entropy dual, residual
 <= 1e-13); the flow is integrated here with SciPy's DOP853 on the exact gradient
-(:func:`diagsim.derivatives.gradient`) until max|Z w - y| <= ``residual`` (1 + max|y|) (``residual`` must be
-well above the integrator's relative accuracy ``rtol``, which bounds how close to Gamma the flow can get).
+(:func:`diagsim.networks.diagonal.derivatives.gradient`) until max|Z w - y| <= ``residual`` (1 + max|y|)
+(``residual`` must be well above the integrator's relative accuracy ``rtol``, which bounds how close to Gamma
+the flow can get).
 
 Tolerance (all explicit, none tuned): (i) integration error, estimated as the difference at the same end time
 between runs at rtol = ``rtol`` and 100 x ``rtol``; (ii) the tail of the flow after the stopping point: near
@@ -23,9 +24,9 @@ import time
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from ..derivatives import gradient
-from ..manifold import _jjt
-from ..problem import make_problem
+from ..networks.diagonal.derivatives import gradient
+from ..networks.diagonal.manifold import jjt
+from ..networks.diagonal.problem import make_problem
 from . import plotting
 from .base import numba_threads, register
 
@@ -67,7 +68,7 @@ def tail_bound(problem, theta) -> float:
     d, n = problem.d, problem.n
     u, v = th[:, :d], th[:, d:]
     wu, wv = 2 * u, -2 * v
-    A = _jjt(problem, wu, wv)[0] / n
+    A = jjt(problem, wu, wv)[0] / n
     mu = float(np.linalg.eigvalsh(A)[0])
     r = problem.Z @ problem.w(theta) - problem.y
     Jnorm = math.sqrt(float(np.linalg.eigvalsh(A)[-1]) * n)

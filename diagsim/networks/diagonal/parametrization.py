@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import jit
-from .errors import DiagsimError
+from ...errors import DiagsimError
+from ...lowlevel.jit import jit
 
 UUVV, UV, DEPTH = 0, 1, 2
 NAMES = ("uu-vv", "uv", "depth-D")
@@ -108,3 +108,24 @@ def corresponding_uv(theta_uuvv: np.ndarray) -> np.ndarray:
     d = theta_uuvv.shape[-1] // 2
     u, v = theta_uuvv[..., :d], theta_uuvv[..., d:]
     return np.concatenate([u + v, u - v], axis=-1)
+
+
+# --------------------------------------------------------------------------- blocks of parameters
+def default_blocks(d: int) -> np.ndarray:
+    """The {u, v} partition: block 0 = u (first d parameters), block 1 = v."""
+    return np.concatenate([np.zeros(d, np.int64), np.ones(d, np.int64)])
+
+
+def check_blocks(blocks, dim: int) -> np.ndarray:
+    """Validate a partition given as one block id per parameter: length 2d, ids 0..B-1 all used."""
+    b = np.asarray(blocks)
+    if b.ndim != 1 or b.shape[0] != dim:
+        raise DiagsimError(f"blocks must give one block id per parameter (length 2d = {dim}), "
+                           f"got length {b.shape[0] if b.ndim == 1 else b.shape}")
+    b = b.astype(np.int64)
+    nb = int(b.max()) + 1
+    used = np.bincount(b, minlength=nb)
+    if np.any(used == 0):
+        missing = int(np.flatnonzero(used == 0)[0])
+        raise DiagsimError(f"blocks must use the ids 0..{nb - 1} without gaps; block {missing} is empty")
+    return b

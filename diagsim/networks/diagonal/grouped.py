@@ -2,16 +2,16 @@
 
 A thread advances a *group* of paths in lockstep, so that each element of Z loaded from the L2 cache
 serves every path of the group. The arithmetic of each path is exactly that of the per-path kernels
-:func:`diagsim.kernels.forward` / :func:`diagsim.kernels.pullback`:
+:func:`diagsim.networks.diagonal.pathwise.forward` / :func:`diagsim.networks.diagonal.pathwise.pullback`:
 
     forward:  r = -y;  r += Z[:, i] * w_i   for i = 0, 1, ..., d-1   (in that order)
     pullback: gw = 0;  gw += Z[j, :] * c_j  for j = 0, 1, ..., n-1   (in that order)
 
 Two implementations, chosen per chunk of paths (:func:`_chunk`), compute every entry by these operations
-in this order (contraction into FMAs, the one fastmath flag of :mod:`diagsim._jit`, fuses each
+in this order (contraction into FMAs, the one fastmath flag of :mod:`diagsim.lowlevel.jit`, fuses each
 ``acc + a*b``; no reassociation):
 
-* the SIMD lanes kernel (:mod:`diagsim._simd`) for chunks of 5 to 16 paths: the paths of a chunk are
+* the SIMD lanes kernel (:mod:`diagsim.lowlevel.simd`) for chunks of 5 to 16 paths: the paths of a chunk are
   transposed into the lanes of 8-double vectors (one or two per row) and the products run as a
   register-blocked GEMM micro-kernel written in LLVM IR, each lane summing in the order above;
 * the row loops for fewer than 5 paths: unrolled by 8 over the summation index, written as
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
-from .._simd import VEC, lanes_matmul
-from ..parametrization import UUVV, UV, phi
+from ...lowlevel.jit import jit
+from ...lowlevel.simd import VEC, lanes_matmul
+from .parametrization import UUVV, UV, phi
 
 #: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
 TILE = 512
@@ -247,7 +247,7 @@ def _w_of_impl(theta, code, depth, w, start, stride):
 
 @jit
 def w_of(theta, code, depth, w):
-    """w <- w(theta) for one path (theta (2d,), w (d,)), by :func:`diagsim.parametrization.phi`.
+    """w <- w(theta) for one path (theta (2d,), w (d,)), by :func:`diagsim.networks.diagonal.parametrization.phi`.
 
     The loop is written once per common parametrization with its code a constant (phi then folds into
     straight-line, vectorizable arithmetic) and once generic; the arithmetic is the same in every branch.

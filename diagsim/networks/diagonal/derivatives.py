@@ -17,16 +17,16 @@ gauss_newton_gram      (M, n, n)            (1/n) J J^T: on the manifold (r = 0)
 =====================  ===================  ==========================================================
 
 ``loss``, ``gradient``, ``hvp`` and ``hessian_diag`` run the per-path Numba kernels of
-:mod:`diagsim.kernels` in parallel over paths (the same code the optimizers call); the matrix-valued ones
-use NumPy/BLAS.
+:mod:`diagsim.networks.diagonal.pathwise` in parallel over paths (the same code the optimizers call); the
+matrix-valued ones use NumPy/BLAS.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
-from ._jit import prange, serial_and_parallel
-from .errors import DiagsimError
+from ...errors import DiagsimError
+from ...lowlevel.jit import prange, serial_and_parallel
+from . import pathwise as K
 from .gram import weighted_gram
 from .parametrization import UUVV, UV
 from .problem import Problem
@@ -89,8 +89,8 @@ def loss(problem: Problem, theta) -> np.ndarray:
     """Training loss per path, shape (M,)."""
     th = _states(problem, theta)
     out = np.empty(th.shape[0])
-    _pick(_loss_grad_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out,
-                     np.empty_like(th))
+    P = problem
+    _pick(_loss_grad_batch, P, th)(th, P.param.code, P.param.depth, P.Z, P.ZT, P.y, out, np.empty_like(th))
     return out
 
 
@@ -98,7 +98,8 @@ def loss_and_gradient(problem: Problem, theta) -> tuple[np.ndarray, np.ndarray]:
     """(loss (M,), gradient (M, 2d))."""
     th = _states(problem, theta)
     out, g = np.empty(th.shape[0]), np.empty_like(th)
-    _pick(_loss_grad_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, out, g)
+    P = problem
+    _pick(_loss_grad_batch, P, th)(th, P.param.code, P.param.depth, P.Z, P.ZT, P.y, out, g)
     return out, g
 
 
@@ -124,12 +125,12 @@ def hessian_diag(problem: Problem, theta) -> np.ndarray:
     """diag H per path, shape (M, 2d) (exact, residual term included)."""
     th = _states(problem, theta)
     out = np.empty_like(th)
-    _pick(_diag_batch, problem, th)(th, problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, problem.s,
-                out)
+    P = problem
+    _pick(_diag_batch, P, th)(th, P.param.code, P.param.depth, P.Z, P.ZT, P.y, P.s, out)
     return out
 
 
-def _first_second(problem: Problem, th: np.ndarray):
+def phi_derivatives(problem: Problem, th: np.ndarray):
     """Elementwise dw/du, dw/dv, d2w/du2, d2w/dudv, d2w/dv2, each (M, d)."""
     d = problem.d
     u, v = th[:, :d], th[:, d:]
@@ -146,7 +147,7 @@ def _first_second(problem: Problem, th: np.ndarray):
 def jacobian(problem: Problem, theta) -> np.ndarray:
     """Per-sample Jacobian df_j/dtheta, shape (M, n, 2d)."""
     th = _states(problem, theta)
-    wu, wv, *_ = _first_second(problem, th)
+    wu, wv, *_ = phi_derivatives(problem, th)
     Z = problem.Z
     return np.concatenate([Z[None] * wu[:, None, :], Z[None] * wv[:, None, :]], axis=2)
 
@@ -167,7 +168,7 @@ def hessian(problem: Problem, theta) -> np.ndarray:
     J = jacobian(problem, th)
     H = np.einsum("mji,mjk->mik", J, J) / n
     gw = residual(problem, th) @ problem.Z / n
-    _, _, huu, huv, hvv = _first_second(problem, th)
+    _, _, huu, huv, hvv = phi_derivatives(problem, th)
     idx = np.arange(d)
     H[:, idx, idx] += gw * huu
     H[:, idx, d + idx] += gw * huv
@@ -183,5 +184,5 @@ def gauss_newton_gram(problem: Problem, theta) -> np.ndarray:
     use it instead of a 2d x 2d eigendecomposition when 2d >> n.
     """
     th = _states(problem, theta)
-    wu, wv, *_ = _first_second(problem, th)
+    wu, wv, *_ = phi_derivatives(problem, th)
     return weighted_gram(problem, wu * wu + wv * wv) / problem.n

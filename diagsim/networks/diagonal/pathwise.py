@@ -7,7 +7,7 @@ on how many paths run or on threading. Shapes: theta (2d,), Z (n, d), ZT (d, n),
 """
 from __future__ import annotations
 
-from ._jit import jit
+from ...lowlevel.jit import jit
 from .parametrization import UUVV, UV, phi, phi1, phi2
 
 

@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit_exact as jit
+from .jit import jit_exact as jit
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -63,7 +63,7 @@ def key_for(seed: int, stream: str | int = "label_noise") -> tuple[np.uint64, np
     """
     sid = STREAMS[stream] if isinstance(stream, str) else int(stream)
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        from .errors import DiagsimError
+        from ..errors import DiagsimError
         raise DiagsimError(f"seed must be a non-negative integer, got {seed!r}")
     st = np.random.SeedSequence(int(seed), spawn_key=(sid,)).generate_state(2, np.uint32)
     return np.uint64(st[0]), np.uint64(st[1])

@@ -5,15 +5,15 @@ thousands of paths: each thread does a whole path's products alone, one dependen
 other. Here the 32 lanes of a warp split a path's *outputs*: lane l computes the entries l, l + 32, ...
 of w, of r = Z w - y and of Z^T c, the chain rule and the update. Every entry is computed by the same
 operations in the same order as on the CPU (the ``*_strided`` functions are the CPU kernels' loops with
-a start and a stride; see :mod:`diagsim.optimizers._linalg`), so the split changes no number: under the
+a start and a stride; see :mod:`diagsim.networks.diagonal.grouped`), so the split changes no number: under the
 CUDA simulator a path is bitwise the CPU's, on a device it differs only where the device compiler
 contracts differently.
 
 Covered: the label-noise SGD SDE and gradient flow (``diagsim.sde``, models "sgd-label-noise" /
 "gradient-flow", one Brownian sub-step per step), and the discrete GD / SGD / Adam / RMSProp / AdamE-λ
-with label noise or none (:func:`discrete_kernel`, which also builds the one-thread-per-path layout). Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a
-block follows the same control flow (the divergence test reads the loss, which every lane computes
-from the same residual).
+with label noise or none (:func:`discrete_kernel`, which also builds the one-thread-per-path layout).
+Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a block follows the same control
+flow (the divergence test reads the loss, which every lane computes from the same residual).
 """
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def em_label_noise_kernel():
     """EM for dtheta = -grad L dt + a J^T dB (label-noise SGD SDE; a = 0: gradient flow)."""
     if "em" in _CACHE:
         return _CACHE["em"]
-    from .. import rng
-    from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
+    from ..lowlevel import rng
+    from ..networks.diagonal.grouped import forward_strided, loss_of, pullback_strided, w_of_strided
     from ..sde.models import jt_step_strided, label_noise_xi_strided
 
     normals_d = _lazy.device(rng.fill_normals_strided)
@@ -97,9 +97,9 @@ def discrete_kernel(lanes: int = LANES):
     key = ("discrete", lanes)
     if key in _CACHE:
         return _CACHE[key]
-    from .. import kernels as K
-    from ..optimizers import _kernel as OK
-    from ..optimizers._linalg import forward_strided, loss_of, pullback_strided, w_of_strided
+    from ..networks.diagonal import pathwise as K
+    from ..networks.diagonal.grouped import forward_strided, loss_of, pullback_strided, w_of_strided
+    from ..optimizers import step_loop as OK
     from ..optimizers import updates as OU
     from ..optimizers.lowering import F_DELTA, I_BATCH
 

@@ -3,7 +3,7 @@
 Each figure is a pair ``paper_repro/<name>.toml`` + ``paper_repro/<name>.py``:
 
 - the TOML has a ``[figure]`` table (title, description) and one or more sweeps under
-  ``[sweeps.<label>]`` (each a sweep document, :mod:`diagsim.sweep.config`, with its own ``[quick]``
+  ``[sweeps.<label>]`` (each a sweep document, :mod:`diagsim.sweep.grid`, with its own ``[quick]``
   overrides). ``include = "other.toml#label"`` reuses another figure's sweep (same jobs, same cache
   entries), with the remaining keys merged over it.
 - the script defines ``plot(ctx)``; it only reads cached results through ``ctx`` and draws. Running
@@ -24,8 +24,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DiagsimError
-from .sweep.config import Sweep, deep_merge, sweep_from_dict
+from ..errors import DiagsimError
+from ..sweep.grid import Sweep, deep_merge, sweep_from_dict
 
 STYLE_FILE = "diagsim.mplstyle"
 
@@ -34,7 +34,7 @@ STYLE_FILE = "diagsim.mplstyle"
 def repro_dir(path=None) -> Path:
     """The ``paper_repro`` folder: ``path``, else ``$DIAGSIM_REPRO``, else next to the package (a source
     checkout), else ``./paper_repro``."""
-    cands = [path, os.environ.get("DIAGSIM_REPRO"), Path(__file__).resolve().parents[1] / "paper_repro",
+    cands = [path, os.environ.get("DIAGSIM_REPRO"), Path(__file__).resolve().parents[2] / "paper_repro",
              Path.cwd() / "paper_repro"]
     for c in cands:
         if c and Path(c).is_dir():
@@ -135,11 +135,11 @@ class FigureContext:
 
     def results(self, label: str, missing: str = "error"):
         """``[(job, result)]`` of sweep ``label`` in expansion order (see ``load_results``)."""
-        from .sweep.table import load_results
+        from ..sweep.table import load_results
         return load_results(self._sweep(label), self.cache_dir, missing=missing)
 
     def table(self, label: str, missing: str = "error"):
-        from .sweep.table import collect
+        from ..sweep.table import collect
         return collect(self._sweep(label), self.cache_dir, missing=missing)
 
     def _sweep(self, label: str) -> Sweep:
@@ -150,7 +150,7 @@ class FigureContext:
 
     def save(self, fig, stem: str | None = None) -> list[Path]:
         """Write ``<out>/<stem>.<fmt>`` for every format (PDF without a creation date)."""
-        from .storage import save_figure
+        from ..storage import save_figure
         stem = stem or self.spec.name
         paths = [save_figure(fig, self.out_dir / f"{stem}.{fmt}") for fmt in self.formats]
         self.written += paths
@@ -194,7 +194,7 @@ def render_figure(spec: FigureSpec, cache_dir, out_dir, *, formats=("pdf", "png"
 def compute_figure(spec: FigureSpec, cache_dir, *, backend: str = "serial", workers=None, scheduler=None,
                    progress: bool = True) -> list:
     """Run every sweep of the figure (only what is not cached)."""
-    from .sweep.runner import run_sweep
+    from ..sweep.runner import run_sweep
     return [run_sweep(sw, cache_dir, backend=backend, workers=workers, scheduler=scheduler,
                       progress=progress) for sw in spec.sweeps.values()]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CorruptFileError, DiagsimError, StoredWorkMismatch
-from .optimizers import SGD, Adam, LabelNoise
-from .problem import Problem
-from .storage import check_output_dir, describe_diff, save_figure, write_text_atomic
+from ..errors import CorruptFileError, DiagsimError, StoredWorkMismatch
+from ..networks.diagonal.problem import Problem
+from ..optimizers import SGD, Adam, LabelNoise
+from ..storage import check_output_dir, describe_diff, save_figure, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,8 @@ def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, 
     """One optimizer's run: loaded when ``<out>/<name>.npz`` holds exactly this run, continued from
     ``<out>/<name>.ckpt.npz`` when that holds this run, computed otherwise. Stored work made from other
     settings is refused (or, with ``overwrite``, deleted first, saying so)."""
-    from .result import load_result
-    from .simulate import plan_run, simulate
+    from ..engine.driver import plan_run, simulate
+    from ..engine.result import load_result
     final = out / f"{name}.npz"
     ckpt = out / f"{name}.ckpt.npz"
     kw = dict(steps=steps, n_paths=cfg.n_paths, seed=cfg.noise_seed, record="log")
@@ -89,6 +89,11 @@ def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, 
     return res, how
 
 
+#: what summary.json keeps of each run's summary
+SUMMARY_KEYS = ("train_loss", "train_loss_se", "test_loss", "test_loss_se", "l1", "l1_se", "support", "support_se",
+                "trace_h", "trace_sqrt_diag_h", "trace_sqrt_diag_gn", "n_diverged", "steps", "tau")
+
+
 def _method_label(pred) -> str:
     """A short, complete name of how a prediction was obtained and whether it is a global minimizer."""
     kind = pred.method.split(" (")[0].split(";")[0].strip()
@@ -104,7 +109,7 @@ def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, lo
 
     ``overwrite`` deletes stored runs made with other settings instead of refusing them; ``callback`` is
     passed to :func:`diagsim.simulate` (called after every chunk of steps)."""
-    from .predict import predict
+    from ..predict import predict
     out = check_output_dir(out, "output folder")
     noise = LabelNoise(cfg.label_noise)
     optimizers = {
@@ -128,9 +133,7 @@ def run_main_job(problem: Problem, cfg: MainJobConfig, out, *, progress=None, lo
             preds[name] = None
             log(f"[{name}] no prediction: {exc}")
         row = res.summary()
-        entry = {k: row.get(k, float("nan")) for k in ("train_loss", "train_loss_se", "test_loss", "test_loss_se", "l1", "l1_se",
-                                     "support", "support_se", "trace_h", "trace_sqrt_diag_h", "trace_sqrt_diag_gn", "n_diverged",
-                                     "steps", "tau")}
+        entry = {k: row.get(k, float("nan")) for k in SUMMARY_KEYS}
         pred = preds[name]
         if pred is not None:
             diff = res.w - pred.w

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DiagsimError, as_float_array, check_choice, check_int, check_memory, check_positive
+from ...errors import DiagsimError, as_float_array, check_choice, check_int, check_memory, check_positive
+from ...storage import load_npz, write_npz_atomic
 from . import parametrization as _parametrization_module
 from .parametrization import Parametrization, parametrization, w_numpy
-from .storage import load_npz, write_npz_atomic
 
 DESIGNS = ("gaussian", "rademacher")
 TEACHERS = ("pm1", "uniform", "halfnormal", "ones")

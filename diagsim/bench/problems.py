@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from ..problem import Problem, make_problem
+from ..networks.diagonal.problem import Problem, make_problem
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .derivatives import _first_second
-from .errors import DiagsimError
+from ...errors import DiagsimError
+from .derivatives import phi_derivatives
 from .gram import weighted_gram
 from .problem import Problem
 
 
-def _jjt(problem: Problem, wu: np.ndarray, wv: np.ndarray) -> np.ndarray:
+def jjt(problem: Problem, wu: np.ndarray, wv: np.ndarray) -> np.ndarray:
     """J J^T per path, (M, n, n)."""
     return weighted_gram(problem, wu * wu + wv * wv)
 
@@ -78,8 +78,8 @@ def retract(problem: Problem, theta, *, tol: float = 1e-12, max_iter: int = 50,
         err = np.abs(r).max(axis=1)
         if np.all(err <= tol * scale):
             return th
-        wu, wv, *_ = _first_second(problem, th)
-        x = _solve(_jjt(problem, wu, wv), r[..., None])[..., 0]
+        wu, wv, *_ = phi_derivatives(problem, th)
+        x = _solve(jjt(problem, wu, wv), r[..., None])[..., 0]
         th -= jt(problem, wu, wv, x)
     raise DiagsimError(f"retraction did not converge in {max_iter} Newton steps "
                        f"(max residual {float(err.max()):.3g}); the start point is too far from the manifold")
@@ -94,10 +94,10 @@ def project_tangent(problem: Problem, theta: np.ndarray, vec: np.ndarray, S: np.
     S-scaled gradients to tangent vectors (docs/theory.md §3.3, §8.3).
     """
     th = problem.check_theta(theta)
-    wu, wv, *_ = _first_second(problem, th)
+    wu, wv, *_ = phi_derivatives(problem, th)
     Jv = jvp(problem, wu, wv, vec)
     if S is None:
-        x = _solve(_jjt(problem, wu, wv), Jv[..., None])[..., 0]
+        x = _solve(jjt(problem, wu, wv), Jv[..., None])[..., 0]
         return vec - jt(problem, wu, wv, x)
     d = problem.d
     Su, Sv = S[:, :d], S[:, d:]

@@ -24,13 +24,36 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DiagsimError
+from ..networks.diagonal.parametrization import check_blocks, default_blocks
 from ..registry import SpecRegistry
 from . import specs as S
 from . import updates as U
-from .lowering import (F_ASAM_ETA, F_BETA1, F_BETA2, F_BETA_EMA, F_EPS, F_FISHER_ETA, F_LAM, F_LAM_TRA,
-                       F_RENYI_ALPHA, F_RHO, F_SPARSITY, GRAD_MESA, GRAD_PLAIN, GRAD_SAF, GRAD_SAM, I_BATCH,
-                       I_BIAS, I_BLOCK, I_DELAY, I_M_CHUNKS, I_N_BLOCKS, I_SQRT, I_VARIANT, SAM_CODES,
-                       check_blocks, default_blocks)
+from .lowering import (
+    F_ASAM_ETA,
+    F_BETA1,
+    F_BETA2,
+    F_BETA_EMA,
+    F_EPS,
+    F_FISHER_ETA,
+    F_LAM,
+    F_LAM_TRA,
+    F_RENYI_ALPHA,
+    F_RHO,
+    F_SPARSITY,
+    GRAD_MESA,
+    GRAD_PLAIN,
+    GRAD_SAF,
+    GRAD_SAM,
+    I_BATCH,
+    I_BIAS,
+    I_BLOCK,
+    I_DELAY,
+    I_M_CHUNKS,
+    I_N_BLOCKS,
+    I_SQRT,
+    I_VARIANT,
+    SAM_CODES,
+)
 
 #: kernel arguments that hold a state slot: two (M, k) arrays and one (M, a, b) buffer
 S1, S2, BUF = 1, 2, 3

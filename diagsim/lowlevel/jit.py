@@ -41,26 +41,31 @@ import numba  # noqa: E402  (after the vector-width choice above)
 
 # --------------------------------------------------------------------------- the on-disk cache
 def _package_stamp() -> bytes:
-    """SHA-256 of the names and contents of every Python file of the diagsim package."""
+    """SHA-256 of the names and contents of every file of the diagsim package that compiles code with Numba
+    (its text mentions ``jit``: ``@jit``, ``numba.njit``, ``cuda.jit``, the jit helpers): the files a
+    compiled kernel can inline code from. Edits elsewhere (the command line, docstrings of pure-Python
+    modules) do not invalidate the cache."""
     import hashlib
     from pathlib import Path
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]  # diagsim/ (this file is diagsim/lowlevel/jit.py)
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
+        data = f.read_bytes()
+        if b"jit" in data:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(data)
     return h.digest()
 
 
 def _stamp_cache_with_the_package() -> None:
-    """Make Numba's on-disk cache of diagsim's kernels depend on the whole package's source.
+    """Make Numba's on-disk cache of diagsim's kernels depend on all of the package's compiled source.
 
     Numba keys a cached function by the content of its own file only, so a kernel in one file that inlines
     a helper edited in another (an update rule added to ``optimizers/updates.py``, say) would be loaded
     stale and silently run the old code. diagsim's functions are therefore located by locators whose
-    source stamp is the hash of every file of the package: any edit recompiles every kernel once. Other
-    packages' functions keep Numba's own locators. Uses Numba's cache-locator classes; if their layout
-    changes, Numba's default (per-file) behaviour stays."""
+    source stamp is the hash of every file of the package with compiled code (:func:`_package_stamp`): an
+    edit to any of them recompiles every kernel once. Other packages' functions keep Numba's own locators.
+    Uses Numba's cache-locator classes; if their layout changes, Numba's default (per-file) behaviour stays."""
     import functools
     import os
 
@@ -70,7 +75,7 @@ def _stamp_cache_with_the_package() -> None:
         impl = caching.CacheImpl
     except (ImportError, AttributeError):  # pragma: no cover - another Numba layout
         return
-    package_dir = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # diagsim/
     stamp = functools.lru_cache(maxsize=1)(_package_stamp)
 
     def make(base):

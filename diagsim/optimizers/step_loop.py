@@ -8,7 +8,7 @@ One compiled kernel serves every optimizer: the family, noise model and SAM vari
   lockstep (:mod:`._linalg`), the rest per path. Each path is computed by one thread in a fixed order
   and its arithmetic does not depend on the group, so serial and parallel runs are bitwise equal, a path
   replayed alone reproduces itself and adding paths changes nothing.
-* All randomness comes from :mod:`diagsim.rng`, addressed by (key, global path id, step, index).
+* All randomness comes from :mod:`diagsim.lowlevel.rng`, addressed by (key, global path id, step, index).
 
 One step k of a path (theta_k -> theta_{k+1}):
 
@@ -30,14 +30,41 @@ import math
 
 import numpy as np
 
-from .. import kernels as K
-from .._jit import jit, pjit, prange
-from ..rng import fill_normals, fill_signs, fill_uniforms
-from ._linalg import forward_group, pullback_group, w_of
-from .lowering import (F_ASAM_ETA, F_BETA_EMA, F_DELTA, F_FISHER_ETA, F_LAM_TRA, F_LR, F_RENYI_ALPHA, F_RHO,
-                       F_SPARSITY, GRAD_MESA, GRAD_SAF, GRAD_SAM, I_BATCH, I_BLOCK, I_DELAY, I_M_CHUNKS,
-                       I_N_BLOCKS, I_VARIANT, NOISE_GAUSSIAN, NOISE_MINIBATCH, NOISE_RADEMACHER, V_ASAM, V_BLOCK,
-                       V_FISHER, V_MSAM, V_RSAM, V_SAM, V_SSAM_D, V_SSAM_F, V_USAM)
+from ..lowlevel.jit import jit, pjit, prange
+from ..lowlevel.rng import fill_normals, fill_signs, fill_uniforms
+from ..networks.diagonal import pathwise as K
+from ..networks.diagonal.grouped import forward_group, pullback_group, w_of
+from .lowering import (
+    F_ASAM_ETA,
+    F_BETA_EMA,
+    F_DELTA,
+    F_FISHER_ETA,
+    F_LAM_TRA,
+    F_RENYI_ALPHA,
+    F_RHO,
+    F_SPARSITY,
+    GRAD_MESA,
+    GRAD_SAF,
+    GRAD_SAM,
+    I_BATCH,
+    I_BLOCK,
+    I_DELAY,
+    I_M_CHUNKS,
+    I_N_BLOCKS,
+    I_VARIANT,
+    NOISE_GAUSSIAN,
+    NOISE_MINIBATCH,
+    NOISE_RADEMACHER,
+    V_ASAM,
+    V_BLOCK,
+    V_FISHER,
+    V_MSAM,
+    V_RSAM,
+    V_SAM,
+    V_SSAM_D,
+    V_SSAM_F,
+    V_USAM,
+)
 from .updates import apply_update
 
 
@@ -101,7 +128,7 @@ def noisy_gradient_group(code, depth, Z, ZT, y, TH, rows, ns, XI, WROW, two_lam,
 
     For s < ns and theta_s = TH[rows[s]]: W[s] = w(theta_s), R[s] = Z W[s] - y, LOSS[s] = |R[s]|^2 / 2n
     (the clean loss), C[s] = a (r - xi [+ 2 lam_tra (r - rhat)]) (:func:`coefficients`; RHAT is read only
-    if two_lam != 0), GW[s] = Z^T C[s] and GR[s] = J(theta_s)^T C[s] (:func:`diagsim.kernels.chain`).
+    if two_lam != 0), GW[s] = Z^T C[s] and GR[s] = J(theta_s)^T C[s] (:func:`diagsim.networks.diagonal.pathwise.chain`).
     """
     for s in range(ns):
         w_of(TH[rows[s]], code, depth, W[s])

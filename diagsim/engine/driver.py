@@ -1,9 +1,9 @@
 """``simulate`` and ``resume``: the one driver that runs every level of dynamics.
 
 :func:`simulate` builds the stepper of ``model`` ("discrete": :mod:`diagsim.optimizers`, "sde":
-:mod:`diagsim.sde`, "slow-flow": :mod:`diagsim.slowflow`; see :mod:`diagsim.stepper`), then advances the
+:mod:`diagsim.sde`, "slow-flow": :mod:`diagsim.slowflow`; see :mod:`diagsim.engine.stepper`), then advances the
 ensemble in chunks of steps. Between chunks it records observables on the record grid
-(:mod:`diagsim.recording`), updates the progress bar (:mod:`diagsim.progress`), handles divergence and
+(:mod:`diagsim.engine.recording`), updates the progress bar (:mod:`diagsim.engine.progress`), handles divergence and
 writes checkpoints. Chunking never changes the numbers: a stepper's result depends only on
 (seed, path id, step), so a run resumed from a checkpoint ends bit for bit where an uninterrupted one
 does.
@@ -47,14 +47,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
-from .errors import (CorruptFileError, DiagsimError, DivergenceError, RunInterrupted, StoredWorkMismatch,
-                     check_choice, check_int, check_memory, check_positive)
-from .problem import Problem
-from .progress import Progress
+from .._version import __version__
+from ..errors import (
+    CorruptFileError,
+    DiagsimError,
+    DivergenceError,
+    RunInterrupted,
+    StoredWorkMismatch,
+    check_choice,
+    check_int,
+    check_memory,
+    check_positive,
+)
+from ..networks.diagonal.problem import Problem
+from ..storage import check_output_file, config_diff, describe_diff, read_npz, write_npz_atomic
+from .progress import RunProgress
 from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, loss_and_diag, observe, record_steps
 from .result import Result
-from .storage import check_output_file, config_diff, describe_diff, read_npz, write_npz_atomic
 from .stepper import divergence_hint
 
 #: model name -> module providing ``make_stepper``
@@ -91,7 +100,7 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
                  t_end: float | None = None):
     """The stepper of ``model`` (its module imported on first use) for ``problem`` and ``optimizer``:
     ``make_stepper(problem, optimizer, seed=seed, t_end=t_end, **model_options)`` of that level, with noise
-    keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see :mod:`diagsim.stepper`).
+    keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see :mod:`diagsim.engine.stepper`).
     """
     check_choice("model", model, MODELS)
     mod = importlib.import_module(MODELS[model])
@@ -307,7 +316,7 @@ class _Run:
         if cfg.get("versions") != versions():
             warnings.warn(f"checkpoint {str(path)!r} was written with {cfg.get('versions')}, this is {versions()}: "
                           "the continuation is bit-for-bit only with the same versions", RuntimeWarning, stacklevel=3)
-        from .optimizers.specs import from_config
+        from ..optimizers.specs import from_config
         optimizer = from_config(cfg["optimizer"])
         stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"],
                                t_end=cfg.get("t_end"))
@@ -324,7 +333,7 @@ class _Run:
         N = self.n_steps
         ck_steps, ck_secs = _checkpoint_every(checkpoint_every if checkpoint else None)
         desc = f"{self.config['model']} {self.config['optimizer'].get('optimizer', '')}".strip()
-        bar = Progress(N, desc=desc, enabled=progress, initial=self.step)
+        bar = RunProgress(N, desc=desc, enabled=progress, initial=self.step)
         wall0 = time.perf_counter()
         last_ck = wall0
         chunk = 16
@@ -439,8 +448,9 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     (and without allocating the ensemble): its stepper, configuration, path ids and record grid. Raises
     a one-line :class:`DiagsimError` for bad input, and when the run would not fit in memory."""
     if not isinstance(problem, Problem):
-        raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); got {type(problem).__name__}")
-    from .optimizers.specs import Optimizer
+        raise DiagsimError("problem must be a diagsim Problem (make_problem / load_problem); "
+                           f"got {type(problem).__name__}")
+    from ..optimizers.specs import Optimizer
     if not isinstance(optimizer, Optimizer):
         raise DiagsimError(f"optimizer must be a diagsim.optimizers spec (SGD(...), Adam(...), ...); got {optimizer!r}")
     seed = check_int("seed", seed, minimum=0)
@@ -459,7 +469,8 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         if th0.shape[0] == 1 and M > 1:
             th0 = np.repeat(th0, M, axis=0)
         if th0.shape[0] != M:
-            raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); got {np.shape(theta0)}")
+            raise DiagsimError(f"theta0 must have shape ({M}, {problem.dim}) or ({problem.dim},); "
+                               f"got {np.shape(theta0)}")
     t_end = None  # the horizon on the t clock, when it is not given in steps (tau = lr t)
     if t is not None:
         t_end = check_positive("t", t, allow_zero=True)
@@ -533,7 +544,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
 
     Parameters
     ----------
-    problem : a :class:`~diagsim.problem.Problem` (``make_problem`` / ``load_problem``).
+    problem : a :class:`~diagsim.networks.diagonal.problem.Problem` (``make_problem`` / ``load_problem``).
     optimizer : an optimizer spec (``diagsim.optimizers.SGD(lr=...)``, ``Adam(...)``, ...).
     steps, t, tau : the horizon, exactly one of: a number of steps; SDE time t = dt k; slow time
         tau = lr t (dt = lr for discrete optimizers, so tau = lr^2 k). t and tau round to the nearest step
@@ -541,7 +552,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     n_paths : ensemble size (path ids 0..n_paths-1), or ``paths``: explicit path ids (replay).
     seed : the noise seed; path j's noise depends only on (seed, j, step), so any subset of paths
         replays exactly and adding paths leaves the others unchanged.
-    record, n_records : the record grid (see :func:`diagsim.recording.record_steps`): None/"linear"
+    record, n_records : the record grid (see :func:`diagsim.engine.recording.record_steps`): None/"linear"
         (``n_records`` evenly spaced points, default 101), "log", an integer stride, or an array of steps.
     model : "discrete" (default), "sde" or "slow-flow"; ``model_options`` are passed to that level's
         ``make_stepper`` (e.g. the SDE's dt).
@@ -559,7 +570,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
 
     Returns
     -------
-    :class:`~diagsim.result.Result`
+    :class:`~diagsim.engine.result.Result`
 
     Raises
     ------
@@ -590,16 +601,3 @@ def resume(checkpoint, *, progress: bool | None = None, checkpoint_every: float 
     return run.execute(progress=progress, checkpoint=checkpoint,
                        checkpoint_every=every if checkpoint_every is None else checkpoint_every,
                        callback=callback)
-
-
-class _CallableModule(type(importlib)):
-    """``diagsim.simulate`` is both this module (once imported) and the function: calling the module
-    calls :func:`simulate`, so ``diagsim.simulate(...)`` works however it was resolved."""
-
-    def __call__(self, *args, **kwargs):
-        return simulate(*args, **kwargs)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule

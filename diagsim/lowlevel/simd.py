@@ -8,7 +8,7 @@ output holds ``8 V`` paths (V = 1 or 2 vectors):
 
 with OUT (rows, 8 V), B (K, 8 V) and A[k, t] = A_flat[a_off + k * lda + t]. Each lane's entry is the
 sequence acc <- fmuladd(A[k, t], B[k, l], acc) for k in order: the operations of the per-path loops in
-:mod:`diagsim.optimizers._linalg` (``acc + a * b`` contracted), so every path's result is bitwise that of
+:mod:`diagsim.networks.diagonal.grouped` (``acc + a * b`` contracted), so every path's result is bitwise that of
 the per-path kernels, whichever lane, group or tile it is computed in. ``llvm.fmuladd`` is fused exactly
 where the contracted scalar code is (FMA hardware), so the equality also holds on a CPU without FMA.
 
@@ -27,7 +27,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import jit
+from .jit import jit
 
 #: doubles per vector (one 512-bit register; two 256-bit ones on AVX2)
 VEC = 8
@@ -116,16 +116,22 @@ def _tile(typingctx, T, A, a_off, lda, B, b_off, K, OUT, o_off):
         a_base = builder.gep(context.make_array(aty)(context, builder, A_).data, [as_i64(a_off_, a_off_ty)])
         o_base = builder.gep(context.make_array(oty)(context, builder, OUT_).data, [as_i64(o_off_, o_off_ty)])
         lda_, b_off_, K_ = as_i64(lda_, lda_ty), as_i64(b_off_, b_off_ty), as_i64(K_, k_ty)
-        # key = T * 64 + width selects the tile
+        # key = T * 64 + width selects the tile; any other key traps (lanes_matmul never passes one: an
+        # unexpected shape must stop the program, not leave OUT silently unchanged)
         key = builder.add(builder.mul(as_i64(T_, tty), ir.Constant(i64, 64)), width)
         end = builder.append_basic_block("simd_tile.end")
-        switch = builder.switch(key, end)
+        unexpected = builder.append_basic_block("simd_tile.unexpected")
+        switch = builder.switch(key, unexpected)
         for t, v in TILES:
             case = builder.append_basic_block(f"simd_tile{t}x{v}")
             switch.add_case(ir.Constant(i64, t * 64 + VEC * v), case)
             builder.position_at_end(case)
             _emit_tile(builder, t, v, a_base, lda_, b_arr.data, b_off_, K_, o_base)
             builder.branch(end)
+        builder.position_at_end(unexpected)
+        trap = builder.module.declare_intrinsic("llvm.trap", fnty=ir.FunctionType(ir.VoidType(), []))
+        builder.call(trap, [])
+        builder.unreachable()
         builder.position_at_end(end)
         return context.get_dummy_value()
 
@@ -139,6 +145,8 @@ def lanes_matmul(A, lda, B, K, OUT, rows):
     balanced sizes (a small remainder tile would be bound by the FMA latency); k runs in blocks of
     ``K_BLOCK`` so that a block of B stays in the L1 cache across the tiles."""
     width = B.shape[1]
+    if width != VEC and width != 2 * VEC:
+        raise ValueError("lanes_matmul: B must have 8 or 16 lanes (columns)")
     t_max = ACC_MAX * VEC // width
     q = (rows + t_max - 1) // t_max
     if q == 0:

@@ -1,4 +1,4 @@
-"""The contract between the run driver (:mod:`diagsim.simulate`) and the three levels of dynamics.
+"""The contract between the run driver (:mod:`diagsim.engine.driver`) and the three levels of dynamics.
 
 A *stepper* advances an ensemble of paths in place. The driver owns recording, checkpoints, progress,
 divergence handling and saving; a stepper only knows its dynamics. Discrete optimizers
@@ -18,7 +18,7 @@ run's noise seed, the horizon on the t clock when the run was given one in t or 
 whose step is chosen automatically may fit it to the horizon), and the level's own options, which are
 its other keyword-only parameters (the driver lists them in its error for an unknown option).
 
-Optional methods (the driver uses them when present, see :func:`diagsim.simulate.simulate`):
+Optional methods (the driver uses them when present, see :func:`diagsim.engine.driver.simulate`):
 
 * ``advance_checked(state, paths, step0, n_steps, active, limit, div_step, div_loss)``: as ``advance``,
   and a path whose loss at step k is non-finite or exceeds ``limit[p]`` stops at step k with

@@ -81,7 +81,7 @@ def noise_kernel():
     """out[p, s, :] <- rng.fill_normals (kind 0) or rng.fill_signs (kind 1) of (paths[p], step0 + s)."""
     if "noise" in _CACHE:
         return _CACHE["noise"]
-    from .. import rng
+    from ..lowlevel import rng
 
     normals_d = _lazy.device(rng.fill_normals)
     signs_d = _lazy.device(rng.fill_signs)

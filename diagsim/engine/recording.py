@@ -18,7 +18,7 @@ name                     definition
 =======================  ===================================================================
 train_loss               L = (1/2n) ||Z w - y||^2
 test_loss                ``problem.test_loss_w(w)`` (closed form 1/2 ||w - w*||^2 for generated
-                         problems; see :meth:`diagsim.problem.Problem.test_loss_w`)
+                         problems; see :meth:`diagsim.networks.diagonal.problem.Problem.test_loss_w`)
 l1                       ||w||_1
 support                  #{i : |w_i| > support_threshold} (default :data:`SUPPORT_THRESHOLD`)
 trace_h                  tr H = sum of the exact diag H (residual term included)
@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels as K
-from ._jit import jit
-from .derivatives import _first_second
-from .errors import DiagsimError, check_int
+from ..errors import DiagsimError, check_int
+from ..lowlevel.jit import jit
+from ..networks.diagonal import pathwise as K
+from ..networks.diagonal.derivatives import phi_derivatives
 
 #: |w_i| above this counts as in the support
 SUPPORT_THRESHOLD = 1e-3
@@ -97,9 +97,9 @@ def _check_size(n_points: int, n_paths: int) -> None:
 
 @jit
 def _loss_diag(theta, code, depth, Z, ZT, y, s, loss, diag):
-    """loss[p] and diag H[p] of every row, serially with the per-path kernels of :mod:`diagsim.kernels`
-    (the calls :mod:`diagsim.derivatives` makes, so the same bits; serial because a record is small
-    and a parallel launch costs more than it saves)."""
+    """loss[p] and diag H[p] of every row, serially with the per-path kernels of
+    :mod:`diagsim.networks.diagonal.pathwise` (the calls :mod:`diagsim.networks.diagonal.derivatives` makes,
+    so the same bits; serial because a record is small and a parallel launch costs more than it saves)."""
     n = Z.shape[0]
     d = Z.shape[1]
     w = np.empty(d)
@@ -142,7 +142,7 @@ def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_TH
         out["train_loss"][ok], h = loss_and_diag(problem, theta[ok])  # per path: independent of M
         out["trace_h"][ok] = h.sum(axis=1)
         out["trace_sqrt_diag_h"][ok] = np.sqrt(np.maximum(h, 0.0)).sum(axis=1)
-        wu, wv, *_ = _first_second(problem, theta[ok])
+        wu, wv, *_ = phi_derivatives(problem, theta[ok])
         rs = np.sqrt(problem.s)
         out["trace_sqrt_diag_gn"][ok] = (rs * (np.abs(wu) + np.abs(wv))).sum(axis=1)
     for key, val in (extra or {}).items():

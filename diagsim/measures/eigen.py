@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gram import PAIR_MEMORY_LIMIT, _CHUNK, _pair_products, weighted_gram  # noqa: F401  (re-exported)
+from ..networks.diagonal.gram import weighted_gram  # noqa: F401  (re-exported for the measures)
 
 
 def top_eigpair(K: np.ndarray, eigenvalues: np.ndarray | None = None):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..problem import Problem
+from ..networks.diagonal.problem import Problem
 
 #: |z| above this marks a contestant as statistically wrong
 Z_FLAG = 4.0

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parametrization import parametrization, w_numpy
-from .storage import read_npz, to_json, write_npz_atomic, write_text_atomic
+from ..networks.diagonal.parametrization import parametrization, w_numpy
+from ..storage import read_npz, to_json, write_npz_atomic, write_text_atomic
 
 FORMAT = "diagsim-result"
 FORMAT_VERSION = 1
@@ -28,7 +28,7 @@ class Result:
     Attributes
     ----------
     steps : (n_records,) int64 record steps; ``t`` = dt * steps and ``tau`` = lr * t (properties).
-    records : name -> (n_records, n_paths) observables (see :mod:`diagsim.recording`); NaN after a
+    records : name -> (n_records, n_paths) observables (see :mod:`diagsim.engine.recording`); NaN after a
         path diverged.
     final : name -> (n_paths, ...) final state arrays ("theta" (n_paths, 2d), optimizer moments, ...).
     final_observables : name -> (n_paths,) the observables of the final state.
