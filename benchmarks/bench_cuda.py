@@ -1,6 +1,6 @@
 """diagsim's CUDA kernels on a real GPU: throughput versus ensemble size, against the CPU in the same run.
 
-* Reference problem of issue 7 (label-noise SGD SDE, "uu-vv", n = 40, d = 100, k = 5, dt = 0.01, lr = 0.01,
+* The reference problem of `diagsim bench` (label-noise SGD SDE, "uu-vv", n = 40, d = 100, k = 5, dt = 0.01, lr = 0.01,
   delta = 1): path-steps/s of :class:`diagsim.cuda.SDELabelNoise` for each M (host <-> device copies
   included), and of the CPU integrator (:mod:`diagsim.sde`, all Numba threads) for the M's that fit the
   time budget. Agreement: the same (seed, path, step) gives the same Brownian increments on both, so the

@@ -1,4 +1,4 @@
-"""Speed of the discrete optimizers (issue 4 §7), with both baselines measured in the same run.
+"""Speed of the discrete optimizers, with both baselines measured in the same run.
 
     python benchmarks/bench_optimizers.py            # the paper's main run: Adam, d=1000, n=50, k=3
     python benchmarks/bench_optimizers.py --quick    # seconds
