@@ -1,7 +1,7 @@
 """Generic Euler–Maruyama integrator vs a hand-fused kernel on the label-noise SGD SDE.
 
-Reference problem (the one of `diagsim bench`): "uu-vv", n = 40, d = 100, k = 5, N(0, 1) design from seed 0, w* = 1 on the
-first k coordinates, u0 = v0 = 0.1, lr = 0.01, delta = 1, dt = 0.01, T = 100, M in {1, 64, 1024}.
+Reference problem (the one of `diagsim bench`): "uu-vv", n = 40, d = 100, k = 5, N(0, 1) design from seed 0,
+w* = 1 on the first k coordinates, u0 = v0 = 0.1, lr = 0.01, delta = 1, dt = 0.01, T = 100, M in {1, 64, 1024}.
 
 * generic: ``diagsim.sde`` (the integrator calls the model's drift and diffusion as first-class functions,
            on groups of 4 paths in lockstep sharing the loads of Z; see NOTES.md §7).

@@ -4,7 +4,8 @@ Times, per path-step of the label-noise SGD SDE (n = 40, d = 100, "uu-vv"), each
 of, in a Numba loop over 10^5 steps on one path (no threading):
 
 * noise:     40 N(0, 1) from ``rng.fill_normals`` (diagsim's Philox + Box-Muller), and the same variates
-             through libm's log/cos/sin (the implementation before the Philox generator's own routines), and NumPy's Generator;
+             through libm's log/cos/sin (the implementation before the generator had its own routines), and
+             NumPy's Generator;
 * forward:   w = u*u - v*v, r = Z w - y  with ``kernels.forward`` (one axpy per coordinate) and with the
              8-way unrolled ``networks.diagonal.grouped.forward_group`` (same IEEE operations, bitwise equal);
 * pullback:  Z^T c with ``kernels.pullback`` and ``networks.diagonal.grouped.pullback_group``;
