@@ -1,5 +1,6 @@
-"""Fingerprints of fixed runs: the SHA-256 of the final states and records of one run per optimizer and
-level, so that a refactoring can show that it changed no number (run before and after, compare).
+"""Fingerprints of fixed runs: the SHA-256 of the final states and, separately, of the records of one run
+per optimizer and level, so that a refactoring can show that it changed no number (run before and after,
+compare).
 
     python benchmarks/fingerprint.py [--json FILE] [--compare FILE]
 
@@ -15,14 +16,17 @@ import sys
 import numpy as np
 
 
-def _digest(res) -> str:
+def _sha(arrays: dict) -> str:
     h = hashlib.sha256()
-    for group in (res.final, res.records):
-        for k in sorted(group):
-            h.update(k.encode())
-            h.update(np.ascontiguousarray(group[k]).tobytes())
-    h.update(np.ascontiguousarray(res.div_step).tobytes())
+    for k in sorted(arrays):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(arrays[k]).tobytes())
     return h.hexdigest()
+
+
+def _digest(res) -> dict:
+    """{"final": the final states and divergence steps, "records": the recorded observables}."""
+    return {"final": _sha({**res.final, "__div_step": res.div_step}), "records": _sha(res.records)}
 
 
 def runs():
@@ -94,19 +98,24 @@ def main(argv=None) -> int:
     prints = {}
     for name, thunk in runs():
         prints[name] = _digest(thunk())
-        print(f"{name:28s} {prints[name][:16]}")
+        print(f"{name:28s} final {prints[name]['final'][:16]}  records {prints[name]['records'][:16]}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(prints, f, indent=1)
     if args.compare:
         with open(args.compare) as f:
             ref = json.load(f)
-        bad = [k for k in ref if prints.get(k) != ref[k]]
         missing = [k for k in prints if k not in ref]
-        print(f"{len(ref) - len(bad)}/{len(ref)} fingerprints equal" + (f"; new runs: {missing}" if missing else ""))
-        if bad:
-            print("DIFFERENT: " + ", ".join(bad))
-            return 1
+        status = 0
+        for part in ("final", "records"):
+            bad = [k for k in ref if prints.get(k, {}).get(part) != ref[k].get(part)]
+            print(f"{part}: {len(ref) - len(bad)}/{len(ref)} fingerprints equal")
+            if bad:
+                print(f"DIFFERENT ({part}): " + ", ".join(bad))
+                status = 1
+        if missing:
+            print(f"new runs: {', '.join(missing)}")
+        return status
     return 0
 
 

@@ -29,6 +29,13 @@ def add_problem_args(p: argparse.ArgumentParser, *, n: int = 50, d: int = 1000, 
     g.add_argument("--seed", type=int, default=seed, help=f"problem seed (default {seed})")
 
 
+def add_device_arg(p: argparse.ArgumentParser, default: str = "cpu") -> None:
+    """--device cpu | cuda | auto: where the paths are integrated (the GPU needs the extra ``gpu``)."""
+    p.add_argument("--device", default=default, help="cpu | cuda | auto: integrate the paths on the CPU or on a "
+                   "GPU (numba-cuda: pip install -e '.[gpu]'); auto picks the GPU when one is present "
+                   f"(default {default})")
+
+
 def problem_from_args(args: argparse.Namespace) -> Problem:
     if getattr(args, "data", None):
         return load_problem(args.data, parametrization=args.param, init=args.init, alpha=args.alpha)

@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address")
     p.add_argument("--format", default="pdf,png", help="comma-separated output formats (default pdf,png)")
     p.add_argument("--list", action="store_true", help="list the figures and exit")
+    p.add_argument("--device", default=None, help="cpu | cuda | auto: run the figures' simulations there "
+                   "(default: as configured, the CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=main)
 
@@ -59,7 +61,7 @@ def main(args) -> int:
     for n in names:
         rep = make_figure(n, quick=args.quick, cache_dir=args.cache, out_dir=args.out, root=root,
                           backend=args.backend, workers=args.workers, scheduler=args.scheduler,
-                          progress=not args.no_progress, formats=formats)
+                          progress=not args.no_progress, formats=formats, device=args.device)
         total += rep.compute_s + rep.plot_s
         print(f"{n}: {rep.computed} jobs computed, {rep.cached} cached; compute {rep.compute_s:.1f} s, "
               f"plot {rep.plot_s:.1f} s (CPU {rep.cpu_s:.1f} s) -> {', '.join(str(f) for f in rep.files)}")

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import check_int, check_positive
 from ..experiments.main_job import MainJobConfig, run_main_job
-from .common import add_problem_args, print_json, print_table, problem_from_args
+from .common import add_device_arg, add_problem_args, print_json, print_table, problem_from_args
 
 
 def register(sub) -> None:
@@ -22,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--label-noise", type=float, help="label-noise delta (1.0)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_arg(p)
     p.add_argument("--overwrite", action="store_true",
                    help="delete runs stored in the output folder with other settings (default: refuse them)")
     add_problem_args(p, n=18, d=100, k=4, seed=1)
@@ -40,6 +41,7 @@ def main(args: argparse.Namespace) -> int:
         v = getattr(args, flag)
         if v is not None:
             kw[key] = check(f"--{flag.replace('_', '-')}", v)
+    kw["device"] = args.device
     cfg = MainJobConfig(**kw)
     problem = problem_from_args(args)
     log = (lambda *a, **k: None) if args.json else print

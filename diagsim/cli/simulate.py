@@ -23,7 +23,7 @@ from dataclasses import fields
 import numpy as np
 
 from ..errors import DiagsimError, StoredWorkMismatch
-from .common import add_problem_args, print_json, print_table, problem_from_args
+from .common import add_device_arg, add_problem_args, print_json, print_table, problem_from_args
 
 
 def hyper_flags() -> dict:
@@ -106,6 +106,7 @@ def register(sub) -> None:
     r.add_argument("--checkpoint-every", default="60", help="seconds (60, 60s) or steps (5000steps)")
     r.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint")
     r.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    add_device_arg(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_problem_args(p)
     for a in p._actions:  # mark argparse's defaults (an append action must keep its list default: None)
@@ -255,7 +256,7 @@ def _print_summary(res, out_path, elapsed, w_star=None) -> None:
           f"seed={pr['seed']} ({pr.get('source', '')})")
     resumed = res.info.get("resumed_from_step")
     print(f"run         {res.n_paths} paths x {res.n_steps} steps, t = {cfg['t']:.6g}, tau = {cfg['tau']:.6g}, "
-          f"noise seed {cfg['seed']}, {elapsed:.3g} s"
+          f"noise seed {cfg['seed']}, {elapsed:.3g} s" + (", on the GPU" if cfg.get("device") == "cuda" else "")
           + (f" (continued from its checkpoint at step {resumed})" if resumed is not None else ""))
     print()
     n_ok = res.n_paths - int(res.diverged_mask.sum())
@@ -339,7 +340,7 @@ def main(args) -> int:
             res = simulate(problem, opt, steps=a.steps, t=a.t, tau=a.tau, n_paths=a.paths, seed=seed,
                            record=_record(a.record), n_records=a.n_records, model=a.model,
                            model_options=_model_options(a), progress=progress, checkpoint=checkpoint,
-                           checkpoint_every=every, divergence_factor=a.divergence_factor)
+                           checkpoint_every=every, divergence_factor=a.divergence_factor, device=a.device)
         except StoredWorkMismatch as exc:
             if not a.resume:
                 raise

@@ -54,6 +54,8 @@ def register(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="recompute jobs that failed before")
     p.add_argument("--dry-run", action="store_true", help="print the plan (jobs, cached) and stop")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--device", default=None, help="cpu | cuda | auto: run every simulation job there "
+                   "(default: as the config says, the CPU if it says nothing)")
     p.set_defaults(func=main)
 
 
@@ -77,7 +79,7 @@ def _main(args) -> int:
     check_choice("backend", args.backend, BACKENDS)
     if args.scheduler and args.backend != "dask":
         raise DiagsimError(f"--scheduler needs --backend dask (got --backend {args.backend})")
-    sweep = load_sweep(args.config, quick=args.quick)
+    sweep = load_sweep(args.config, quick=args.quick).on_device(args.device)
     if args.dry_run:
         plan = plan_sweep(sweep, args.cache)
         status = plan.status()

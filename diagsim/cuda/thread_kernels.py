@@ -4,7 +4,11 @@
   the step of :func:`diagsim.sde.integrator.em_kernel` line for line for a group of one path (the model
   functions take (1, .) row views): increment (Philox "brownian"), drift, b dt, xi += beta dt,
   diffusion, x += b.
-* the discrete optimizers' kernels (both layouts) are in :mod:`.warp` (:func:`.warp.discrete_kernel`).
+* :func:`observe_kernel` — the recorded observables of every path (:func:`diagsim.engine.recording.observe_row`,
+  the function the CPU records with), so that a run on the GPU records without copying its states back.
+* :func:`check_kernel` — the driver's end-of-chunk divergence check for steppers that do not check every
+  step (the SDEs), on the device.
+* the discrete optimizers' kernels (both layouts) are in :mod:`.warp_kernels`.
 
 Per-path scratch lives in global memory (rows of arrays allocated by the host). Kernels are built on
 first use (numba.cuda is imported only then) and cached per model functions.
@@ -98,4 +102,63 @@ def noise_kernel():
                 signs_d(k0, k1, paths[p], step0 + s, out[p, s], scale)
 
     _CACHE["noise"] = kernel
+    return kernel
+
+
+def observe_kernel():
+    """out[p] <- observe_row(theta[p]) for every row (scratch rows per path)."""
+    if "observe" in _CACHE:
+        return _CACHE["observe"]
+    from ..engine.recording import observe_row
+
+    observe_d = _lazy.device(observe_row)
+
+    @cuda.jit
+    def kernel(theta, code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, W, R, GW, DIAG, out):
+        p = cuda.grid(1)
+        if p >= theta.shape[0]:
+            return
+        observe_d(theta[p], code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, W[p], R[p], GW[p],
+                  DIAG[p], out[p])
+
+    _CACHE["observe"] = kernel
+    return kernel
+
+
+def check_kernel():
+    """The driver's end-of-chunk divergence check at step k (see diagsim.engine.driver): a path's loss is
+    NaN when its state is not finite; an active path whose loss is not finite or above its limit stops,
+    and so does a path the stepper stopped without saying when; both get div_step = k, div_loss = loss."""
+    if "check" in _CACHE:
+        return _CACHE["check"]
+    from ..networks.diagonal.grouped import forward_strided, loss_of, w_of_strided
+
+    w_d = _lazy.device(w_of_strided)
+    fwd_d = _lazy.device(forward_strided)
+    loss_d = _lazy.device(loss_of)
+
+    @cuda.jit
+    def kernel(theta, code, depth, ZT, y, limit, active, div_step, div_loss, k, W, R):
+        p = cuda.grid(1)
+        if p >= theta.shape[0]:
+            return
+        stopped = (not active[p]) and div_step[p] < 0
+        if not (active[p] or stopped):
+            return
+        th = theta[p]
+        L = math.nan
+        finite = True
+        for i in range(th.shape[0]):
+            if not math.isfinite(th[i]):
+                finite = False
+        if finite:
+            w_d(th, code, depth, W[p], 0, 1)
+            fwd_d(ZT, y, W[p], R[p], 0, 1)
+            L = loss_d(R[p])
+        if stopped or not math.isfinite(L) or L > limit[p]:
+            active[p] = False
+            div_step[p] = k
+            div_loss[p] = L
+
+    _CACHE["check"] = kernel
     return kernel

@@ -10,8 +10,9 @@ CUDA simulator a path is bitwise the CPU's, on a device it differs only where th
 contracts differently.
 
 Covered: the label-noise SGD SDE and gradient flow (``diagsim.sde``, models "sgd-label-noise" /
-"gradient-flow", one Brownian sub-step per step), and the discrete GD / SGD / Adam / RMSProp / AdamE-λ
-with label noise or none (:func:`discrete_kernel`, which also builds the one-thread-per-path layout).
+"gradient-flow", one Brownian sub-step per step), and the discrete optimizers whose gradient is the plain
+noisy gradient or SAF's / MESA's and whose update rule is element-wise (:func:`discrete_kernel`, which
+also builds the one-thread-per-path layout that runs every discrete optimizer).
 Barriers are ``cuda.syncthreads()`` of the one-warp block: every lane of a block follows the same control
 flow (the divergence test reads the loss, which every lane computes from the same residual).
 """
@@ -88,11 +89,14 @@ def em_label_noise_kernel():
 
 
 def discrete_kernel(lanes: int = LANES):
-    """GD / SGD / Adam (RMSProp, AdamE-lambda) with label noise or none, ``lanes`` threads per path.
+    """Every discrete optimizer, ``lanes`` threads per path: the step of
+    :func:`diagsim.optimizers.step_loop.advance_group` for a group of one path, with the same per-entry
+    functions.
 
-    ``lanes`` = 32: one warp per path (launch ``[M, 32]``); ``lanes`` = 1: one thread per path (launch
-    ``[ceil(M / 128), 128]``; no barriers are compiled in, as no thread shares a path). The same code, the
-    same per-entry arithmetic: the two layouts give the same numbers.
+    ``lanes`` = 32: one warp per path (launch ``[M, 32]``) for the optimizers whose gradient is the plain
+    noisy gradient or SAF's / MESA's and whose update rule is element-wise; ``lanes`` = 1: one thread per
+    path (launch ``[ceil(M / 128), 128]``; no barriers are compiled in), every optimizer (the SAM family's
+    perturbations and Adam-mini's block update run on one thread). The two layouts give the same numbers.
     """
     key = ("discrete", lanes)
     if key in _CACHE:
@@ -101,7 +105,19 @@ def discrete_kernel(lanes: int = LANES):
     from ..networks.diagonal.grouped import forward_strided, loss_of, pullback_strided, w_of_strided
     from ..optimizers import step_loop as OK
     from ..optimizers import updates as OU
-    from ..optimizers.lowering import F_DELTA, I_BATCH
+    from ..optimizers.lowering import (
+        F_BETA_EMA,
+        F_DELTA,
+        F_LAM_TRA,
+        GRAD_MESA,
+        GRAD_SAF,
+        GRAD_SAM,
+        I_BATCH,
+        I_DELAY,
+        I_M_CHUNKS,
+        I_VARIANT,
+        V_MSAM,
+    )
 
     w_d = _lazy.device(w_of_strided)
     fwd_d = _lazy.device(forward_strided)
@@ -110,12 +126,17 @@ def discrete_kernel(lanes: int = LANES):
     coef_d = _lazy.device(OK.coefficients)
     pull_d = _lazy.device(pullback_strided)
     chain_d = _lazy.device(K.chain_strided)
-    update_d = _lazy.device(OU.apply_elementwise)
+    elementwise_d = _lazy.device(OU.apply_elementwise)
+    update_d = _lazy.device(OU.apply_update)
+    perturb_d = _lazy.device(OK.perturbation)
+    msam_d = _lazy.device(OK.msam_gradient)
+    ema_d = _lazy.device(OK.ema_update_strided)
     SHARED = lanes > 1
 
     @cuda.jit
-    def kernel(update, noise, fp, ip, keys, code, depth, Z, ZT, y, theta, s1, s2, paths, step0, n_steps, active,
-               limit, div_step, div_loss, W, R, XI, WROW, PERM, C, GW, GR, UBUF):
+    def kernel(gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y, theta, s1, s2, buf,
+               paths, step0, n_steps, active, limit, div_step, div_loss,
+               W, R, R2, XI, WROW, PERM, C, GW, GR, TH, UBUF, SUMS, TD1, TD2, TM1, TM2, ORD, OTMP):
         g = cuda.grid(1)
         p = g // lanes
         lane = g - p * lanes
@@ -125,13 +146,29 @@ def discrete_kernel(lanes: int = LANES):
             return
         delta = fp[F_DELTA]
         batch = ip[I_BATCH]
+        variant = ip[I_VARIANT]
+        delay = ip[I_DELAY]
+        beta_ema = fp[F_BETA_EMA]
+        two_lam = 2.0 * fp[F_LAM_TRA] if (gradient == GRAD_SAF or gradient == GRAD_MESA) else 0.0
         th = theta[p]
         w = W[p]
         r = R[p]
+        rhat = R2[p]
         c = C[p]
         gw = GW[p]
         gr = GR[p]
+        n = r.shape[0]
         for k in range(step0, step0 + n_steps):
+            # the reference residual of SAF (stored delay steps ago) or MESA (of the EMA model, slot s1)
+            if gradient == GRAD_SAF:
+                rhat = buf[p, k % delay]
+            elif gradient == GRAD_MESA:
+                w_d(s1[p], code, depth, w, lane, lanes)
+                if SHARED:
+                    cuda.syncthreads()
+                fwd_d(ZT, y, w, rhat, lane, lanes)
+                if SHARED:
+                    cuda.syncthreads()
             w_d(th, code, depth, w, lane, lanes)
             if SHARED:
                 cuda.syncthreads()
@@ -145,18 +182,47 @@ def discrete_kernel(lanes: int = LANES):
                     div_step[p] = k
                     div_loss[p] = L
                 break
+            n_rows = n
             if lane == 0:  # n entries of noise and coefficients: one lane
-                noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
-                coef_d(r, XI[p], WROW[p], 0.0, r, c)
+                n_rows = noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
+                coef_d(r, XI[p], WROW[p], two_lam, rhat, c)
             if SHARED:
                 cuda.syncthreads()
+            if gradient == GRAD_SAF:  # this step's residual goes into the slot just read
+                for j in range(lane, n, lanes):
+                    buf[p, k % delay, j] = r[j]
             pull_d(Z, c, gw, lane, lanes)
             chain_d(th, code, depth, gw, gr, lane, lanes)  # entries i, d + i: gw[i] is this lane's own
             if SHARED:
                 cuda.syncthreads()
-            update_d(update, th, s1[p], s2[p], gr, fp, ip, k, lane, lanes)
+            if gradient == GRAD_SAM:  # one thread per path: the gradient at theta + eps, the same noise
+                if variant == V_MSAM:
+                    msam_d(code, depth, Z, y, fp, ip[I_M_CHUNKS], th, r, XI[p], PERM[p], n_rows, gr, TD1[p],
+                           TM1[p], TM2[p], TD2[p])
+                else:
+                    tp = TH[p]
+                    perturb_d(variant, fp, ip, keys, paths[p], k, th, gr, tp, UBUF[p], TM1[p], ORD[p], OTMP[p])
+                    w_d(tp, code, depth, w, 0, 1)
+                    fwd_d(ZT, y, w, r, 0, 1)
+                    coef_d(r, XI[p], WROW[p], 0.0, r, c)
+                    pull_d(Z, c, gw, 0, 1)
+                    chain_d(tp, code, depth, gw, gr, 0, 1)
             if SHARED:
+                elementwise_d(update, th, s1[p], s2[p], gr, fp, ip, k, lane, lanes)
                 cuda.syncthreads()
+            else:
+                update_d(update, th, s1[p], s2[p], gr, fp, ip, blocks, bsize, SUMS[p], k)
+            if gradient == GRAD_MESA:  # the EMA copy follows the new theta
+                ema_d(s1[p], th, beta_ema, lane, lanes)
+                if SHARED:
+                    cuda.syncthreads()
 
     _CACHE[key] = kernel
     return kernel
+
+
+def runs_on_warps(gradient: int, update: int) -> bool:
+    """Whether the warp-per-path layout covers an optimizer (else one thread per path runs it)."""
+    from ..optimizers.lowering import GRAD_SAM
+    from ..optimizers.updates import ELEMENTWISE
+    return gradient != GRAD_SAM and update in ELEMENTWISE

@@ -96,11 +96,31 @@ def data_hash(problem: Problem) -> str:
 DRIVER_ARGUMENTS = ("seed", "t_end")
 
 
+#: where a run's paths can be integrated
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device: str, model: str) -> str:
+    """"cpu" or "cuda" for ``device`` ("auto": a real GPU when one is present and the level runs there)."""
+    from ..cuda import _lazy
+    from ..cuda.steppers import LEVELS, check_level
+    check_choice("device", device, DEVICES)
+    if device == "cuda":
+        check_level(model)  # before the level's stepper is made (a slow flow's start point takes time)
+    if device != "auto":
+        return device
+    if model not in LEVELS:
+        return "cpu"
+    return "cuda" if (_lazy.unavailable_reason() is None and not _lazy.simulator()) else "cpu"
+
+
 def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_options: dict | None = None,
-                 t_end: float | None = None):
+                 t_end: float | None = None, device: str = "cpu"):
     """The stepper of ``model`` (its module imported on first use) for ``problem`` and ``optimizer``:
     ``make_stepper(problem, optimizer, seed=seed, t_end=t_end, **model_options)`` of that level, with noise
-    keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see :mod:`diagsim.engine.stepper`).
+    keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see
+    :mod:`diagsim.engine.stepper`); with ``device="cuda"`` wrapped in its device stepper
+    (:mod:`diagsim.cuda.steppers`), which keeps the ensemble on the GPU.
     """
     check_choice("model", model, MODELS)
     mod = importlib.import_module(MODELS[model])
@@ -109,7 +129,11 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
     if reserved:
         raise DiagsimError(f"pass {', '.join(reserved)} to simulate(...) itself, not in model_options")
     _check_model_options(model, mod.make_stepper, opts)
-    return mod.make_stepper(problem, optimizer, seed=seed, t_end=t_end, **opts)
+    stepper = mod.make_stepper(problem, optimizer, seed=seed, t_end=t_end, **opts)
+    if device == "cuda":
+        from ..cuda.steppers import on_device
+        stepper = on_device(stepper)
+    return stepper
 
 
 def _check_model_options(model: str, factory, opts: dict) -> None:
@@ -244,7 +268,12 @@ class _Run:
 
     def _check(self, k: int) -> None:
         """Driver-side divergence check of the current state at step k (active paths, and paths the
-        stepper stopped without saying when)."""
+        stepper stopped without saying when). A stepper that keeps its state elsewhere (the GPU) checks it
+        there (``check_divergence``)."""
+        on_device = getattr(self.stepper, "check_divergence", None)
+        if callable(on_device):
+            on_device(self.state, k, self.active, self.limit, self.div_step, self.div_loss)
+            return
         L = self._losses()
         bad = self.active & (~np.isfinite(L) | (L > self.limit))
         stopped = ~self.active & (self.div_step < 0)
@@ -254,9 +283,18 @@ class _Run:
             self.div_loss[row] = L[row]
 
     def _observe(self) -> dict:
+        on_device = getattr(self.stepper, "observe", None)
+        if callable(on_device):  # a stepper that keeps its state on the GPU records there
+            return on_device(self.state, self.config["support_threshold"])
         stats = self.stepper.preconditioner_stats(self.state) or {}
         return observe(self.problem, self.state["theta"], support_threshold=self.config["support_threshold"],
                        extra=stats)
+
+    def _sync(self) -> None:
+        """Bring the host's copy of the state up to date (steppers that keep it on a device)."""
+        sync = getattr(self.stepper, "sync", None)
+        if callable(sync):
+            sync(self.state)
 
     def _record(self) -> None:
         dead = (self.div_step >= 0) & (self.div_step < self.step)
@@ -280,6 +318,7 @@ class _Run:
 
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path, checkpoint_every) -> None:
+        self._sync()
         P = self.problem
         arrays = {f"state__{k}": v for k, v in self.state.items()}
         arrays.update({f"rec__{k}": v for k, v in self.recorder.records.items()})
@@ -319,7 +358,7 @@ class _Run:
         from ..optimizers.specs import from_config
         optimizer = from_config(cfg["optimizer"])
         stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"],
-                               t_end=cfg.get("t_end"))
+                               t_end=cfg.get("t_end"), device=cfg.get("device", "cpu"))
         state = {k: arrays[f"state__{k}"].copy() for k in meta["state"]}
         recorder = Recorder(arrays["grid"], arrays["paths"].shape[0],
                             {k: arrays[f"rec__{k}"].copy() for k in meta["records"]}, meta["recorded"])
@@ -358,6 +397,7 @@ class _Run:
                         self._record()
                     bar.update(self.step)
                     if callback is not None:
+                        self._sync()
                         callback(self.step, self.state)
                     now = time.perf_counter()
                     if checkpoint is not None and (intr.flag or (ck_steps and self.step % ck_steps == 0)
@@ -384,6 +424,7 @@ class _Run:
         return self.result()
 
     def result(self) -> Result:
+        self._sync()
         final_obs = self._observe()
         dead = self.div_step >= 0
         for v in final_obs.values():
@@ -426,7 +467,12 @@ class RunPlan:
     #: entries that follow from others (shown only when nothing else differs)
     DERIVED = ("t:", "tau:", "dt:", "lr:", "n_records:", "stepper.", "problem.data_sha256:")
 
+    #: entries added to the configuration after results were first stored, with the value that stored work
+    #: without them had
+    LEGACY_DEFAULTS = {"t_end": None, "device": "cpu"}
+
     def differences(self, config: dict, grid, paths) -> list[str]:
+        config = {**self.LEGACY_DEFAULTS, **config}
         diffs = config_diff(config, self.config, ignore=self.NOT_IDENTITY)
         primary = [d for d in diffs if not d.startswith(self.DERIVED)]
         diffs = primary or diffs
@@ -443,7 +489,8 @@ class RunPlan:
 def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float | None = None,
              tau: float | None = None, n_paths: int = 1, seed: int = 0, record=None, n_records: int = N_RECORDS,
              model: str = "discrete", model_options: dict | None = None, paths=None, theta0=None,
-             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD) -> RunPlan:
+             divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD,
+             device: str = "cpu") -> RunPlan:
     """Validate the arguments of :func:`simulate` and decide everything about the run without running it
     (and without allocating the ensemble): its stepper, configuration, path ids and record grid. Raises
     a one-line :class:`DiagsimError` for bad input, and when the run would not fit in memory."""
@@ -476,7 +523,8 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         t_end = check_positive("t", t, allow_zero=True)
     elif tau is not None:
         t_end = check_positive("tau", tau, allow_zero=True) / optimizer.lr
-    stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end)
+    device = resolve_device(device, model)
+    stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end, device=device)
     N = horizon_steps(stepper, steps, t, tau)
     grid = record_steps(N, record, n_records, M)
     _check_run_memory(problem, stepper, M, grid.size)
@@ -486,7 +534,7 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         "optimizer": optimizer.config(),
         "model": model, "model_options": model_options, "stepper": stepper.config(),
         "seed": seed, "n_paths": M, "steps": N, "dt": dt, "lr": lr, "t": N * dt, "tau": N * dt * lr,
-        "t_end": t_end,
+        "t_end": t_end, "device": device,
         "record": record if (record is None or isinstance(record, (str, int))) else "array",
         "n_records": int(grid.size), "theta0": "problem.theta0" if theta0 is None else "given",
         "divergence_factor": factor, "support_threshold": support_threshold,
@@ -539,7 +587,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
              model: str = "discrete", model_options: dict | None = None, paths=None, theta0=None,
              progress: bool | None = None, checkpoint=None, checkpoint_every: float | int = 60.0,
              divergence_factor: float = 1e6, support_threshold: float = SUPPORT_THRESHOLD,
-             callback=None) -> Result:
+             callback=None, device: str = "cpu") -> Result:
     """Run an ensemble of ``n_paths`` independent paths of ``optimizer`` on ``problem``.
 
     Parameters
@@ -566,7 +614,12 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     divergence_factor : a path diverges when its loss is not finite or exceeds
         ``divergence_factor * (initial loss + 1)``.
     support_threshold : |w_i| above which a coordinate counts in the recorded support size.
-    callback : ``callback(step, state)`` called after every chunk of steps (state is live: do not modify).
+    callback : ``callback(step, state)`` called after every chunk of steps (state is live: do not modify;
+        on the GPU the state is copied back for it at every chunk).
+    device : "cpu" (default), "cuda" (the discrete and SDE levels on the GPU, :mod:`diagsim.cuda.steppers`:
+        the ensemble stays on the device, records are computed there, the result is the CPU's to rounding)
+        or "auto" (the GPU when one is present and the level runs there). Part of the configuration: a
+        checkpoint made on one device continues on that device.
 
     Returns
     -------
@@ -579,7 +632,7 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     """
     plan = plan_run(problem, optimizer, steps=steps, t=t, tau=tau, n_paths=n_paths, seed=seed, record=record,
                     n_records=n_records, model=model, model_options=model_options, paths=paths, theta0=theta0,
-                    divergence_factor=divergence_factor, support_threshold=support_threshold)
+                    divergence_factor=divergence_factor, support_threshold=support_threshold, device=device)
     _checkpoint_every(checkpoint_every)
     run = None
     if checkpoint is not None:

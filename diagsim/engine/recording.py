@@ -31,18 +31,21 @@ trace_sqrt_diag_gn       the same with the Gauss-Newton diagonal (1/n) diag(J^T 
 precond/<stat>           the stepper's ``preconditioner_stats`` (e.g. v_mean, precond_mean)
 =======================  ===================================================================
 
-Rows whose theta is not finite give NaN. Every value of a
-path is computed from that path's state alone, by row-wise kernels and reductions, so it does not depend
-on the other paths (a replayed path records the same bits).
+Rows whose theta is not finite give NaN. Every value of a path is computed from that path's state alone by
+:func:`observe_row`, one Numba function whose sums run over the entries in index order, so it does not
+depend on the other paths (a replayed path records the same bits), and the GPU computes the records with
+the same function (:mod:`diagsim.cuda`).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..errors import DiagsimError, check_int
 from ..lowlevel.jit import jit
 from ..networks.diagonal import pathwise as K
-from ..networks.diagonal.derivatives import phi_derivatives
+from ..networks.diagonal.parametrization import phi1, phi_exact
 
 #: |w_i| above this counts as in the support
 SUPPORT_THRESHOLD = 1e-3
@@ -96,19 +99,26 @@ def _check_size(n_points: int, n_paths: int) -> None:
 
 
 @jit
-def _loss_diag(theta, code, depth, Z, ZT, y, s, loss, diag):
-    """loss[p] and diag H[p] of every row, serially with the per-path kernels of
-    :mod:`diagsim.networks.diagonal.pathwise` (the calls :mod:`diagsim.networks.diagonal.derivatives` makes,
-    so the same bits; serial because a record is small and a parallel launch costs more than it saves)."""
+def loss_diag_row(theta, code, depth, Z, ZT, y, s, w, r, gw, diag):
+    """The training loss of one state theta (2d,) (returned) and its exact diag H into ``diag`` (2d,), with
+    the per-path kernels of :mod:`diagsim.networks.diagonal.pathwise` (the calls
+    :mod:`diagsim.networks.diagonal.derivatives` makes, so the same bits); scratch w (d,), r (n,), gw (d,)."""
     n = Z.shape[0]
-    d = Z.shape[1]
-    w = np.empty(d)
-    r = np.empty(n)
-    gw = np.empty(d)
+    loss = K.forward(theta, code, depth, ZT, y, w, r)
+    K.pullback(Z, r, 1.0 / n, gw)
+    K.diag_hessian(theta, code, depth, s, gw, diag)
+    return loss
+
+
+@jit
+def _loss_diag(theta, code, depth, Z, ZT, y, s, loss, diag):
+    """loss[p] and diag H[p] of every row, serially (a record is small: a parallel launch costs more than
+    it saves)."""
+    w = np.empty(Z.shape[1])
+    r = np.empty(Z.shape[0])
+    gw = np.empty(Z.shape[1])
     for p in range(theta.shape[0]):
-        loss[p] = K.forward(theta[p], code, depth, ZT, y, w, r)
-        K.pullback(Z, r, 1.0 / n, gw)
-        K.diag_hessian(theta[p], code, depth, s, gw, diag[p])
+        loss[p] = loss_diag_row(theta[p], code, depth, Z, ZT, y, s, w, r, gw, diag[p])
 
 
 def loss_and_diag(problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,34 +130,109 @@ def loss_and_diag(problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loss, diag
 
 
+#: how the test loss is measured (``test_kind`` of :func:`observe_row`)
+TEST_NONE, TEST_TEACHER, TEST_SET = range(3)
+
+
+@jit
+def observe_row(theta, code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, w, r, gw, diag, out):
+    """The observables of one state theta (2d,) into ``out`` (len(OBSERVABLES),), in the order of
+    :data:`OBSERVABLES`; ``rs`` = sqrt(s); ``test_kind``: TEST_TEACHER (1/2 ||w - w*||^2), TEST_SET
+    ((1/2 n_test) ||Z_test w - y_test||^2) or TEST_NONE (NaN). A state with a non-finite entry gives NaN
+    everywhere. Scratch: w (d,), r (n,), gw (d,), diag (2d,). Every sum runs over the entries in index
+    order: the CPU and the GPU (which calls this function on the device) add in the same order."""
+    d = ZT.shape[0]
+    for i in range(2 * d):
+        if not math.isfinite(theta[i]):
+            for q in range(out.shape[0]):
+                out[q] = np.nan
+            return
+    out[0] = loss_diag_row(theta, code, depth, Z, ZT, y, s, w, r, gw, diag)
+    for i in range(d):  # w as NumPy rounds it (the kernels' w may fuse u*u - v*v into one rounding)
+        w[i] = phi_exact(code, depth, theta[i], theta[d + i])
+    trace_h = 0.0
+    trace_sqrt_h = 0.0
+    for i in range(2 * d):
+        trace_h += diag[i]
+        trace_sqrt_h += math.sqrt(max(diag[i], 0.0))
+    l1 = 0.0
+    support = 0.0
+    gn = 0.0
+    for i in range(d):
+        a = abs(w[i])
+        l1 += a
+        if a > threshold:
+            support += 1.0
+        _, wu, wv = phi1(code, depth, theta[i], theta[d + i])
+        gn += rs[i] * (abs(wu) + abs(wv))
+    test = np.nan
+    if test_kind == TEST_TEACHER:
+        acc = 0.0
+        for i in range(d):
+            e = w[i] - w_star[i]
+            acc += e * e
+        test = 0.5 * acc
+    elif test_kind == TEST_SET:
+        acc = 0.0
+        for j in range(Zt.shape[0]):
+            rj = -yt[j]
+            for i in range(d):
+                rj += Zt[j, i] * w[i]
+            acc += rj * rj
+        test = 0.5 * acc / Zt.shape[0]
+    out[1] = test
+    out[2] = l1
+    out[3] = support
+    out[4] = trace_h
+    out[5] = trace_sqrt_h
+    out[6] = gn
+
+
+@jit
+def _observe_rows(theta, code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, out):
+    n, d = Z.shape
+    w = np.empty(d)
+    r = np.empty(n)
+    gw = np.empty(d)
+    diag = np.empty(2 * d)
+    for p in range(theta.shape[0]):
+        observe_row(theta[p], code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, w, r, gw, diag,
+                    out[p])
+
+
+def observe_arguments(problem, support_threshold: float) -> tuple:
+    """The problem-dependent arguments of :func:`observe_row` after theta:
+    (code, depth, Z, ZT, y, s, rs, w_star, Z_test, y_test, test_kind, threshold)."""
+    d = problem.d
+    if problem.Z_test is not None:
+        kind, w_star, Zt, yt = TEST_SET, np.zeros(d), problem.Z_test, problem.y_test
+    elif problem.w_star is not None:
+        kind, w_star, Zt, yt = TEST_TEACHER, problem.w_star, np.zeros((1, d)), np.zeros(1)
+    else:
+        kind, w_star, Zt, yt = TEST_NONE, np.zeros(d), np.zeros((1, d)), np.zeros(1)
+    return (problem.param.code, problem.param.depth, problem.Z, problem.ZT, problem.y, problem.s,
+            np.sqrt(problem.s), np.ascontiguousarray(w_star, dtype=np.float64),
+            np.ascontiguousarray(Zt, dtype=np.float64), np.ascontiguousarray(yt, dtype=np.float64), kind,
+            float(support_threshold))
+
+
+def observables_from_rows(rows: np.ndarray, extra: dict | None = None) -> dict[str, np.ndarray]:
+    """The dict of observables from the (M, len(OBSERVABLES)) rows of :func:`observe_row`; ``extra``
+    (name -> (M,)) is appended as ``precond/<name>``."""
+    out = {name: np.ascontiguousarray(rows[:, q]) for q, name in enumerate(OBSERVABLES)}
+    for key, val in (extra or {}).items():
+        out[f"precond/{key}"] = np.asarray(val, dtype=np.float64).reshape(rows.shape[0])
+    return out
+
+
 def observe(problem, theta: np.ndarray, *, support_threshold: float = SUPPORT_THRESHOLD,
             extra: dict | None = None) -> dict[str, np.ndarray]:
     """The observables of the module doc for states ``theta`` (n_paths, 2d); ``extra`` (name -> (n_paths,))
     is appended as ``precond/<name>``."""
-    theta = np.asarray(theta, dtype=np.float64)
-    M = theta.shape[0]
-    ok = np.all(np.isfinite(theta), axis=1)
-    out = {name: np.full(M, np.nan) for name in OBSERVABLES}
-    with np.errstate(all="ignore"):
-        w = problem.w(theta)
-        if problem.Z_test is not None:  # a product with Z_test: row by row, so each row is independent of M
-            out["test_loss"] = np.array([problem.test_loss_w(wi) for wi in w], dtype=np.float64).reshape(M)
-        else:
-            out["test_loss"] = problem.test_loss_w(w)
-        out["l1"] = np.sum(np.abs(w), axis=1)
-        out["support"] = np.sum(np.abs(w) > support_threshold, axis=1).astype(np.float64)
-    for name in ("test_loss", "l1", "support"):
-        out[name][~ok] = np.nan
-    if ok.any():
-        out["train_loss"][ok], h = loss_and_diag(problem, theta[ok])  # per path: independent of M
-        out["trace_h"][ok] = h.sum(axis=1)
-        out["trace_sqrt_diag_h"][ok] = np.sqrt(np.maximum(h, 0.0)).sum(axis=1)
-        wu, wv, *_ = phi_derivatives(problem, theta[ok])
-        rs = np.sqrt(problem.s)
-        out["trace_sqrt_diag_gn"][ok] = (rs * (np.abs(wu) + np.abs(wv))).sum(axis=1)
-    for key, val in (extra or {}).items():
-        out[f"precond/{key}"] = np.asarray(val, dtype=np.float64).reshape(M)
-    return out
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    rows = np.empty((theta.shape[0], len(OBSERVABLES)))
+    _observe_rows(theta, *observe_arguments(problem, support_threshold), rows)
+    return observables_from_rows(rows, extra)
 
 
 class Recorder:

@@ -24,6 +24,10 @@ Optional methods (the driver uses them when present, see :func:`diagsim.engine.d
   and a path whose loss at step k is non-finite or exceeds ``limit[p]`` stops at step k with
   ``active[p] = False``, ``div_step[p] = k``, ``div_loss[p]`` = that loss. Without it the driver checks
   the loss itself at the end of every chunk of steps (so the reported step is the chunk's end).
+* ``observe(state, support_threshold) -> dict``, ``sync(state)``, ``check_divergence(state, k, active, limit,
+  div_step, div_loss)``: a stepper that keeps the ensemble on a device (:mod:`diagsim.cuda.steppers`)
+  computes the records and the divergence check there, and brings the host's copy of ``state`` up to date
+  only when the driver needs it (a checkpoint, the result, a callback).
 * ``divergence_hint() -> str``: which hyperparameter is likely too large, e.g.
   ``"lr=0.5 is likely too large"`` (default: built from ``lr``).
 """

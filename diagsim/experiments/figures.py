@@ -222,12 +222,14 @@ def _cpu_seconds() -> float:
 
 def make_figure(name, *, quick: bool = False, cache_dir=None, out_dir=None, root=None,
                 backend: str = "serial", workers=None, scheduler=None, progress: bool = True,
-                formats=("pdf", "png")) -> FigureReport:
+                formats=("pdf", "png"), device: str | None = None) -> FigureReport:
     """Compute (cached) and draw one figure. Defaults: cache ``results/paper_repro/cache`` (quick:
     ``results/paper_repro/cache-quick``), output ``figures/full/`` (quick: ``figures/``) next to
-    ``paper_repro``."""
+    ``paper_repro``. ``device`` runs the figure's simulations there ("cuda", "auto"; None: as configured);
+    the device is part of each job's configuration, so such results have their own cache entries."""
     root = repro_dir(root)
     spec = load_figure(name, quick=quick, root=root)
+    spec.sweeps = {label: sw.on_device(device) for label, sw in spec.sweeps.items()}
     cache_dir = Path(cache_dir) if cache_dir else default_cache(root, quick)
     out_dir = Path(out_dir) if out_dir else default_out(root, quick)
     t0, c0 = time.perf_counter(), _cpu_seconds()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +39,10 @@ class MainJobConfig:
     sgd_steps: int = 1_000_000
     n_paths: int = 8
     noise_seed: int = 0
+    device: str = "cpu"
 
     def quick(self) -> "MainJobConfig":
-        return MainJobConfig(self.adam_lr, self.sgd_lr, self.label_noise, 100_000, 100_000, 4, self.noise_seed)
+        return replace(self, adam_steps=100_000, sgd_steps=100_000, n_paths=4)
 
 
 def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, log, callback=None):
@@ -52,7 +53,7 @@ def _run_one(name, problem, opt, steps, cfg, out: Path, *, progress, overwrite, 
     from ..engine.result import load_result
     final = out / f"{name}.npz"
     ckpt = out / f"{name}.ckpt.npz"
-    kw = dict(steps=steps, n_paths=cfg.n_paths, seed=cfg.noise_seed, record="log")
+    kw = dict(steps=steps, n_paths=cfg.n_paths, seed=cfg.noise_seed, record="log", device=cfg.device)
     plan = plan_run(problem, opt, **kw)
     if overwrite:
         for path in (final, final.with_suffix(".json"), ckpt):

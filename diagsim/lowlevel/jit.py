@@ -128,20 +128,23 @@ def jit_typed(signature, **overrides):
     return lambda f: numba.njit(signature, **opts)(f)
 
 
-def serial_and_parallel(fn):
-    """(serial, parallel) compilations of one function whose outer loop is a ``prange`` over paths.
+def renamed(fn, suffix: str):
+    """A copy of the Python function ``fn`` named ``<name><suffix>``, to compile with other options.
 
-    The serial one is compiled from a renamed copy of ``fn``: Numba's on-disk cache is keyed by the
-    function's qualified name and signature, not by the ``parallel`` flag, so two variants of one name
-    would overwrite each other's cache entries.
-    """
+    Numba's on-disk cache is keyed by the function's qualified name, source line and signature, not by its
+    compilation options, so two compilations of one function would load each other's cache entries."""
     import types
 
-    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                              fn.__closure__)
-    copy.__qualname__ = fn.__qualname__ + "_serial"
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
     copy.__doc__ = fn.__doc__
-    return jit(copy), pjit(fn)
+    return copy
+
+
+def serial_and_parallel(fn):
+    """(serial, parallel) compilations of one function whose outer loop is a ``prange`` over paths (the
+    serial one from a :func:`renamed` copy)."""
+    return jit(renamed(fn, "_serial")), pjit(fn)
 
 
 def jit_exact(fn=None, **overrides):

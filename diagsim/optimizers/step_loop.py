@@ -185,8 +185,10 @@ def stable_argsort(key, order, tmp):
 
 
 @jit
-def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf):
-    """out <- theta + eps(theta, g) for the SAM variants other than m-SAM (see specs.SAM).
+def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf, score, order, otmp):
+    """out <- theta + eps(theta, g) for the SAM variants other than m-SAM (see specs.SAM). Scratch (the
+    caller's, so that the GPU kernel can use this function): ubuf (>= 2d,), score (2d,), order and otmp
+    (2d,) int64.
 
     Normalizations with a zero norm give eps = 0. SSAM-F zeroes the floor(sparsity * 2d) coordinates
     with the smallest g_i^2 (ties: lower index first); SSAM-D keeps coordinate i iff u_i >= sparsity,
@@ -231,12 +233,10 @@ def perturbation(variant, fp, ip, keys, path, step, theta, g, out, ubuf):
     elif variant == V_SSAM_F or variant == V_SSAM_D:
         keep = ubuf[:dim]
         if variant == V_SSAM_F:
-            score = np.empty(dim)
             for i in range(dim):
                 score[i] = g[i] * g[i]
                 keep[i] = 1.0
-            order = np.empty(dim, np.int64)
-            stable_argsort(score, order, np.empty(dim, np.int64))
+            stable_argsort(score, order, otmp)
             nz = int(fp[F_SPARSITY] * dim)
             for t in range(nz):
                 keep[order[t]] = 0.0
@@ -319,6 +319,15 @@ def msam_gradient(code, depth, Z, y, fp, m_chunks, theta, r, xi, perm, n_rows, g
             gout[i] += wt * gc[i]
 
 
+@jit
+def ema_update_strided(ema, theta, beta_ema, start, stride):
+    """MESA's EMA copy follows theta: ema <- beta_ema ema + (1 - beta_ema) theta on the entries start,
+    start + stride, ... (the CPU kernel uses 0, 1; the GPU's lanes their own)."""
+    a = 1.0 - beta_ema
+    for i in range(start, theta.shape[0], stride):
+        ema[i] = beta_ema * ema[i] + a * theta[i]
+
+
 # --------------------------------------------------------------------------- the step loop
 @jit
 def advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y,
@@ -350,6 +359,8 @@ def advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, 
     tmp_d2 = np.empty(d)
     tmp_dim = np.empty(dim)
     tmp_dim2 = np.empty(dim)
+    order = np.empty(dim, np.int64)
+    otmp = np.empty(dim, np.int64)
     delta = fp[F_DELTA]
     batch = ip[I_BATCH]
     variant = ip[I_VARIANT]
@@ -407,7 +418,8 @@ def advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, 
                 for s in range(ns):
                     p = idx[s]
                     if live[s]:
-                        perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf)
+                        perturbation(variant, fp, ip, keys, paths[p], k, theta[p], GR[s], TH[s], ubuf, tmp_dim,
+                                     order, otmp)
                     else:
                         TH[s, :] = theta[p]
                 noisy_gradient_group(code, depth, Z, ZT, y, TH, slot, ns, XI, WROW, 0.0, R2, W, R, LOSS2, C, GW,
@@ -419,13 +431,9 @@ def advance_group(p0, p1, gradient, update, noise, fp, ip, keys, blocks, bsize, 
                 apply_update(update, theta[p], s1[p], s2[p], GR[s], fp, ip, blocks, bsize, sums, k)
         # 7. MESA's EMA copy follows the new theta
         if gradient == GRAD_MESA:
-            a = 1.0 - beta_ema
             for s in range(ns):
                 if live[s]:
-                    th = theta[idx[s]]
-                    ema = s1[idx[s]]
-                    for i in range(dim):
-                        ema[i] = beta_ema * ema[i] + a * th[i]
+                    ema_update_strided(s1[idx[s]], theta[idx[s]], beta_ema, 0, 1)
 
 
 @pjit

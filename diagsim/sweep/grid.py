@@ -110,6 +110,15 @@ class Sweep:
     def __len__(self) -> int:
         return math.prod(self.shape)
 
+    def on_device(self, device: str | None) -> "Sweep":
+        """The same sweep with every simulation run on ``device`` ("cpu", "cuda", "auto"; None: as
+        configured). Only ``simulate`` jobs run simulations; the others are returned unchanged. The device is
+        part of a job's configuration, so a sweep on another device has its own cache entries."""
+        if device is None or self.job != "simulate":
+            return self
+        from dataclasses import replace
+        return replace(self, base=deep_merge(self.base, {"simulate": {"device": device}}))
+
     def points(self):
         """Yield ``{dotted key: value}`` for every grid point, in expansion order."""
         for combo in itertools.product(*(points for _, points in self.axes)):

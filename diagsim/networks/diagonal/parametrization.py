@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import DiagsimError
-from ...lowlevel.jit import jit
+from ...lowlevel.jit import jit, jit_exact, renamed
 
 UUVV, UV, DEPTH = 0, 1, 2
 NAMES = ("uu-vv", "uv", "depth-D")
@@ -65,6 +65,11 @@ def phi(code, depth, u, v):
         return u * v
     else:
         return u ** depth - v ** depth
+
+
+#: phi compiled without FMA contraction: w rounded exactly as NumPy's u*u - v*v (so w_0 = 0 exactly when
+#: u = v, which a fused multiply-add would turn into the rounding error of v*v); for what is recorded
+phi_exact = jit_exact(renamed(phi.py_func, "_exact"))
 
 
 @jit
