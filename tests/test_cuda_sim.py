@@ -81,6 +81,25 @@ SCRIPT = textwrap.dedent(r'''
             ds.advance(s_cpu, paths, 4, 5, a_cpu)
             dc.advance_discrete(ds, s_gpu, paths, 4, 5, a_gpu, layout=layout)
             out[f"discrete:{name}-{layout}"] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+    if full:  # one block of 256 threads per path (few long paths): the same numbers
+        for name, opt in (("adam", opts["adam-rademacher"]), ("mesa-label", None)):
+            if opt is None:
+                from diagsim.optimizers import MESA
+                opt = MESA(lr=0.05, noise=LabelNoise(0.5))
+            ds = discrete_stepper(prob, opt, seed=2)
+            s_cpu = ds.init_state(prob.theta0(1))
+            s_gpu = {k: v.copy() for k, v in s_cpu.items()}
+            ds.advance(s_cpu, paths[:1], 4, 3, np.ones(1, bool))
+            dc.advance_discrete(ds, s_gpu, paths[:1], 4, 3, np.ones(1, bool), layout="block")
+            out[f"discrete:{name}-block"] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+        st = sde_stepper(prob, SGD(lr=0.05, noise=LabelNoise(0.5)), seed=7, check_stability=False, dt=0.05)
+        s_cpu = st.init_state(prob.theta0(1)); s_gpu = {k: v.copy() for k, v in s_cpu.items()}
+        a_cpu = np.ones(1, bool); a_gpu = a_cpu.copy()
+        st.advance(s_cpu, paths[:1], 3, 3, a_cpu)
+        dc.advance_sde(st, s_gpu, paths[:1], 3, 3, a_gpu, layout="block")
+        out["sde:sgd-label-noise-block"] = {k: diff(s_cpu[k], s_gpu[k]) for k in s_cpu}
+        out["sde:sgd-label-noise-block"]["moved"] = float(np.abs(s_cpu["theta"] - prob.theta0(1)).max())
+        out["sde:sgd-label-noise-block"]["active_equal"] = bool(np.array_equal(a_cpu, a_gpu))
 
     # 3. a path that blows up stops at the same step on both (huge lr)
     ds = discrete_stepper(prob, SGD(lr=50.0, noise=LabelNoise(0.5)), seed=2)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DiagsimError
 from ._lazy import simulator, unavailable_reason
-from .steppers import grid
+from .steppers import LAYOUTS, grid  # noqa: F401  (LAYOUTS: part of this package's API)
 
 __all__ = ["available", "unavailable_reason", "simulator", "advance_sde", "advance_discrete", "normals",
            "signs", "SDELabelNoise"]
@@ -57,9 +57,6 @@ def _check_common(state, paths, active, M):
     return paths
 
 
-LAYOUTS = ("auto", "warp", "thread")
-
-
 def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: np.ndarray,
                 layout: str = "auto") -> None:
     """Advance ``state`` in place on the GPU exactly as ``stepper.advance`` does on the CPU.
@@ -70,12 +67,11 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     SDE and gradient flow with one Brownian sub-step per step), "thread" (one thread per path, any model)
     or "auto" (warp where it applies).
     """
-    from ..errors import check_choice, check_int
+    from ..errors import check_int
     from .steppers import CudaSDEStepper
-    check_choice("layout", layout, LAYOUTS)
     n_steps = check_int("n_steps", n_steps, minimum=0)
     paths = _check_common(state, paths, active, state["theta"].shape[0])
-    dev = CudaSDEStepper(stepper, layout)
+    dev = CudaSDEStepper(stepper, layout, state["theta"].shape[0])
     dev.advance(state, paths, step0, n_steps, active)
     dev.sync(state)
 
@@ -89,16 +85,15 @@ def advance_discrete(stepper, state: dict, paths, step0: int, n_steps: int, acti
     loss above which a path stops (default +inf). ``layout``: "warp" (32 threads per path), "thread" (one
     thread per path) or "auto" (warp where it applies). Host arrays, copied each call.
     """
-    from ..errors import check_choice, check_int
+    from ..errors import check_int
     from .steppers import CudaDiscreteStepper
-    check_choice("layout", layout, LAYOUTS)
     n_steps = check_int("n_steps", n_steps, minimum=0)
     M = state["theta"].shape[0]
     paths = _check_common(state, paths, active, M)
     limit = np.full(M, np.inf) if limit is None else np.ascontiguousarray(limit, dtype=np.float64)
     div_step = np.full(M, -1, np.int64)
     div_loss = np.full(M, np.nan)
-    dev = CudaDiscreteStepper(stepper, layout)
+    dev = CudaDiscreteStepper(stepper, layout, M)
     dev.advance_checked(state, paths, step0, n_steps, active, limit, div_step, div_loss)
     dev.sync(state)
     return div_step, div_loss

@@ -165,19 +165,36 @@ class _DeviceStepper:
         return observables_from_rows(rows, self.preconditioner_stats(state))
 
 
+def choose_layout(layout: str, spread: bool, M: int, d: int, what: str) -> str:
+    """The layout of a run: ``layout`` if given ("warp", "block", "thread"), else "block" for a few long
+    paths (d >= 512 and M <= 64: one block of threads per path), "warp" otherwise, when the kernel can
+    spread a path over threads (``spread``), and "thread" when it cannot."""
+    from ..errors import check_choice
+    check_choice("layout", layout, LAYOUTS)
+    if layout in ("warp", "block") and not spread:
+        raise DiagsimError(f"layout={layout!r} does not cover {what}; use layout='thread' or 'auto'")
+    if layout != "auto":
+        return layout
+    if not spread:
+        return "thread"
+    return "block" if (d >= 512 and M <= 64) else "warp"
+
+
+#: the layouts of the device steppers ("auto" chooses, see :func:`choose_layout`)
+LAYOUTS = ("auto", "warp", "block", "thread")
+
+
 class CudaDiscreteStepper(_DeviceStepper):
     """The discrete optimizers on the GPU (every optimizer of the discrete registry; see
-    :func:`.warp_kernels.discrete_kernel` for which run one warp per path)."""
+    :func:`.warp_kernels.discrete_kernel` for which spread a path over threads). ``n_paths`` (the ensemble
+    size, when known) chooses the layout under ``layout="auto"``."""
 
-    def __init__(self, host, layout: str = "auto"):
+    def __init__(self, host, layout: str = "auto", n_paths: int = 1024):
         from .warp_kernels import runs_on_warps
         low = host.low
-        warps = runs_on_warps(low.gradient, low.update)
-        if layout == "warp" and not warps:
-            raise DiagsimError(f"layout='warp' does not cover {host.optimizer.name} (the SAM family and Adam-mini "
-                               "run one thread per path); use layout='thread' or 'auto'")
-        super().__init__(host, "warp" if (layout == "auto" and warps) else ("thread" if layout == "auto"
-                                                                              else layout))
+        layout = choose_layout(layout, runs_on_warps(low.gradient, low.update), n_paths, host.problem.d,
+                               f"{host.optimizer.name} (the SAM family and Adam-mini run one thread per path)")
+        super().__init__(host, layout)
         c = self.cuda
         self.d_fp, self.d_ip, self.d_keys = (c.to_device(a) for a in (low.fp, low.ip, low.keys))
         self.d_blocks = c.to_device(low.blocks if low.blocks.size else np.zeros(1, np.int64))
@@ -201,10 +218,11 @@ class CudaDiscreteStepper(_DeviceStepper):
                                     "TM1": ((dim,), f8), "TM2": ((dim,), f8), "ORD": ((dim,), i8),
                                     "OTMP": ((dim,), i8)})
         d_paths, d_active, d_limit, d_div_step, d_div_loss = self._bookkeeping(paths, active, limit, div_step, div_loss)
-        if self.layout == "warp":
-            kern, launch = CW.discrete_kernel(CW.LANES), (M, CW.LANES)
-        else:
+        if self.layout == "thread":
             kern, launch = CW.discrete_kernel(1), grid(M)
+        else:
+            lanes = CW.LAYOUT_LANES[self.layout]
+            kern, launch = CW.discrete_kernel(lanes), (M, lanes)
         kern[launch](int(low.gradient), int(low.update), int(low.noise), self.d_fp, self.d_ip, self.d_keys,
                    self.d_blocks, self.d_bsize, int(P.param.code), int(P.param.depth), self.d_Z, self.d_ZT, self.d_y,
                    dev["theta"], s1, s2, buf, d_paths, int(step0), int(n_steps), d_active, d_limit, d_div_step,
@@ -232,19 +250,18 @@ class CudaDiscreteStepper(_DeviceStepper):
         return dev
 
 class CudaSDEStepper(_DeviceStepper):
-    """The SDE models on the GPU: the label-noise SGD SDE and gradient flow one warp per path (one
-    Brownian sub-step per step), every model one thread per path."""
+    """The SDE models on the GPU: the label-noise SGD SDE and gradient flow one warp (or one block) per path
+    (one Brownian sub-step per step), every model one thread per path."""
 
-    def __init__(self, host, layout: str = "auto"):
+    def __init__(self, host, layout: str = "auto", n_paths: int = 1024):
         from ..sde import models as SM
         model = host.model
         sub = host.brownian.substeps(host.dt)
-        warps = model.drift is SM._label_noise_drift and model.diffusion is SM._jt_diffusion and sub == 1
-        if layout == "warp" and not warps:
-            raise DiagsimError("layout='warp' covers the label-noise SGD SDE and gradient flow with dt = dt_base; "
-                               "use layout='thread' or 'auto'")
-        super().__init__(host, "warp" if (layout == "auto" and warps) else ("thread" if layout == "auto"
-                                                                              else layout))
+        spread = model.drift is SM._label_noise_drift and model.diffusion is SM._jt_diffusion and sub == 1
+        layout = choose_layout(layout, spread, n_paths, host.problem.d,
+                               "this SDE (only the label-noise SGD SDE and gradient flow with dt = dt_base spread "
+                               "a path over threads)")
+        super().__init__(host, layout)
         c = self.cuda
         _, _, _, _, fpar, ipar = model.args
         self.d_fpar, self.d_ipar = c.to_device(np.ascontiguousarray(fpar)), c.to_device(np.ascontiguousarray(ipar))
@@ -304,11 +321,12 @@ class CudaSDEStepper(_DeviceStepper):
         nn = model.n_noise
         n, d = P.n, P.d
         f8 = np.float64
-        if self.layout == "warp":
+        if self.layout != "thread":
             from . import warp_kernels as CW
             sc = self._scratch_rows(M, {"W": ((d,), f8), "R": ((n,), f8), "XI": ((n,), f8), "GZ": ((d,), f8)})
             ipar = model.args[5]
-            CW.em_label_noise_kernel()[M, CW.LANES](
+            lanes = CW.LAYOUT_LANES[self.layout]
+            CW.em_label_noise_kernel(lanes)[M, lanes](
                 X, d_paths, d_active, int(step0), int(n_steps), float(host.dt), scale, np.uint64(k0), np.uint64(k1),
                 self.d_Z, self.d_ZT, self.d_y, int(ipar[SM.I_CODE]), int(ipar[SM.I_DEPTH]),
                 sc["W"], sc["R"], sc["XI"], sc["GZ"])
@@ -334,7 +352,7 @@ def check_level(level: str) -> None:
                            f"{', '.join(LEVELS)}); use device='cpu'")
 
 
-def on_device(stepper, layout: str = "auto"):
-    """The device stepper of a CPU stepper (its level's class)."""
+def on_device(stepper, layout: str = "auto", n_paths: int = 1024):
+    """The device stepper of a CPU stepper (its level's class), laid out for ``n_paths`` paths."""
     check_level(stepper.level)
-    return {"discrete": CudaDiscreteStepper, "sde": CudaSDEStepper}[stepper.level](stepper, layout)
+    return {"discrete": CudaDiscreteStepper, "sde": CudaSDEStepper}[stepper.level](stepper, layout, n_paths)

@@ -24,16 +24,20 @@ from . import _lazy
 
 cuda = _lazy.cuda()
 
-#: lanes per path (threads per block)
-LANES = 32
+#: lanes per path of the layouts that spread a path over threads: a warp, or a whole block (few long
+#: paths: d in the thousands and a handful of paths, where one warp per path leaves the GPU idle)
+LAYOUT_LANES = {"warp": 32, "block": 256}
+LANES = LAYOUT_LANES["warp"]
 
 _CACHE: dict = {}
 
 
-def em_label_noise_kernel():
-    """EM for dtheta = -grad L dt + a J^T dB (label-noise SGD SDE; a = 0: gradient flow)."""
-    if "em" in _CACHE:
-        return _CACHE["em"]
+def em_label_noise_kernel(lanes: int = LANES):
+    """EM for dtheta = -grad L dt + a J^T dB (label-noise SGD SDE; a = 0: gradient flow), ``lanes`` threads
+    per path (launch ``[M, lanes]``)."""
+    key = ("em", lanes)
+    if key in _CACHE:
+        return _CACHE[key]
     from ..lowlevel import rng
     from ..networks.diagonal.grouped import forward_strided, loss_of, pullback_strided, w_of_strided
     from ..sde.models import jt_step_strided, label_noise_xi_strided
@@ -65,26 +69,26 @@ def em_label_noise_kernel():
         pid = paths[p]
         for k in range(step0, step0 + n_steps):
             if noise_scale != 0.0:
-                normals_d(k0, k1, pid, k, xi, noise_scale, lane, LANES)
+                normals_d(k0, k1, pid, k, xi, noise_scale, lane, lanes)
             else:
-                for j in range(lane, n, LANES):
+                for j in range(lane, n, lanes):
                     xi[j] = 0.0
-            w_d(x, code, depth, w, lane, LANES)
+            w_d(x, code, depth, w, lane, lanes)
             cuda.syncthreads()
-            fwd_d(ZT, y, w, r, lane, LANES)
+            fwd_d(ZT, y, w, r, lane, lanes)
             cuda.syncthreads()
             L = loss_d(r)
             if not math.isfinite(L):
                 if lane == 0:
                     active[p] = False
                 break
-            xi_d(r, xi, inv_n, dt, lane, LANES)
+            xi_d(r, xi, inv_n, dt, lane, lanes)
             cuda.syncthreads()
-            pull_d(Z, xi, gz, lane, LANES)
-            jt_d(x, code, depth, gz, dt, lane, LANES)  # entries i, d + i: gz[i] is this lane's own
+            pull_d(Z, xi, gz, lane, lanes)
+            jt_d(x, code, depth, gz, dt, lane, lanes)  # entries i, d + i: gz[i] is this lane's own
             cuda.syncthreads()
 
-    _CACHE["em"] = kernel
+    _CACHE[key] = kernel
     return kernel
 
 
@@ -93,10 +97,12 @@ def discrete_kernel(lanes: int = LANES):
     :func:`diagsim.optimizers.step_loop.advance_group` for a group of one path, with the same per-entry
     functions.
 
-    ``lanes`` = 32: one warp per path (launch ``[M, 32]``) for the optimizers whose gradient is the plain
-    noisy gradient or SAF's / MESA's and whose update rule is element-wise; ``lanes`` = 1: one thread per
-    path (launch ``[ceil(M / 128), 128]``; no barriers are compiled in), every optimizer (the SAM family's
-    perturbations and Adam-mini's block update run on one thread). The two layouts give the same numbers.
+    ``lanes`` > 1: one warp (32) or one block (256) per path (launch ``[M, lanes]``) for the optimizers
+    whose gradient is the plain noisy gradient or SAF's / MESA's and whose update rule is element-wise;
+    ``lanes`` = 1: one thread per path (launch ``[ceil(M / 128), 128]``; no barriers are compiled in),
+    every optimizer (the SAM family's perturbations and Adam-mini's block update run on one thread). Every
+    entry is computed by one lane with the CPU's operations in the CPU's order (sums over i or j in index
+    order), so the layouts give the same numbers.
     """
     key = ("discrete", lanes)
     if key in _CACHE:

@@ -115,7 +115,7 @@ def resolve_device(device: str, model: str) -> str:
 
 
 def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_options: dict | None = None,
-                 t_end: float | None = None, device: str = "cpu"):
+                 t_end: float | None = None, device: str = "cpu", n_paths: int = 1):
     """The stepper of ``model`` (its module imported on first use) for ``problem`` and ``optimizer``:
     ``make_stepper(problem, optimizer, seed=seed, t_end=t_end, **model_options)`` of that level, with noise
     keyed by ``seed`` and ``t_end`` the horizon on the t clock when it is known (see
@@ -132,7 +132,7 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
     stepper = mod.make_stepper(problem, optimizer, seed=seed, t_end=t_end, **opts)
     if device == "cuda":
         from ..cuda.steppers import on_device
-        stepper = on_device(stepper)
+        stepper = on_device(stepper, n_paths=n_paths)
     return stepper
 
 
@@ -358,7 +358,8 @@ class _Run:
         from ..optimizers.specs import from_config
         optimizer = from_config(cfg["optimizer"])
         stepper = make_stepper(cfg["model"], problem, optimizer, cfg["seed"], cfg["model_options"],
-                               t_end=cfg.get("t_end"), device=cfg.get("device", "cpu"))
+                               t_end=cfg.get("t_end"), device=cfg.get("device", "cpu"),
+                               n_paths=arrays["paths"].shape[0])
         state = {k: arrays[f"state__{k}"].copy() for k in meta["state"]}
         recorder = Recorder(arrays["grid"], arrays["paths"].shape[0],
                             {k: arrays[f"rec__{k}"].copy() for k in meta["records"]}, meta["recorded"])
@@ -524,7 +525,7 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     elif tau is not None:
         t_end = check_positive("tau", tau, allow_zero=True) / optimizer.lr
     device = resolve_device(device, model)
-    stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end, device=device)
+    stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end, device=device, n_paths=M)
     N = horizon_steps(stepper, steps, t, tau)
     grid = record_steps(N, record, n_records, M)
     _check_run_memory(problem, stepper, M, grid.size)
