@@ -8,7 +8,7 @@ names); the original name is kept in the variable's attribute ``record``. Final 
 ``final_<name>`` (``final_theta``, ``final_m``, ...), the final end-to-end vector is ``final_w``, the
 observables of the final state are ``final_<observable>``.
 
-Attributes. Each top-level entry of :attr:`Result.config` is an attribute of the Dataset: numbers and
+Attributes. Each top-level entry of the result's ``config`` is an attribute of the Dataset: numbers and
 strings as they are, anything else (nested tables, lists, booleans, None) as a JSON string, so that the
 Dataset can be written to netCDF; :func:`config_from_attrs` reads the configuration back.
 """

@@ -161,7 +161,7 @@ class Result:
         ax : matplotlib Axes or sequence of Axes, optional
             One Axes per observable; by default a new figure with one row of panels.
         observables : sequence of str
-            Recorded observables to draw (keys of :attr:`records`); by default the test loss, ``||w||_1``,
+            Recorded observables to draw (keys of ``records``); by default the test loss, ``||w||_1``,
             the support size and the measure ``tr H``.
         x : {"step", "t", "tau"}
             The clock on the horizontal axis.
@@ -209,7 +209,7 @@ class Result:
         ----------
         layout : {"wide", "long"}
             ``"wide"``: one row per record step and path, columns ``step``, ``t``, ``tau``, ``path`` and one
-            column per recorded observable (named as in :attr:`records`). ``"long"``: one row per record
+            column per recorded observable (named as in ``records``). ``"long"``: one row per record
             step, path and observable, columns ``step``, ``t``, ``tau``, ``path``, ``observable``,
             ``value`` (the layout seaborn's ``hue=`` and ``groupby`` expect).
 
