@@ -140,7 +140,7 @@ def test_console_script_runs():
 
 
 def test_support_flag_gives_the_readme_problem(capsys):
-    """The command-line equivalent of the README's three-levels example runs the very same problem."""
+    """The command-line equivalent of the three-levels example (docs/guide/levels.md) runs the very same problem."""
     flags = ["--n", "20", "--d", "40", "--k", "3", "--teacher", "ones", "--support", "0,1,2", "--init", "constant",
              "--alpha", "0.1", "--seed", "0"]
     out = _json(capsys, ["simulate", *flags, "--optimizer", "sgd", "--lr", "0.01", "--label-noise", "1", "--tau",

@@ -3,7 +3,6 @@ replay, adding paths), checkpoint / resume (killed process, interrupt, crash), d
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import os
 import signal
@@ -16,7 +15,6 @@ import pytest
 
 import diagsim
 from diagsim.engine.driver import DivergenceWarning, resume, simulate
-from diagsim.engine.progress import RunProgress as Progress
 from diagsim.engine.recording import record_steps
 from diagsim.engine.result import load_result
 from diagsim.errors import DiagsimError, DivergenceError
@@ -286,15 +284,3 @@ def test_simulate_has_one_spelling(problem):
     assert diagsim.simulate is diagsim.engine.driver.simulate
     res = diagsim.simulate(problem, SGD(lr=0.1), steps=2)
     assert res.n_steps == 2 and callable(diagsim.resume)
-
-
-def test_progress_bar_text():
-    buf = io.StringIO()
-    bar = Progress(1000, enabled=True, stream=buf, min_interval=0.0)
-    bar.update(500)
-    bar.close()
-    text = buf.getvalue()
-    assert "500/1000 steps" in text and "steps/s" in text and "ETA" in text and text.endswith("\n")
-    quiet = io.StringIO()
-    Progress(10, stream=quiet).update(5)  # not a terminal: off
-    assert quiet.getvalue() == ""

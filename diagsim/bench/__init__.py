@@ -1,6 +1,6 @@
 """``diagsim bench``: diagsim against its peers and the hardware floor.
 
-Contestants on the reference problem (the label-noise SGD SDE, :mod:`.config`): diagsim on the CPU
+Contestants on the reference problem (the label-noise SGD SDE, :mod:`.problems`): diagsim on the CPU
 (:mod:`.diagsim_cpu`), diagsim on CUDA when a GPU is present (:mod:`.diagsim_cuda`), a GEMM-fused plain
 NumPy implementation (:mod:`.numpy_fused`), diffrax (:mod:`.peer_diffrax`) and torchsde
 (:mod:`.peer_torchsde`); peers come from the optional extra ``peers`` and are skipped with a message when

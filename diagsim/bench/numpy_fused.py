@@ -1,8 +1,10 @@
 """Baseline: Euler-Maruyama in plain NumPy with the paths batched into two GEMMs per step.
 
-Per step, for U, V of shape (M, d):
+Per step, for U, V of shape (M, d)::
+
     W = U*U - V*V;  R = W Z^T - y  (GEMM, (M, n));  C = R dt/n - sigma sqrt(dt) xi,  xi ~ N(0, I) (M, n);
     Q = C Z  (GEMM, (M, d));  U <- U - 2 U*Q;  V <- V + 2 V*Q,
+
 which is theta <- theta - grad L dt + sigma J^T dB for "uu-vv" (J^T c = [2u Z^T c, -2v Z^T c]).
 Normals come from ``numpy.random.Generator(PCG64)``; the GEMMs use NumPy's BLAS threads. It is also the
 independent engine of the reference ensemble (another seed, another generator than diagsim's Philox).

@@ -1,4 +1,4 @@
-"""Plain-text tables of a benchmark result (what ``diagsim bench`` prints and the README quotes)."""
+"""Plain-text tables of a benchmark result (what ``diagsim bench`` prints and docs/guide/performance.md quotes)."""
 from __future__ import annotations
 
 import math

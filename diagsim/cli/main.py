@@ -76,7 +76,7 @@ def _terminate(signum, frame):
 
 
 def console_main() -> int:
-    """The ``diagsim`` console script: :func:`main` with SIGTERM handled like Ctrl-C."""
+    """The ``diagsim`` console script: ``main()`` with SIGTERM handled like Ctrl-C."""
     signal.signal(signal.SIGTERM, _terminate)
     return main()
 

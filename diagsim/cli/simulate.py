@@ -11,7 +11,7 @@ The horizon is one of --steps N, --t T (SDE time, dt per step) or --tau TAU (slo
 [optimizer] and [run] are flattened; a table [model_options] gives the model options. Flags given on
 the command line override the file.
 --checkpoint-every: seconds (``60``, ``60s``) or steps (``5000steps``).
---json prints one JSON object: w_mean, w_se (d floats), the final observables (mean and *_se),
+--json prints one JSON object: w_mean, w_se (d floats), the final observables (mean and ``*_se``),
 n_paths, n_diverged, diverged, model, optimizer, steps, t, tau, seed, elapsed_s.
 """
 from __future__ import annotations

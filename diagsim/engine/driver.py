@@ -25,7 +25,7 @@ chunk, the checkpoint written, then :class:`~diagsim.errors.RunInterrupted` (a `
 raised; a second signal stops the run at once. It is also written at the end. A killed or crashed
 process keeps the last checkpoint; :func:`resume` continues from it, and so does :func:`simulate` called
 again with the same arguments and checkpoint path. A checkpoint is reused only for exactly the
-configuration it was made from (:meth:`RunPlan.differences`); anything else is refused with the
+configuration it was made from (``RunPlan.differences``); anything else is refused with the
 differences named, before any step is taken.
 
 Everything that can be checked before the first step is: arguments, model options, that the checkpoint

@@ -5,6 +5,11 @@ discrete optimizer dt = lr, so t = lr k and tau = lr^2 k), the recorded observab
 states, the divergence report and the full configuration. ``save(path)`` writes one ``.npz`` (arrays +
 the configuration as embedded JSON) and a human-readable JSON sidecar ``<path>.json``;
 :func:`load_result` reads the ``.npz`` back exactly (float64 arrays bit for bit, JSON floats by repr).
+
+For analysis, :meth:`Result.to_xarray` and :meth:`Result.to_dataframe` give the same data as labelled
+arrays and as a table (:mod:`diagsim.engine.labelled`, optional extra ``analysis``); in a notebook a
+result shows a short summary, and :meth:`Result.plot` draws the standard panels
+(:mod:`diagsim.engine.display`).
 """
 from __future__ import annotations
 
@@ -133,6 +138,88 @@ class Result:
     def w_se(self) -> np.ndarray:
         """Standard error of :attr:`w_mean`, (d,)."""
         return self.mean_se(self.w)[1]
+
+    # ------------------------------------------------------------------ display and analysis
+    def __repr__(self) -> str:
+        from .display import result_text
+        return result_text(self)
+
+    def _repr_html_(self) -> str:
+        from .display import result_html
+        return result_html(self)
+
+    def plot(self, ax=None, *, observables=("test_loss", "l1", "support", "trace_h"), x: str = "step",
+             band: float = 2.0, label: str | None = None, logx: bool | None = None, **line_kw):
+        """Draw recorded observables against the steps (or a time scale), one panel each.
+
+        Each panel shows the ensemble mean over the paths that did not diverge and, shaded, ``band``
+        standard errors either side. Calling it again with the same ``ax`` overlays another result (e.g.
+        the same optimizer at the discrete, SDE and slow-flow levels).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or sequence of Axes, optional
+            One Axes per observable; by default a new figure with one row of panels.
+        observables : sequence of str
+            Recorded observables to draw (keys of ``records``); by default the test loss, ``||w||_1``,
+            the support size and the measure ``tr H``.
+        x : {"step", "t", "tau"}
+            The clock on the horizontal axis.
+        band : float
+            Half-width of the shaded band in standard errors (0: no band).
+        label : str, optional
+            The lines' legend label (default: optimizer and level, e.g. ``"sgd (discrete)"``).
+        logx : bool, optional
+            Logarithmic horizontal axis; by default when the record grid is ``"log"``.
+        **line_kw
+            Passed to ``Axes.plot`` (colour, line style, ...).
+
+        Returns
+        -------
+        numpy.ndarray of Axes
+            The panels, in the order of ``observables``.
+        """
+        from .display import plot_result
+        return plot_result(self, ax, observables=observables, x=x, band=band, label=label, logx=logx,
+                           **line_kw)
+
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (needs the optional extra ``analysis``).
+
+        Dimensions ``step`` (the record grid) and ``path``; coordinates ``step``, ``t`` and ``tau`` (over
+        ``step``) and the path ids ``path``. Variables: every recorded observable over ``(step, path)``,
+        the final states ``final_<name>`` over ``(path, parameter)`` (``parameter`` is labelled ``u0 ...
+        v{d-1}``), the final ``final_w`` over ``(path, coordinate)``, the final observables
+        ``final_<observable>`` and the divergence report ``diverged_step``, ``diverged_loss`` over
+        ``path``. The configuration is in the attributes (nested entries, such as ``problem``,
+        ``optimizer`` and ``versions``, as JSON strings): see :mod:`diagsim.engine.labelled` for the
+        names, and :func:`diagsim.engine.labelled.config_from_attrs` to read the configuration back.
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        from .labelled import to_xarray
+        return to_xarray(self)
+
+    def to_dataframe(self, layout: str = "wide"):
+        """The records as a ``pandas.DataFrame`` (needs the optional extra ``analysis``).
+
+        Parameters
+        ----------
+        layout : {"wide", "long"}
+            ``"wide"``: one row per record step and path, columns ``step``, ``t``, ``tau``, ``path`` and one
+            column per recorded observable (named as in ``records``). ``"long"``: one row per record
+            step, path and observable, columns ``step``, ``t``, ``tau``, ``path``, ``observable``,
+            ``value`` (the layout seaborn's ``hue=`` and ``groupby`` expect).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``"wide"``: rows ordered by step, then path; ``"long"``: by observable, then step, then path.
+        """
+        from .labelled import to_dataframe
+        return to_dataframe(self, layout)
 
     def summary(self) -> dict:
         """JSON-ready summary: w_mean, w_se, final observables (mean and se), horizon, divergence.

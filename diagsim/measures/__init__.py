@@ -57,7 +57,7 @@ from .perturbation import (
 from .renyi_entropy import renyi, renyi_entropy_of_spectrum, renyi_u, renyi_v
 from .spectral import block_trace_sqrt, fisher_rao, lambda_max, log_pdet, trace, trace_diag_pow, trace_diag_sqrt
 
-#: name -> measure function f(problem, theta, **options) -> (M,)
+#: name -> measure function ``f(problem, theta, **options)`` -> (M,)
 MEASURES = {
     "lambda_max": lambda_max,
     "trace": trace,

@@ -7,8 +7,10 @@ iteration is monotone):
 
 * Damped Newton (row on the sphere with an outward gradient, i.e. multiplier mu = x.g / radius^2 > 0):
   the Newton step of the KKT system g(x) = mu x, ||x|| = radius on the tangent space, with
-  Levenberg-Marquardt damping tau >= 0,
+  Levenberg-Marquardt damping tau >= 0::
+
       (Hess f - (mu + tau) I) xi = -(g - mu x),   x.xi = 0,
+
   solved as a bordered system with a rank-one shift sigma x x^T (sigma << 0), which does not change the
   solution but removes the near-null direction x; then x <- radius (x + xi) / ||x + xi||. The step is
   only taken when the shifted matrix is negative definite (checked by Sylvester's inertia of the

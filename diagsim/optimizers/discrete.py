@@ -1,7 +1,7 @@
 """The discrete-optimizer stepper: the :class:`~diagsim.engine.stepper.Stepper` of ``model="discrete"``.
 
 ``make_stepper(problem, optimizer, seed=0)`` lowers the spec (:mod:`.lowering`) and advances ensembles
-with the one Numba kernel of :mod:`._kernel`. State arrays (first axis = path):
+with the one Numba kernel of :mod:`.step_loop`. State arrays (first axis = path):
 
 ==========  ====================  ========================================================
 name        shape                 optimizers

@@ -9,7 +9,7 @@ Numba cannot dispatch on dataclasses inside compiled code, so each spec of :mod:
     ip       int64 hyperparameters, indexed by the I_* constants
     keys     uint64 Philox keys (k0, k1) of the streams "label_noise", "minibatch", "sam"
     blocks   int64 (2d,) block id of every parameter (Adam-mini / Adalayer), block_size float64 (n_blocks,)
-    slots    the optimizer's state arrays besides theta (:class:`.registry.Slot`)
+    slots    the optimizer's state arrays besides theta (:class:`.entries.Slot`)
 
 What each optimizer puts where is its entry in the discrete registry (:mod:`.registry`); the noise is
 lowered here for all of them. Everything is checked against the problem (block partition of length 2d,

@@ -4,7 +4,8 @@ A spec says *what* an optimizer is (hyperparameters, noise model); kernels in th
 step is computed, and :mod:`diagsim.sde` / :mod:`diagsim.slowflow` derive continuous-time models from the
 same spec. Every field is validated on construction with a one-line :class:`~diagsim.errors.DiagsimError`.
 
-Noise models (the gradient each step uses, docs/theory.md §4):
+Noise models (the gradient each step uses, docs/theory.md §4)::
+
     LabelNoise(delta, dist)  g = grad L - (1/n) J^T xi, xi_j = ±delta ("rademacher", the paper's) or
                              N(0, delta^2) ("gaussian"), fresh every step; covariance (delta^2/n^2) J^T J.
     Minibatch(batch_size)    g = gradient of the loss on B rows drawn without replacement each step
@@ -299,7 +300,8 @@ SAM_VARIANTS = ("sam", "usam", "msam", "asam", "fisher", "ssam-f", "ssam-d", "bl
 class SAM(Optimizer):
     """Sharpness-aware minimization: eps = perturbation(g), theta <- theta - lr * grad L(theta + eps).
 
-    variant:
+    variant::
+
         "sam"     eps = rho g / ||g||                     "usam"  eps = rho g (unnormalized)
         "msam"    per-chunk perturbations: the batch is split into ``m_chunks`` chunks, each perturbed
                   by its own normalized chunk gradient; the chunks' gradients are averaged
@@ -312,10 +314,12 @@ class SAM(Optimizer):
         "block"   perturb only the block ``block`` ("u" or "v"): the diagonal-net analogue of SAM-ON
         "rsam"    Renyi-SAM: rho_eff = sign(1 - a) rho sum_j |g_j|^(2 a) / ||g||^(2 a + 2), eps = -rho_eff g,
                   with a = ``renyi_alpha``
+
     The base step is SGD with the spec's noise; the noisy gradient is the one perturbed, and the
     gradient at theta + eps uses the *same* noise draw (the same xi, or the same minibatch).
 
-    Details fixed by diagsim (norms are Euclidean over all 2d parameters; a zero norm gives eps = 0):
+    Details fixed by diagsim (norms are Euclidean over all 2d parameters; a zero norm gives eps = 0)::
+
         "msam"    rows = 0..n-1 (label noise / none) or the minibatch in drawn order; chunk c is
                   rows[c R / m : (c+1) R / m] (integer division, R rows); its gradient is the mean over
                   the chunk; the update uses sum_c (|c| / R) grad L_c(theta + eps_c), so m_chunks = 1 is

@@ -5,9 +5,9 @@ One compiled kernel serves every optimizer: the family, noise model and SAM vari
 
 * ``prange`` over *groups* of consecutive paths is the outer loop; the step loop runs inside, so a
   path's state stays in cache for the whole chunk of steps. The products with Z of a group run in
-  lockstep (:mod:`._linalg`), the rest per path. Each path is computed by one thread in a fixed order
-  and its arithmetic does not depend on the group, so serial and parallel runs are bitwise equal, a path
-  replayed alone reproduces itself and adding paths changes nothing.
+  lockstep (:mod:`diagsim.networks.diagonal.grouped`), the rest per path. Each path is computed by one
+  thread in a fixed order and its arithmetic does not depend on the group, so serial and parallel runs are
+  bitwise equal, a path replayed alone reproduces itself and adding paths changes nothing.
 * All randomness comes from :mod:`diagsim.lowlevel.rng`, addressed by (key, global path id, step, index).
 
 One step k of a path (theta_k -> theta_{k+1}):

@@ -3,9 +3,9 @@
 The symbolic side (:mod:`diagsim.symbolic`) turns the optimizer's measure into a regularizer R(w) (the
 measure minimized over each fibre {w(u, v) = w}); this module minimizes R over {Z w = y}:
 
-=====================================  ===========================================================
+======================================  ===========================================================
 regularizer                             solver (``method`` string of the result)
-=====================================  ===========================================================
+======================================  ===========================================================
 power law, e = 1 (SGD on "uu-vv")       LP (HiGHS): weighted basis pursuit, polished on its support
 power law, e < 1 (Adam, AdamE-lambda)   global: all C(d, rank Z) supports (basic solutions);
                                         local: reweighted l1 from x0 (:mod:`.concave`)
@@ -13,7 +13,7 @@ power law, e > 1 (SGD on depth-3, ...)  convex: dual Newton (:mod:`.convex`)
 block, decoupled, k = 1 ("uu-vv")       global: bi-objective LP, F at the Pareto-frontier vertices
 block, symmetric ("uv", odd depth)      argmin of G = sum s_i |w_i|**k (as the power law above)
 gradient flow (GD)                      Woodworth hyperbolic-entropy interpolator, dual Newton
-=====================================  ===========================================================
+======================================  ===========================================================
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
     x0 : (d,) start of the local method (default: the minimum-norm interpolator Z^+ y).
     parametrization : override the problem's parametrization: any spec accepted by
         :func:`diagsim.symbolic.symbolic_parametrization` (e.g. ``"u**3 - v**3"``).
-    support_tol : relative threshold for :attr:`Prediction.support`.
+    support_tol : relative threshold for ``Prediction.support``.
     """
     if not isinstance(problem, Problem):
         raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); "

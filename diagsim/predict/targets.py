@@ -1,14 +1,14 @@
 """Which implicit bias an optimizer has (docs/theory.md §9.5): the map optimizer -> measure.
 
-=================================  ==============================  ========================================
-optimizer                          measure minimized on Gamma      predicted limit
-=================================  ==============================  ========================================
-"gd", GD, SGD without noise        (gradient flow from theta_0)    Woodworth limit (docs/theory.md §9.7)
-"sgd", SGD(label noise)            tr H                            fibre-minimized tr H ("uu-vv": LP)
-"adam", "rmsprop", Adam, RMSProp   tr diag(H)^{1/2} (lambda = 1/2)  weighted l_{1/2} ("uu-vv")
-"adame" + lam, Adam(lam=lambda)    tr diag(H)^{1-lambda}           weighted l_{1-lambda} ("uu-vv")
-"adam-mini", "adalayer", AdamMini  sum_b sqrt(|b| tr H_bb)          block regularizer, blocks {u}, {v}
-=================================  ==============================  ========================================
+=================================  ================================  ========================================
+optimizer                          measure minimized on Gamma        predicted limit
+=================================  ================================  ========================================
+"gd", GD, SGD without noise        (gradient flow from theta_0)      Woodworth limit (docs/theory.md §9.7)
+"sgd", SGD(label noise)            tr H                              fibre-minimized tr H ("uu-vv": LP)
+"adam", "rmsprop", Adam, RMSProp   tr diag(H)^{1/2} (lambda = 1/2)   weighted l_{1/2} ("uu-vv")
+"adame" + lam, Adam(lam=lambda)    tr diag(H)^{1-lambda}             weighted l_{1-lambda} ("uu-vv")
+"adam-mini", "adalayer", AdamMini  sum_b sqrt(|b| tr H_bb)           block regularizer, blocks {u}, {v}
+=================================  ================================  ========================================
 
 The predictions for SGD and the adaptive methods assume label noise, whose covariance is c H on Gamma
 (docs/theory.md §4.1); other noise models are refused.
@@ -21,6 +21,7 @@ from ..errors import DiagsimError, check_interval
 from ..optimizers import specs
 from ..registry import SpecRegistry
 
+#: the optimizer names the predictions know
 NAMES = ("gd", "sgd", "adam", "rmsprop", "adame", "adam-mini", "adalayer")
 
 

@@ -246,7 +246,7 @@ def _adam_rows(code, depth, X, ns, s, fpar, ipar, GW, SS, ACC, B, BETA):
 
 
 def adam_work_size(n: int, d: int, nv: int) -> int:
-    """Scratch per path of the Adam models (the sizes of the blocks of :func:`_adam_work`)."""
+    """Scratch per path of the Adam models (the sizes of the blocks of ``_adam_work``)."""
     return d + n + d + 2 * d + nv
 
 
@@ -272,7 +272,7 @@ def _adam_work(work, G, n, d, nv):
 def _adam_drift(X, ns, t, args, work, B, BETA, health):
     """theta: -S(v) grad L; v: C lr (diag Sigma + grad L^2 - v). Leaves S in work for the diffusion.
 
-    Scratch: :func:`_adam_work`. State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when
+    Scratch: ``_adam_work``. State x = [theta (2d), v (nv)], or [theta (2d), m (2d), v (nv)] when
     fpar[F_C1] > 0 (the momentum model: theta follows -S m and m relaxes to grad L at rate c1).
     """
     Z, ZT, y, s, fpar, ipar = args

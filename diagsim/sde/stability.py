@@ -1,7 +1,7 @@
 """Step-size safety for explicit Euler–Maruyama on the diagonal-network SDEs.
 
 Explicit Euler on d theta = -S grad L dt is stable only while dt * lambda_max(S^{1/2} H S^{1/2}) < 2 (and
-dt * rate < 2 for every linear relaxation term, e.g. dv = -C lr v dt). :func:`stiffness` estimates the
+dt * rate < 2 for every linear relaxation term, e.g. dv = -C lr v dt). :func:`lambda_max` estimates the
 largest rate at a state; :func:`auto_dt` picks dt = lr / 2**j (so that SDE step 2**j k is optimizer step k)
 with dt * rate <= ``target``.
 """

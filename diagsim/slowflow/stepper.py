@@ -124,7 +124,7 @@ class SlowFlowStepper:
     lr : the optimizer's learning rate (t = tau / lr; ``dt = dtau / lr``).
     dtau : slow-time step.
     start : "auto" (default: "given" when every row of theta0 lies within ``max_start_residual`` of Gamma,
-        else "gradient-flow" for all rows; the choice is recorded as ``start_used`` in :meth:`config`),
+        else "gradient-flow" for all rows; the choice is recorded as ``start_used`` in ``config()``),
         "given" (theta0 must be within ``max_start_residual`` of Gamma, else a DiagsimError; it is then
         retracted) or "gradient-flow" (start at the gradient-flow limit Phi(theta0)).
     v0 : v_mode="ode": initial v, None for the quasi-static value c diag H at the start, or a number.

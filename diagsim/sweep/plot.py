@@ -1,6 +1,8 @@
 """Phase diagrams: a heat map of a scalar summary over two swept parameters.
 
-Matplotlib is imported lazily; callers choose the backend (scripts use Agg).
+:func:`phase_grid` pivots a table, :func:`phase_array` gives the same grid as a labelled
+``xarray.DataArray``, :func:`plot_phase` draws it. Matplotlib and xarray are imported lazily; callers
+choose the backend (scripts use Agg).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError, check_choice
+from ..optional import require
 from ..storage import save_figure  # noqa: F401  (re-exported: part of this module's API)
 from .table import Table
 
@@ -34,6 +37,24 @@ def phase_grid(table: Table, x: str, y: str, value: str, *, where: dict | None =
             if v.size:
                 Z[i, j] = AGGS[agg](v)
     return xs, ys, Z
+
+
+def phase_array(table: Table, x: str, y: str, value: str, *, where: dict | None = None, agg: str = "mean"):
+    """The grid of :func:`phase_grid` as an ``xarray.DataArray`` (needs the optional extra ``analysis``).
+
+    Its dimensions are the swept parameters ``y`` and ``x`` (in that order, rows first, as in the heat
+    map), with the swept values as coordinates; its name is ``value``; the attributes say how cells were
+    aggregated (``agg``) and which rows were used (``where``, as a string).
+
+    Returns
+    -------
+    xarray.DataArray
+        Shape ``(len(ys), len(xs))``; NaN where no row has a finite value.
+    """
+    xr = require("xarray", "phase_array")
+    xs, ys, Z = phase_grid(table, x, y, value, where=where, agg=agg)
+    return xr.DataArray(Z, dims=(y, x), coords={y: ys, x: xs}, name=value,
+                        attrs={"agg": agg, "where": repr(where or {})})
 
 
 def _ticklabels(vals) -> list[str]:

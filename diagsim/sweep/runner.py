@@ -106,6 +106,19 @@ class SweepReport:
     by_others: int = 0          # computed meanwhile by other sweeps sharing the cache
     others: list = field(default_factory=list)    # those sweeps that this one waited for ("pid P on HOST")
 
+    def __repr__(self) -> str:
+        return f"<diagsim SweepReport: {self.line()}>"
+
+    def _repr_html_(self) -> str:
+        import html
+        counts = [("grid points", self.total), ("jobs", self.unique), ("cached", self.cached),
+                  ("computed", self.computed), ("failed", self.failed), ("crashed", len(self.crashed)),
+                  ("computed by other sweeps", self.by_others), ("corrupt entries recomputed", len(self.corrupt))]
+        rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in counts)
+        return (f"<div><strong>diagsim SweepReport</strong>: sweep {html.escape(repr(self.name))}, backend "
+                f"{html.escape(self.backend)}, {self.elapsed:.1f} s, cache {html.escape(self.cache_dir)}"
+                f"<table><tbody>{rows}</tbody></table></div>")
+
     def line(self) -> str:
         s = (f"sweep {self.name!r}: {self.total} points, {self.unique} jobs: {self.cached} cached, "
              f"{self.computed} computed, {self.failed} failed")

@@ -1,5 +1,8 @@
 """Collect a sweep's cached results into a table: one row per grid point, one column per swept key and
-per summary value, saved as ``.npz`` (lossless) or ``.csv``.
+per summary value, saved as ``.npz`` (lossless), ``.csv`` or, with pyarrow, ``.parquet``.
+
+:meth:`Table.to_dataframe` and ``load_table(path, as_frame=True)`` give a pandas DataFrame with the
+same column types (the optional extra ``analysis``).
 
 Only verified cache entries are read (:meth:`~diagsim.sweep.cache.Cache.check`); a corrupt entry's row
 says so and shows no values. Tables are written atomically with the permissions the umask allows
@@ -8,6 +11,7 @@ says so and shows no values. Tables are written atomically with the permissions 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -16,10 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError, check_choice
-from ..storage import write_npz_atomic, write_text_atomic
+from ..optional import require
+from ..storage import write_bytes_atomic, write_npz_atomic, write_text_atomic
 from .runner import Plan, plan_sweep
 
 META_COLUMNS = ("index", "key", "status")
+#: the file formats of :meth:`Table.save` and :func:`load_table`, by suffix
+SUFFIXES = (".npz", ".csv", ".parquet")
+#: rows a notebook shows of a table
+HTML_ROWS = 10
 
 
 def _column(values: list) -> np.ndarray:
@@ -40,7 +49,9 @@ class Table:
     """Columns of equal length (a dict of 1-D NumPy arrays), in insertion order.
 
     ``table["optimizer.lr"]`` is a column; ``table.where({"optimizer.optimizer": "adam"})`` the rows that
-    match; ``table.save("out.npz")`` / ``table.save("out.csv")``; :func:`load_table` reads either back.
+    match; ``table.save("out.npz")`` / ``"out.csv"`` / ``"out.parquet"``; :func:`load_table` reads each
+    back; :meth:`to_dataframe` is the table in pandas. Column types: bool, int64, float64 (NaN where a
+    value is missing) or str.
     """
 
     def __init__(self, columns: dict):
@@ -56,6 +67,20 @@ class Table:
         for r in rows:
             names += [k for k in r if k not in names]
         return cls({k: _column([r.get(k) for r in rows]) for k in names})
+
+    @classmethod
+    def from_dataframe(cls, frame) -> "Table":
+        """The table of a pandas DataFrame (the inverse of :meth:`to_dataframe`): bool, integer and float
+        columns keep their NumPy types, any other column becomes str."""
+        cols = {}
+        for name in frame.columns:
+            values = frame[name].to_numpy()
+            if values.dtype.kind not in "biuf":
+                values = np.array([str(v) for v in values], dtype=str)
+            elif values.dtype.kind in "iu":
+                values = values.astype(np.int64)
+            cols[str(name)] = values
+        return cls(cols)
 
     @property
     def names(self) -> list[str]:
@@ -91,7 +116,30 @@ class Table:
     def rows(self) -> list[dict]:
         return [{k: v[i].item() for k, v in self.columns.items()} for i in range(len(self))]
 
+    # ---------------------------------------------------------------- display
+    def _describe_columns(self) -> list[str]:
+        return [f"{k} ({_dtype_name(v)})" for k, v in self.columns.items()]
+
+    def __repr__(self) -> str:
+        return (f"<diagsim Table: {len(self)} rows x {len(self.columns)} columns>\n"
+                f"columns: {', '.join(self._describe_columns())}")
+
+    def _repr_html_(self) -> str:
+        n = min(len(self), HTML_ROWS)
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in self.names)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_short_cell(self.columns[k][i]))}</td>"
+                                        for k in self.names) + "</tr>" for i in range(n))
+        more = f"<p>... {len(self) - n} more rows</p>" if len(self) > n else ""
+        return (f"<div><strong>diagsim Table</strong>: {len(self)} rows x {len(self.columns)} columns"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}</div>")
+
     # ---------------------------------------------------------------- i/o
+    def to_dataframe(self):
+        """The table as a ``pandas.DataFrame`` (needs the optional extra ``analysis``): one column per
+        column, in order, with the same types (bool, int64, float64, and strings as pandas stores them)."""
+        pd = require("pandas", "Table.to_dataframe")
+        return pd.DataFrame(dict(self.columns))
+
     def to_csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -101,15 +149,26 @@ class Table:
         return buf.getvalue()
 
     def save(self, path) -> Path:
-        """Write ``.npz`` (exact, column order kept) or ``.csv`` (floats as repr) by the suffix."""
+        """Write the table, atomically, in the format of the suffix: ``.npz`` (exact, column order kept),
+        ``.csv`` (floats as repr, ``nan`` where missing) or ``.parquet`` (needs pandas and pyarrow)."""
         path = Path(path)
-        check_choice("table file suffix", path.suffix, (".npz", ".csv"))
+        check_choice("table file suffix", path.suffix, SUFFIXES)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".csv":
             write_text_atomic(path, self.to_csv())
+        elif path.suffix == ".parquet":
+            require("pyarrow", "writing a table as Parquet")
+            buf = io.BytesIO()
+            self.to_dataframe().to_parquet(buf, index=False)
+            write_bytes_atomic(path, buf.getvalue())
         else:
             write_npz_atomic(path, {f"{i:04d}:{k}": v for i, (k, v) in enumerate(self.columns.items())})
         return path
+
+
+def _short_cell(x) -> str:
+    x = x.item() if hasattr(x, "item") else x
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 def _csv_cell(x) -> str:
@@ -119,15 +178,40 @@ def _csv_cell(x) -> str:
     return str(x)
 
 
-def load_table(path) -> Table:
-    """Read a table written by :meth:`Table.save` (``.npz`` exactly; ``.csv`` with inferred types)."""
-    path = Path(path)
+def _dtype_name(values: np.ndarray) -> str:
+    return "str" if values.dtype.kind == "U" else str(values.dtype)
+
+
+def load_table(path, *, as_frame: bool = False):
+    """Read a table written by :meth:`Table.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npz`` (read exactly), ``.csv`` (column types inferred: bool, int64, float64, else str) or
+        ``.parquet`` file (needs pandas and pyarrow); any other suffix is read as CSV.
+    as_frame : bool
+        Return a ``pandas.DataFrame`` (:meth:`Table.to_dataframe`) instead of a :class:`Table`.
+
+    Returns
+    -------
+    Table or pandas.DataFrame
+    """
+    table = _read_table(Path(path))
+    return table.to_dataframe() if as_frame else table
+
+
+def _read_table(path: Path) -> Table:
     if not path.is_file():
         raise DiagsimError(f"table file {str(path)!r} does not exist")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
             items = sorted(f.files)
             return Table({name.split(":", 1)[1]: f[name] for name in items})
+    if path.suffix == ".parquet":
+        pd = require("pandas", "reading a Parquet table")
+        require("pyarrow", "reading a Parquet table")
+        return Table.from_dataframe(pd.read_parquet(path))
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows:

@@ -14,9 +14,10 @@ symbol   assumptions                  meaning
 ``d``    positive integer             the size of a block {u} or {v} (Adam-mini / Adalayer)
 =======  ===========================  =================================================================
 
-A parametrization is given by name ("uu-vv", "uv", "depth-D"), by a :class:`diagsim.networks.diagonal.parametrization.
-Parametrization`, as a SymPy expression in ``u``, ``v`` (symbols named "u" and "v" with any assumptions are
-accepted), or as a string that SymPy parses, e.g. ``"u**3 - v**3"``.
+A parametrization is given by name ("uu-vv", "uv", "depth-D"), by a
+:class:`~diagsim.networks.diagonal.parametrization.Parametrization`, as a SymPy expression in ``u``, ``v``
+(symbols named "u" and "v" with any assumptions are accepted), or as a string that SymPy parses, e.g.
+``"u**3 - v**3"``.
 """
 from __future__ import annotations
 
@@ -39,12 +40,12 @@ d = sp.Symbol("d", positive=True, integer=True)
 
 @dataclass(frozen=True)
 class SymbolicParametrization:
-    """w = ``expr``(u, v) for one coordinate.
+    """w = expr(u, v) for one coordinate.
 
     Attributes
     ----------
     name : label ("uu-vv", "uv", "depth-3", or the expression as a string).
-    expr : the SymPy expression in :data:`u`, :data:`v`.
+    expr : the SymPy expression in ``u``, ``v``.
     """
 
     name: str

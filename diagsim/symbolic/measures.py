@@ -1,7 +1,7 @@
 """Sharpness measures on the manifold of minimizers, derived from w(u, v) (docs/theory.md §3.4, §9.1).
 
 On Gamma = {theta : Z w(theta) = y} the residual vanishes and H = (1/n) J^T J with
-J = Z [diag(a), diag(b)], a = dw/du, b = dw/dv. Hence, for every elementwise parametrization,
+J = Z [diag(a), diag(b)], a = dw/du, b = dw/dv. Hence, for every elementwise parametrization::
 
     diag H = (s * a**2, s * b**2)                     (per coordinate i: H_{u_i u_i}, H_{v_i v_i})
     tr H = sum_i s_i (a_i**2 + b_i**2)
@@ -47,7 +47,7 @@ def block_summands(param) -> tuple[sp.Expr, sp.Expr]:
 def measure_summand(param, measure: str, lam_value=None) -> sp.Expr:
     """Per-coordinate summand of a separable measure ("trace", "adam", "adame") on Gamma.
 
-    ``lam_value`` (only for "adame"): a number in [0, 1) or ``None`` for the symbol :data:`lam`.
+    ``lam_value`` (only for "adame"): a number in [0, 1) or ``None`` for the symbol ``lam``.
     """
     hu, hv = diag_hessian(param)
     if measure == "trace":

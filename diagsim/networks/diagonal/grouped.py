@@ -7,7 +7,7 @@ serves every path of the group. The arithmetic of each path is exactly that of t
     forward:  r = -y;  r += Z[:, i] * w_i   for i = 0, 1, ..., d-1   (in that order)
     pullback: gw = 0;  gw += Z[j, :] * c_j  for j = 0, 1, ..., n-1   (in that order)
 
-Two implementations, chosen per chunk of paths (:func:`_chunk`), compute every entry by these operations
+Two implementations, chosen per chunk of paths (``_chunk``), compute every entry by these operations
 in this order (contraction into FMAs, the one fastmath flag of :mod:`diagsim.lowlevel.jit`, fuses each
 ``acc + a*b``; no reassociation):
 
@@ -160,7 +160,7 @@ def _pullback_lanes(Z, C, s0, s1, GW, CT, GT):
 def pullback_group(Z, C, ns, GW):
     """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``).
 
-    Paths are taken in chunks of 16 or 8 on the explicit-SIMD lanes kernel (:func:`_chunk`); fewer than
+    Paths are taken in chunks of 16 or 8 on the explicit-SIMD lanes kernel (``_chunk``); fewer than
     ``LANES_MIN`` remaining paths run on the row loops. Both compute every entry by the same operations in
     the same order.
     """
