@@ -62,10 +62,6 @@ nitpick_ignore_regex = [
 ]
 nitpick_ignore = [
     ("py:class", "diagsim.registry.E"), ("py:obj", "diagsim.registry.E"),   # the registry's TypeVar
-    # diagsim/cuda is maintained apart from the rest: its docstrings name the kernel modules by short
-    # names (warp, kernels) and an undocumented method
-    ("py:mod", "warp"), ("py:mod", "kernels"), ("py:func", "warp.discrete_kernel"),
-    ("py:meth", "diagsim.sde.SDEStepper.advance"),
 ]
 
 # --- HTML

@@ -12,8 +12,9 @@ Public API
 available() / unavailable_reason()
     whether kernels can run here (a device, or the simulator with NUMBA_ENABLE_CUDASIM=1).
 advance_sde(stepper, state, paths, step0, n_steps, active, layout="auto")
-    :meth:`diagsim.sde.SDEStepper.advance` on the GPU (any SDE model of diagsim.sde; the label-noise SDE
-    and gradient flow on the warp-per-path kernels of :mod:`.warp`, the others one thread per path).
+    ``SDEStepper.advance`` (:class:`diagsim.sde.SDEStepper`) on the GPU (any SDE model of diagsim.sde; the
+    label-noise SDE and gradient flow on the warp-per-path kernels of :mod:`.warp_kernels`, the others one
+    thread per path).
 advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None, layout="auto")
     :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance_checked` on the GPU, every optimizer.
 steppers.on_device(stepper)

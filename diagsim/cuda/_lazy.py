@@ -8,7 +8,9 @@ Shared arithmetic: device code calls the *same* ``@jit`` functions as the CPU ke
 :func:`device` gives the device twin of such a function:
 
 * on a GPU, ``cuda.jit(device=True)(fn.py_func)``; the functions it calls are CPU dispatchers, which
-  numba-cuda compiles for the device from the same Python source;
+  numba-cuda compiles for the device from the same Python source, except the few CPU-only ones that have a
+  device twin (the group products with Z: the CPU's run an explicit-SIMD kernel on scratch they allocate;
+  their twins run the row loops, with the same numbers);
 * under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is imported), a shim that hands
   the simulator's fake device arrays to the CPU-compiled function as the NumPy arrays they wrap (the
   simulator runs kernels as Python and cannot pass its arrays to compiled code). The simulator therefore
@@ -60,6 +62,21 @@ def _unwrap(a):
     return getattr(a, "_ary", a)
 
 
+def _device_source(fn):
+    """``fn``'s Python function, with the CPU-only functions it calls replaced by their device twins
+    (:data:`diagsim.networks.diagonal.grouped.DEVICE_TWINS`: the group products, whose SIMD lanes kernel and
+    scratch allocation cannot run on a GPU; the twins give the same numbers)."""
+    import types
+
+    from ..networks.diagonal.grouped import DEVICE_TWINS
+    py = fn.py_func
+    twins = {id(cpu): dev for cpu, dev in DEVICE_TWINS.items()}
+    swaps = {name: twins[id(obj)] for name, obj in py.__globals__.items() if id(obj) in twins}
+    if not swaps:
+        return py
+    return types.FunctionType(py.__code__, {**py.__globals__, **swaps}, py.__name__, py.__defaults__, py.__closure__)
+
+
 @functools.lru_cache(maxsize=None)
 def device(fn):
     """The device function sharing ``fn``'s arithmetic (see the module docstring)."""
@@ -68,4 +85,4 @@ def device(fn):
             return fn(*(_unwrap(a) for a in args))
         shim.__name__ = getattr(fn, "__name__", "shim")
         return shim
-    return cuda().jit(device=True)(fn.py_func)
+    return cuda().jit(device=True)(_device_source(fn))

@@ -11,7 +11,7 @@ on either device. What differs is where the ensemble lives:
   the divergence check too, and so do the records (:func:`.thread_kernels.observe_kernel`, with the
   function the CPU records with). Only the per-path bookkeeping (active, divergence step and loss: a few
   numbers per path) crosses the bus every chunk;
-* the host's copy of the state is brought up to date only when the driver asks for it (:meth:`sync`):
+* the host's copy of the state is brought up to date only when the driver asks for it (:meth:`DeviceStepper.sync`):
   for a checkpoint, the final result, a user's callback, and the preconditioner statistics (their second
   moments, not theta, are copied at those record steps).
 
@@ -35,9 +35,9 @@ def grid(M: int) -> tuple[int, int]:
     return (M + THREADS - 1) // THREADS, THREADS
 
 
-class _DeviceStepper:
-    """What the device steppers share: the wrapped CPU stepper, the problem on the device, the state's
-    device copy keyed by the state dict it mirrors, and the observables kernel."""
+class DeviceStepper:
+    """The base of the device steppers: the wrapped CPU stepper, the problem on the device, the state's device
+    copy keyed by the state dict it mirrors, records and divergence checks on the device."""
 
     def __init__(self, host, layout: str = "auto"):
         why = _lazy.unavailable_reason()
@@ -184,7 +184,7 @@ def choose_layout(layout: str, spread: bool, M: int, d: int, what: str) -> str:
 LAYOUTS = ("auto", "warp", "block", "thread")
 
 
-class CudaDiscreteStepper(_DeviceStepper):
+class CudaDiscreteStepper(DeviceStepper):
     """The discrete optimizers on the GPU (every optimizer of the discrete registry; see
     :func:`.warp_kernels.discrete_kernel` for which spread a path over threads). ``n_paths`` (the ensemble
     size, when known) chooses the layout under ``layout="auto"``."""
@@ -249,7 +249,7 @@ class CudaDiscreteStepper(_DeviceStepper):
             dev[slot.name] = dev[names[slot.arg]]
         return dev
 
-class CudaSDEStepper(_DeviceStepper):
+class CudaSDEStepper(DeviceStepper):
     """The SDE models on the GPU: the label-noise SGD SDE and gradient flow one warp (or one block) per path
     (one Brownian sub-step per step), every model one thread per path."""
 
@@ -287,7 +287,7 @@ class CudaSDEStepper(_DeviceStepper):
                 state[k][...] = part[k]
 
     def advance(self, state, paths, step0, n_steps, active) -> None:
-        """EM steps on the device, as :meth:`diagsim.sde.SDEStepper.advance` (a path whose drift turns
+        """EM steps on the device, as ``SDEStepper.advance`` does on the CPU (a path whose drift turns
         non-finite stops; no other check)."""
         d_active = self.cuda.to_device(active)
         self._em(state, paths, step0, n_steps, active, d_active)

@@ -1,6 +1,6 @@
 """Warp-per-path CUDA kernels: one block of 32 threads (one warp) advances one path.
 
-The thread-per-path kernels of :mod:`.kernels` run any model but leave a GPU mostly idle below tens of
+The thread-per-path kernels of :mod:`.thread_kernels` run any model but leave a GPU mostly idle below tens of
 thousands of paths: each thread does a whole path's products alone, one dependent operation after the
 other. Here the 32 lanes of a warp split a path's *outputs*: lane l computes the entries l, l + 32, ...
 of w, of r = Z w - y and of Z^T c, the chain rule and the update. Every entry is computed by the same

@@ -137,7 +137,7 @@ TEST_NONE, TEST_TEACHER, TEST_SET = range(3)
 @jit
 def observe_row(theta, code, depth, Z, ZT, y, s, rs, w_star, Zt, yt, test_kind, threshold, w, r, gw, diag, out):
     """The observables of one state theta (2d,) into ``out`` (len(OBSERVABLES),), in the order of
-    :data:`OBSERVABLES`; ``rs`` = sqrt(s); ``test_kind``: TEST_TEACHER (1/2 ||w - w*||^2), TEST_SET
+    ``OBSERVABLES``; ``rs`` = sqrt(s); ``test_kind``: TEST_TEACHER (1/2 ||w - w*||^2), TEST_SET
     ((1/2 n_test) ||Z_test w - y_test||^2) or TEST_NONE (NaN). A state with a non-finite entry gives NaN
     everywhere. Scratch: w (d,), r (n,), gw (d,), diag (2d,). Every sum runs over the entries in index
     order: the CPU and the GPU (which calls this function on the device) add in the same order."""

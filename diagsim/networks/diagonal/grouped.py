@@ -231,11 +231,36 @@ def forward_group(ZT, y, W, ns, R, loss):
         else:
             _forward_rows(ZT, y, W, s0, s1, R)
         s0 = s1
+    _group_loss(R, ns, loss)
+
+
+@jit(inline="always")
+def _group_loss(R, ns, loss):
+    n = R.shape[1]
     for s in range(ns):
         acc = 0.0
         for j in range(n):
             acc += R[s, j] * R[s, j]
         loss[s] = 0.5 * acc / n
+
+
+@jit
+def forward_group_rows(ZT, y, W, ns, R, loss):
+    """:func:`forward_group` on the row loops alone (no SIMD lanes kernel, no allocation): the same
+    numbers. The GPU compiles it where the CPU code calls :func:`forward_group` (:data:`DEVICE_TWINS`)."""
+    _forward_rows(ZT, y, W, 0, ns, R)
+    _group_loss(R, ns, loss)
+
+
+@jit
+def pullback_group_rows(Z, C, ns, GW):
+    """:func:`pullback_group` on the row loops alone: the same numbers; the GPU's twin of it."""
+    _pullback_rows(Z, C, 0, ns, GW)
+
+
+#: CPU-only functions (the SIMD lanes kernel, scratch allocated inside) -> their device twins, which give
+#: the same numbers; diagsim.cuda compiles a function that calls one of them with the twin instead
+DEVICE_TWINS = {forward_group: forward_group_rows, pullback_group: pullback_group_rows}
 
 
 @jit(inline="always")
