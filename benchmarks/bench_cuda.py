@@ -8,8 +8,12 @@
   so a few ulps per step are expected), and the ensemble mean loss with its standard error.
 * Paper scale (d = 1000, n = 50, k = 3, Rademacher delta = 0.5): the discrete Adam and SGD kernels on the
   GPU for several M, seconds per 10^6 steps (extrapolated from the timed steps) and path-steps/s.
-* Both GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp_kernels`) and "thread" (one thread per
-  path, :mod:`diagsim.cuda.thread_kernels`).
+* The GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp_kernels`), "block" (256 lanes per path:
+  few long paths) and "thread" (one thread per path, :mod:`diagsim.cuda.thread_kernels`).
+* A whole run through ``simulate(..., device="cuda")`` at paper scale (the ensemble stays on the device,
+  records computed there), against the same run on the CPU.
+* The goals, printed and written with the results: the reference SDE at M = 65 536 at >= 4e8 path-steps/s,
+  and Adam at paper scale with M <= 8 at <= 15 s per 10^6 steps.
 
 Usage::
 
@@ -24,8 +28,11 @@ import time
 
 import numpy as np
 
-#: kernels compared: 32 lanes per path (diagsim.cuda.warp_kernels) and one thread per path (diagsim.cuda.thread_kernels)
-LAYOUTS = ("warp", "thread")
+#: kernels compared: 32 or 256 lanes per path (diagsim.cuda.warp_kernels), one thread per path
+LAYOUTS = ("warp", "block", "thread")
+#: the goals of the GPU path: path-steps/s of the reference SDE at M = 65 536; seconds per 10^6 Adam steps at
+#: paper scale with M <= 8
+GOAL_SDE_RATE, GOAL_PAPER_SECONDS = 4e8, 15.0
 #: the thread-per-path layout is timed up to this M (it is the slow one)
 THREAD_MAX_M = 65536
 
@@ -53,7 +60,7 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
         sim = dc.SDELabelNoise(prob, lr=cfg.lr, label_noise=cfg.label_noise, dt=cfg.dt, seed=1)
         row = {"M": M, "steps": steps}
         for layout in LAYOUTS:
-            if layout == "thread" and M > THREAD_MAX_M:
+            if (layout == "thread" and M > THREAD_MAX_M) or (layout == "block" and M > 64):
                 continue
             t = time.perf_counter()
             sim.run(prob.theta0(M), paths, 0, 5, layout=layout)
@@ -103,7 +110,9 @@ def paper_rows(Ms, steps, log):
             paths = np.arange(M, dtype=np.int64)
 
             for layout in LAYOUTS:
-                n_timed = steps if layout == "warp" else max(steps // 10, 10)
+                if layout == "block" and M > 64:
+                    continue
+                n_timed = steps if layout != "thread" else max(steps // 10, 10)
 
                 def run(n):
                     s = st.init_state(prob.theta0(M))
@@ -123,6 +132,45 @@ def paper_rows(Ms, steps, log):
     return rows
 
 
+def simulate_rows(M, steps, log):
+    """Adam at paper scale through simulate(): the whole run on the device vs the same run on the CPU."""
+    import diagsim
+    from diagsim.bench.problems import PAPER_FULL as cfg
+    from diagsim.optimizers import Adam, LabelNoise
+
+    prob = cfg.problem()
+    opt = Adam(lr=cfg.adam_lr, beta1=cfg.beta1, beta2=cfg.beta2, eps=cfg.eps,
+               noise=LabelNoise(cfg.label_noise, "rademacher"))
+    rows = []
+    for device in ("cuda", "cpu"):
+        diagsim.simulate(prob, opt, steps=10, n_paths=M, device=device, progress=False)  # compile
+        t = time.perf_counter()
+        res = diagsim.simulate(prob, opt, steps=steps, n_paths=M, device=device, record="log", progress=False)
+        sec = time.perf_counter() - t
+        rows.append({"device": device, "M": M, "steps": steps, "seconds": sec,
+                     "seconds_per_1e6_steps": sec / steps * 1e6, "layout": res.config["stepper"].get("device"),
+                     "final_test_loss_mean": float(np.nanmean(res.final_observables["test_loss"]))})
+        log(json.dumps(rows[-1]))
+    th = [diagsim.simulate(prob, opt, steps=200, n_paths=M, device=dv, progress=False).final["theta"]
+          for dv in ("cuda", "cpu")]
+    rows.append({"max_rel_diff_gpu_cpu_200_steps": float((np.abs(th[0] - th[1]) /
+                                                          np.maximum(np.abs(th[1]), 1e-300)).max())})
+    log(json.dumps(rows[-1]))
+    return rows
+
+
+def goals(out: dict) -> list:
+    """The goals against the measurements (``met`` None when not measured)."""
+    rates = [r.get(f"gpu_{lay}_path_steps_per_s", 0.0) for r in out["sde"] if r["M"] == 65536 for lay in LAYOUTS]
+    paper = [r["seconds_per_1e6_steps"] for r in out["paper"] if r["optimizer"] == "adam" and r["M"] <= 8]
+    best_rate = max(rates) if rates else None
+    best_paper = min(paper) if paper else None
+    return [{"goal": "reference SDE, M = 65 536: path-steps/s", "target": f">= {GOAL_SDE_RATE:.0e}",
+             "measured": best_rate, "met": None if best_rate is None else best_rate >= GOAL_SDE_RATE},
+            {"goal": "Adam, paper scale, M <= 8: seconds per 10^6 steps", "target": f"<= {GOAL_PAPER_SECONDS}",
+             "measured": best_paper, "met": None if best_paper is None else best_paper <= GOAL_PAPER_SECONDS}]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--Ms", type=int, nargs="+", default=[1, 64, 1024, 8192, 65536])
@@ -131,6 +179,8 @@ def main(argv=None):
     ap.add_argument("--cpu-steps", type=int, default=10000)
     ap.add_argument("--paper-Ms", type=int, nargs="+", default=[8, 1024])
     ap.add_argument("--paper-steps", type=int, default=2000)
+    ap.add_argument("--simulate-M", type=int, default=8, help="paths of the whole-run comparison (0: skip)")
+    ap.add_argument("--simulate-steps", type=int, default=5000)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     from diagsim import cuda as dc
@@ -146,6 +196,12 @@ def main(argv=None):
     print(json.dumps(env))
     out = {"env": env, "sde": sde_rows(a.Ms, a.steps, a.cpu_max_M, a.cpu_steps, print),
            "paper": paper_rows(a.paper_Ms, a.paper_steps, print)}
+    if a.simulate_M:
+        out["simulate"] = simulate_rows(a.simulate_M, a.simulate_steps, print)
+    out["goals"] = goals(out)
+    for g in out["goals"]:
+        print(f"goal: {g['goal']} {g['target']}: measured {g['measured']}, "
+              f"{'met' if g['met'] else 'NOT met' if g['met'] is not None else 'not measured'}")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(out, fh, indent=1)

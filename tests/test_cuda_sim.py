@@ -233,3 +233,26 @@ def test_no_device_gives_a_clean_error():
                           env={**os.environ, "NUMBA_ENABLE_CUDASIM": "0"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ERR CUDA is not available")
+
+
+def test_gpu_check_script_and_goals():
+    """benchmarks/gpu_check.sh parses; bench_cuda's goals compare the measurements with the targets."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(["bash", "-n", os.path.join(root, "benchmarks", "gpu_check.sh")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    try:
+        import bench_cuda
+    finally:
+        sys.path.pop(0)
+    out = {"sde": [{"M": 1024, "gpu_warp_path_steps_per_s": 9e8},
+                   {"M": 65536, "gpu_warp_path_steps_per_s": 3e8, "gpu_thread_path_steps_per_s": 5e8}],
+           "paper": [{"optimizer": "adam", "M": 8, "seconds_per_1e6_steps": 20.0},
+                     {"optimizer": "adam", "M": 1, "seconds_per_1e6_steps": 12.0},
+                     {"optimizer": "sgd", "M": 1, "seconds_per_1e6_steps": 1.0},
+                     {"optimizer": "adam", "M": 1024, "seconds_per_1e6_steps": 1.0}]}
+    g = bench_cuda.goals(out)
+    assert g[0]["measured"] == 5e8 and g[0]["met"] is True      # the best layout at M = 65 536 only
+    assert g[1]["measured"] == 12.0 and g[1]["met"] is True     # Adam with M <= 8 only
+    assert [x["met"] for x in bench_cuda.goals({"sde": [], "paper": []})] == [None, None]

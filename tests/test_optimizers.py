@@ -310,7 +310,7 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
     is split: row loops (< 5 paths), one 8-lane chunk (5..11), one 16-lane chunk (>= 12), and mixes
     (21 = 16 + 5, 27 = 16 + 8 + 3, 37 = 16 + 16 + 5); d = 1100 spans several k blocks of the lanes kernel."""
     from diagsim.networks.diagonal import pathwise as K
-    from diagsim.networks.diagonal.grouped import forward_group, pullback_group
+    from diagsim.networks.diagonal.grouped import forward_group, forward_group_rows, pullback_group, pullback_group_rows
     problem = make_problem(n, d, 2, seed=4)
     M = 37
     th = _theta0(problem, M) * (1.0 + 0.1 * np.random.default_rng(1).standard_normal((M, 2 * d)))
@@ -326,6 +326,13 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
         np.testing.assert_array_equal(L[:ns], Lp[:ns], err_msg=f"ns={ns}")
         np.testing.assert_array_equal(GW[:ns], GWp[:ns], err_msg=f"ns={ns}")
         assert np.isnan(R[ns:]).all() and np.isnan(GW[ns:]).all()  # rows past ns are not touched
+        # the GPU's twins (row loops only) give the same numbers
+        R2, L2, GW2 = np.full((M, n), np.nan), np.full(M, np.nan), np.full((M, d), np.nan)
+        forward_group_rows(problem.ZT, problem.y, W, ns, R2, L2)
+        pullback_group_rows(problem.Z, np.ascontiguousarray(R2 / n), ns, GW2)
+        np.testing.assert_array_equal(R2[:ns], Rp[:ns], err_msg=f"rows, ns={ns}")
+        np.testing.assert_array_equal(L2[:ns], Lp[:ns], err_msg=f"rows, ns={ns}")
+        np.testing.assert_array_equal(GW2[:ns], GWp[:ns], err_msg=f"rows, ns={ns}")
 
 
 def test_stable_argsort():
