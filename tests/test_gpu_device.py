@@ -163,3 +163,35 @@ def test_device_choice_and_errors(monkeypatch):
     assert resolve_device("auto", "discrete") == "cuda" and resolve_device("auto", "slow-flow") == "cpu"
     with pytest.raises(DiagsimError, match="the slow-flow level runs on the CPU only"):
         diagsim.simulate(P, SGD(lr=0.05), tau=0.01, model="slow-flow", device="cuda")
+
+
+def test_verify_runs_its_simulations_on_the_device_asked_for(monkeypatch, capsys):
+    """The checks' discrete and SDE simulations run on the verify command's device, the slow flows on the
+    CPU; without CUDA, --device cuda is a one-line error before any check runs."""
+    from diagsim.cli.main import main
+    from diagsim.cuda import _lazy
+    from diagsim.verify.base import CheckContext
+    ctx = CheckContext("x", {}, True, device="cuda")
+    assert [ctx.device_for(m) for m in ("discrete", "sde", "slow-flow")] == ["cuda", "cuda", "cpu"]
+    monkeypatch.setattr(_lazy, "unavailable_reason", lambda: "no CUDA device found")
+    assert main(["verify", "--quick", "--only", "woodworth", "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "diagsim verify: error: CUDA is not available: no CUDA device found"
+
+
+def test_sweep_on_a_missing_gpu_fails_before_any_work(tmp_path, monkeypatch):
+    from diagsim.cuda import _lazy
+    from diagsim.errors import DiagsimError
+    from diagsim.sweep import plan_sweep, run_sweep
+    from diagsim.sweep.grid import sweep_from_dict
+    raw = {"sweep": {"name": "dev"},
+           "base": {"problem": {"n": 6, "d": 5, "k": 2}, "optimizer": {"optimizer": "sgd", "lr": 0.05},
+                    "simulate": {"steps": 3}},
+           "grid": {"problem.seed": [1, 2]}}
+    sw = sweep_from_dict(raw).on_device("cuda")
+    assert all(j.config["simulate"]["device"] == "cuda" for j in plan_sweep(sw, tmp_path).jobs)
+    assert {j.key for j in plan_sweep(sw, tmp_path).jobs}.isdisjoint(j.key for j in plan_sweep(raw, tmp_path).jobs)
+    monkeypatch.setattr(_lazy, "unavailable_reason", lambda: "no CUDA device found")
+    with pytest.raises(DiagsimError, match="2 job.* run on device 'cuda', but CUDA is not available"):
+        run_sweep(sw, tmp_path / "cache", progress=False)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

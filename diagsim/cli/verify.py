@@ -18,7 +18,7 @@ import textwrap
 import time
 
 from ..errors import DiagsimError
-from .common import format_table
+from .common import add_device_arg, format_table
 
 THEOREMS_TITLE = "THEOREMS: statements the theory proves (a failing row fails the command)"
 CLAIMS_TITLE = "CLAIMS: a paper's empirical statements (reported; they never change the exit status)"
@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--plots", metavar="DIR", help="write one figure per check (PNG) into DIR")
     p.add_argument("--list", action="store_true", help="list the checks (number, name, kind) and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
@@ -156,7 +157,9 @@ def run(args) -> int:
             raise DiagsimError(f"--json: directory {str(parent)!r} does not exist")
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
-    rows = run_checks([c.name for c in checks], quick=args.quick, plots_dir=args.plots, log=log)
+    from ..engine.driver import resolve_device
+    device = resolve_device(args.device, "discrete")  # checked before any work
+    rows = run_checks([c.name for c in checks], quick=args.quick, plots_dir=args.plots, log=log, device=device)
     wall = time.perf_counter() - t0
     mode = "quick" if args.quick else "full"
     theo = [r for r in rows if r.kind == "theorem"]
@@ -179,7 +182,7 @@ def run(args) -> int:
         keys = ("name", "check", "verdict", "measured", "predicted", "relation", "tolerance", "quantity",
                 "regime", "error")
         claims = [{k: r.to_dict()[k] for k in keys} for r in rows if r.kind == "claim"]
-        doc = {"mode": mode, "seconds": round(wall, 2), "passed": not failed, "exit_status": status,
+        doc = {"mode": mode, "device": device, "seconds": round(wall, 2), "passed": not failed, "exit_status": status,
                "selection": kind or "all", "n_rows": len(rows), "n_failed": len(failed),
                "n_theorem_rows": len(theo), "checks": [c.name for c in checks],
                "kinds": {c.name: c.kind for c in checks}, "claims": claims, "verdict_rule": CLAIM_RULE,

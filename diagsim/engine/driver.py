@@ -107,6 +107,9 @@ def resolve_device(device: str, model: str) -> str:
     check_choice("device", device, DEVICES)
     if device == "cuda":
         check_level(model)  # before the level's stepper is made (a slow flow's start point takes time)
+        why = _lazy.unavailable_reason()
+        if why:
+            raise DiagsimError(f"CUDA is not available: {why}")
     if device != "auto":
         return device
     if model not in LEVELS:

@@ -174,6 +174,7 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
     states = plan.check()
     status = {k: st.status for k, st in states.items()}
     todo = [k for k, s in status.items() if s in ("missing", "corrupt") or (retry_failed and s == "failed")]
+    _check_devices(plan, todo)
     report = SweepReport(plan.sweep.name, len(plan.jobs), len(status), len(status) - len(todo), 0, 0,
                          cache_dir=str(Path(cache_dir)), backend=backend,
                          corrupt=[f"{plan.describe(k)}: {st.reason}" for k, st in states.items()
@@ -200,6 +201,18 @@ def run_sweep(sweep, cache_dir, *, backend: str = "serial", workers: int | None 
         raise DiagsimError(f"{len(report.crashed)} of {len(todo)} jobs crashed (not cached; re-run to "
                            f"retry); first, {plan.describe(key)}: {typ}: {msg}")
     return report
+
+
+def _check_devices(plan: Plan, todo: list[str]) -> None:
+    """Jobs to run on a GPU need one here: checked before any work, so that a missing GPU is an error now,
+    not a failure cached for every job."""
+    n = sum(plan.unique[k].config.get("simulate", {}).get("device") == "cuda" for k in todo)
+    if n:
+        from ..cuda import _lazy
+        why = _lazy.unavailable_reason()
+        if why:
+            raise DiagsimError(f"{n} job(s) of sweep {plan.sweep.name!r} run on device 'cuda', but CUDA is not "
+                               f"available: {why}")
 
 
 def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: SweepReport, bar: SweepProgress,

@@ -259,6 +259,13 @@ class CheckContext:
     plots_dir: Path | None = None
     log: Callable[[str], None] = lambda msg: None
     kind: str = "theorem"
+    device: str = "cpu"
+
+    def device_for(self, model: str) -> str:
+        """Where a simulation of ``model`` runs: the context's device for the levels that run on a GPU, the
+        CPU for the others (the slow flows)."""
+        from ..cuda.steppers import LEVELS
+        return self.device if model in LEVELS else "cpu"
 
     @property
     def row_kind(self) -> str:
@@ -387,7 +394,8 @@ def resolve(names=None, kind: str | None = None) -> list[Check]:
 
 
 def run_checks(names=None, quick: bool = False, plots_dir=None, *, overrides: dict | None = None,
-               log: Callable[[str], None] | None = None, kind: str | None = None) -> list[CheckResult]:
+               log: Callable[[str], None] | None = None, kind: str | None = None,
+               device: str = "cpu") -> list[CheckResult]:
     """Run the selected checks and return all their rows.
 
     Parameters
@@ -398,6 +406,8 @@ def run_checks(names=None, quick: bool = False, plots_dir=None, *, overrides: di
     overrides : {check name: {parameter: value}} replacing preset parameters.
     log : callable receiving progress lines (e.g. ``print`` to stderr).
     kind : "theorem" or "claim": run only the checks of that kind (see :func:`resolve`).
+    device : where the checks' discrete and SDE simulations run ("cpu", "cuda", "auto"; the slow flows and
+        the symbolic parts run on the CPU).
 
     Returns
     -------
@@ -417,7 +427,7 @@ def run_checks(names=None, quick: bool = False, plots_dir=None, *, overrides: di
     rows: list[CheckResult] = []
     for chk in checks:
         params = chk.params(quick, overrides.get(chk.name))
-        ctx = CheckContext(chk.name, params, quick, pdir, say, chk.kind)
+        ctx = CheckContext(chk.name, params, quick, pdir, say, chk.kind, device)
         say(f"[{chk.number}] {chk.name} ({chk.kind}): {chk.title} ...")
         t0 = time.perf_counter()
         try:

@@ -158,7 +158,7 @@ def flow_measures(ctx):
                 th = gradient_flow_limit(Pn, Pn.theta0(1))
             lr, M = float(ctx["noise_lr"]), int(ctx["noise_paths"])
             r = simulate(Pn, SGD(lr=lr, noise=LabelNoise(delta)), steps=1, n_paths=M, seed=int(ctx["seed"]),
-                         theta0=th[0], progress=False, n_records=2)
+                         theta0=th[0], progress=False, n_records=2, device=ctx.device_for("discrete"))
             g = (th - r.theta) / lr
             q = np.einsum("mi,mi->m", g, g) / float(MS.trace(Pn, th)[0])
             mq, sq = mean_se(q)

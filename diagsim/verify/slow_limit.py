@@ -66,10 +66,10 @@ def distance(W: np.ndarray, w_ref: np.ndarray, scale: float, n_boot: int, seed: 
     return stat(np.arange(M)), float(np.std(boots, ddof=1))
 
 
-def _ensemble(problem, opt, model, tau, M, seed):
+def _ensemble(problem, opt, model, tau, M, seed, device="cpu"):
     opts = {} if model == "discrete" else {"dt": "auto"}
     r = simulate(problem, opt, tau=tau, n_paths=M, seed=seed, model=model, progress=False, n_records=2,
-                 model_options=opts)
+                 model_options=opts, device=device)
     return r.w[~r.diverged_mask], int(r.diverged_mask.sum())
 
 
@@ -122,7 +122,7 @@ def slow_limit(ctx):
             D, SE, frac, fse, ndiv = [], [], [], [], []
             wbar = None
             for lr in lrs:
-                W, nd = _ensemble(P, _optimizer(kind, lr, ctx.params), model, tau, M, seed)
+                W, nd = _ensemble(P, _optimizer(kind, lr, ctx.params), model, tau, M, seed, ctx.device_for(model))
                 wbar = W.mean(axis=0)
                 dd, ds = distance(W, wt, scale, int(ctx["n_boot"]), seed)
                 f = (W - w0) @ (wt - w0) / scale ** 2

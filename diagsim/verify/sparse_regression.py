@@ -115,10 +115,10 @@ def _range(counts) -> str:
     return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
-def _run(P, opt, tau, M, seed):
+def _run(P, opt, tau, M, seed, device="cpu"):
     steps = int(round(tau / opt.lr ** 2))
     grid = np.unique(np.array([0, steps // 4, steps // 2, steps], dtype=np.int64))
-    r = simulate(P, opt, steps=steps, n_paths=M, seed=seed, progress=False, record=grid)
+    r = simulate(P, opt, steps=steps, n_paths=M, seed=seed, progress=False, record=grid, device=device)
     ok = ~r.diverged_mask
     tl = r.records["test_loss"][:, ok]
     return r, tl, r.w[ok], grid
@@ -177,8 +177,9 @@ def sparse_regression(ctx):
     for seed, P, lp, tl_flow, flow_dist in chosen:
         t0 = time.perf_counter()
         tag = f"seed={seed}"
-        ra, tla, Wa, ga = _run(P, adam, float(ctx["tau_adam"]), int(ctx["paths_adam"]), int(ctx["run_seed"]))
-        rs, tls, Ws, gs = _run(P, sgd, float(ctx["tau_sgd"]), int(ctx["paths_sgd"]), int(ctx["run_seed"]))
+        dev = ctx.device_for("discrete")
+        ra, tla, Wa, ga = _run(P, adam, float(ctx["tau_adam"]), int(ctx["paths_adam"]), int(ctx["run_seed"]), dev)
+        rs, tls, Ws, gs = _run(P, sgd, float(ctx["tau_sgd"]), int(ctx["paths_sgd"]), int(ctx["run_seed"]), dev)
         with numba_threads(1):
             Wa_phi = P.w(gradient_flow_limit(P, ra.theta[~ra.diverged_mask]))
             Ws_phi = P.w(gradient_flow_limit(P, rs.theta[~rs.diverged_mask]))

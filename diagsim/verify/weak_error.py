@@ -49,18 +49,18 @@ def _optimizer(kind: str, lr: float, p: dict):
                 v0=float(p["v0"]), noise=noise)
 
 
-def weak_errors(problem, kind: str, lrs, p: dict, log=lambda m: None):
+def weak_errors(problem, kind: str, lrs, p: dict, log=lambda m: None, device: str = "cpu"):
     """Per lr: (e, se, discrete mean, SDE mean) of the test loss at t = T."""
     M, T, seed = int(p["paths"]), float(p["T"]), int(p["seed"])
     out = []
     for lr in lrs:
         opt = _optimizer(kind, lr, p)
-        rd = simulate(problem, opt, t=T, n_paths=M, seed=seed, progress=False, n_records=2)
+        rd = simulate(problem, opt, t=T, n_paths=M, seed=seed, progress=False, n_records=2, device=device)
         fine = []
         for j in (1, 2):
             rs = simulate(problem, opt, t=T, n_paths=M, seed=seed + 1, model="sde", progress=False,
                           n_records=2,
-                          model_options={"dt": lr / 2 ** j, "dt_base": lr / 4})
+                          model_options={"dt": lr / 2 ** j, "dt_base": lr / 4}, device=device)
             fine.append(test_loss(problem, rs))
         fd = test_loss(problem, rd)
         ref = 2.0 * fine[1] - fine[0]
@@ -89,7 +89,7 @@ def weak_error(ctx):
     rows, curves = [], {}
     for kind in ctx["optimizers"]:
         t0 = time.perf_counter()
-        levels = weak_errors(P, kind, lrs, ctx.params, ctx.log)
+        levels = weak_errors(P, kind, lrs, ctx.params, ctx.log, ctx.device_for("sde"))
         e = np.array([lv["e"] for lv in levels])
         se = np.array([lv["se"] for lv in levels])
         p, sp = parametric_slope(lrs, e, se, seed=int(ctx["seed"]))
