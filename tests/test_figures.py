@@ -21,7 +21,7 @@ REPRO = ROOT / "paper_repro"
 
 def test_every_figure_has_config_script_and_readme_row():
     names = list_figures(REPRO)
-    assert names == ["fig1_trajectories", "fig2_sample_size", "fig3_sharpness", "fig4_phase"]
+    assert names == ["fig1_trajectories", "fig2_sample_size", "fig3_sharpness", "fig4_phase", "fig6_paper_scale"]
     readme = (REPRO / "README.md").read_text()
     assert (REPRO / "diagsim.mplstyle").is_file()
     for n in names:
@@ -91,6 +91,47 @@ def _check_fig1_content(ctx, spec):
     limits = {job.config["predict"]["optimizer"]: r for job, r in ctx.results("limits")}
     dashed = [ln for ln in axes[1].get_lines() if ln.get_linestyle() == "--"]
     assert sorted(float(ln.get_ydata()[0]) for ln in dashed) == sorted(float(r["l1"]) for r in limits.values())
+    plt.close(fig)
+
+
+def test_paper_scale_figure_quick_scores_are_the_cached_records(tmp_path):
+    """Figure 6 (quick): its JSON scores are the mean over paths of each run's last ``score_window``
+    recorded test losses, recomputed here from the cached results; the markers drawn are those scores."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from diagsim.experiments.figures import FigureContext
+    rep = make_figure("fig6_paper_scale", quick=True, cache_dir=tmp_path / "cache", out_dir=tmp_path / "out",
+                      root=REPRO, progress=False)
+    assert rep.computed == 12 and rep.cached == 0
+    summary = json.loads((tmp_path / "out" / "fig6_paper_scale.json").read_text())
+    window = summary["score_window"]
+    spec = load_figure("fig6_paper_scale", quick=True, root=REPRO)
+    assert window == spec.options["score_window"] == 20
+    ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
+    got = {(r["optimizer"], r["n"], r["seed"]): r["score"] for r in summary["rows"] if "score" in r}
+    runs = ctx.results("runs")
+    assert len(got) == len(runs) == 6
+    for job, res in runs:
+        cfg = job.config
+        assert cfg["problem"]["design"] == "rademacher" and cfg["problem"]["teacher"] == "uniform"
+        tl = res.records["test_loss"]
+        assert tl.shape[0] == cfg["simulate"]["steps"] // cfg["simulate"]["record"] + 1
+        want = float(np.mean(tl[-window:], axis=0).mean())
+        key = (cfg["optimizer"]["optimizer"], cfg["problem"]["n"], cfg["problem"]["seed"])
+        assert got[key] == pytest.approx(want, rel=1e-12)
+    # the markers of the left panel are exactly those scores
+    from diagsim.experiments.figures import _load_script, _use_style
+    _use_style(REPRO)
+    ctx.save = lambda fig, stem=None: ctx.figures.append(fig)
+    ctx.out_dir = tmp_path / "redraw"
+    ctx.out_dir.mkdir()
+    _load_script(spec.script_path).plot(ctx)
+    (fig,) = ctx.figures
+    markers = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]
+    drawn = sorted(float(y) for ln in markers for y in ln.get_ydata())
+    assert drawn == pytest.approx(sorted(got.values()), rel=1e-12)
     plt.close(fig)
 
 
