@@ -78,7 +78,7 @@ def _row(axes, tab, d, label, summary):
         for lim in lims:
             name, col, mk, ls = LIMITS[lim]
             p = tab[f"p_{lim}"][m][o]
-            err = np.vstack([p - tab[f"p_{lim}_lo"][m][o], tab[f"p_{lim}_hi"][m][o] - p])
+            err = np.maximum(np.vstack([p - tab[f"p_{lim}_lo"][m][o], tab[f"p_{lim}_hi"][m][o] - p]), 0.0)
             axes[2].errorbar(rel[m][o], p, yerr=err, color=col, ls=ls, marker=mk, ms=2.5, lw=0.8, capsize=1.5,
                              alpha=0.35 + 0.65 * (j + 1) / len(ks), label=name if j == len(ks) - 1 else None)
             axes[4].plot(rel[m][o], tab[f"test_loss_{lim}"][m][o], color=col, ls=ls, marker=mk, ms=2.5, lw=0.8,

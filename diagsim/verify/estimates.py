@@ -114,8 +114,8 @@ def wilson_interval(successes, trials, conf: float = 0.95) -> tuple[np.ndarray, 
         den = 1.0 + z * z / nn
         centre = (p + z * z / (2 * nn)) / den
         half = z * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / den
-    lo = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), 0.0)
-    hi = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), 1.0)
+    lo = np.where((n > 0) & (x > 0), np.clip(centre - half, 0.0, 1.0), 0.0)   # exact 0 / 1 at the ends
+    hi = np.where((n > 0) & (x < n), np.clip(centre + half, 0.0, 1.0), 1.0)
     return lo, hi
 
 
