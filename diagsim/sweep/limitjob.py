@@ -114,7 +114,9 @@ def _adam_slow_flow(problem, optimizer, theta, opts):
 
 
 def solve_limits(problem, which, *, max_supports: int = 1_000_000, optimizer=None, adam_flow=None) -> dict:
-    """{limit: (w (d,), seconds)} for one problem (see the module table); NaN vectors where not computed."""
+    """{limit: (w (d,), seconds)} for one problem (see the module table); NaN vectors where not computed.
+
+    ``optimizer`` (a spec) and ``adam_flow`` (options) are for "adam-slow-flow"; None: the paper's Adam."""
     from ..predict.concave import global_minimum, n_supports, reweighted_l1
     from ..predict.convex import HyperbolicEntropy, dual_newton
     from ..predict.linear import reduce_system, weighted_l1
@@ -148,6 +150,9 @@ def solve_limits(problem, which, *, max_supports: int = 1_000_000, optimizer=Non
         else:  # adam-slow-flow
             gf = gf or grad_flow()
             sol, a = gf
+            if optimizer is None:
+                from ..optimizers.specs import from_config
+                optimizer = from_config(canonical_optimizer(PAPER_ADAM))
             theta = np.concatenate([a * np.exp(sol["zeta"] / 2.0), a * np.exp(-sol["zeta"] / 2.0)])
             w = _adam_slow_flow(problem, optimizer, theta, adam_flow or FLOW_DEFAULTS)
         out[name] = (np.asarray(w, dtype=np.float64), time.perf_counter() - t0)
