@@ -10,7 +10,9 @@ A job is a pure function of its configuration. A :class:`JobKind` bundles
   (``options`` is the sweep's ``[summary]`` table, ``config`` the job's canonical configuration).
 
 Built-in kinds: ``"simulate"`` (:func:`diagsim.simulate` on a generated or loaded problem; see
-:mod:`diagsim.sweep.simjob`) and ``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`).
+:mod:`diagsim.sweep.simjob`),
+``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`) and ``"limits"`` (several implicit-bias
+limits for many problem seeds of one (n, d, k) cell, for phase diagrams; :mod:`diagsim.sweep.limitjob`).
 Any function ``f(config) -> {name: array}`` is a job kind too
 (:func:`kind_for`): its results are stored as ``.npz`` and its 0-d entries become columns.
 """
@@ -68,7 +70,8 @@ def _identity(cfg: dict) -> dict:
 
 # --------------------------------------------------------------------------- registry
 _BUILTIN = {"simulate": ("diagsim.sweep.simjob", "SIMULATE"),
-            "predict": ("diagsim.sweep.predjob", "PREDICT")}
+            "predict": ("diagsim.sweep.predjob", "PREDICT"),
+            "limits": ("diagsim.sweep.limitjob", "LIMITS_JOB")}
 
 
 def function_name(fn: Callable) -> str:

@@ -90,3 +90,90 @@ def geometric_tail(increments) -> float:
         return math.inf
     q = last / prev
     return last * q / (1.0 - q) if q < 1.0 else math.inf
+
+
+def wilson_interval(successes, trials, conf: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion (elementwise; docs/theory.md §9.8).
+
+    With p = x / n and z the two-sided normal quantile of ``conf``: centre (p + z^2/2n) / (1 + z^2/n),
+    half-width z sqrt(p(1 - p)/n + z^2/4n^2) / (1 + z^2/n). Cells with n = 0 give (0, 1).
+    """
+    from statistics import NormalDist
+
+    from ..errors import DiagsimError
+    if not 0.0 < conf < 1.0:
+        raise DiagsimError(f"conf must lie in (0, 1); got {conf!r}")
+    x = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if np.any(n < 0) or np.any(x < 0) or np.any(x > n):
+        raise DiagsimError("Wilson interval needs 0 <= successes <= trials")
+    z = NormalDist().inv_cdf(0.5 + conf / 2.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, x / np.where(n > 0, n, 1.0), 0.5)
+        nn = np.where(n > 0, n, 1.0)
+        den = 1.0 + z * z / nn
+        centre = (p + z * z / (2 * nn)) / den
+        half = z * np.sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / den
+    lo = np.where((n > 0) & (x > 0), np.clip(centre - half, 0.0, 1.0), 0.0)   # exact 0 / 1 at the ends
+    hi = np.where((n > 0) & (x < n), np.clip(centre + half, 0.0, 1.0), 1.0)
+    return lo, hi
+
+
+def logistic_transition(x, successes, trials, *, max_iter: int = 100) -> dict:
+    """The 50 % point of a recovery curve: maximum-likelihood logistic fit P(x) = 1 / (1 + exp(-b (x - x50))).
+
+    Binomial counts ``successes`` of ``trials`` at each ``x``. Newton's method on (a, b) with
+    logit P = a + b x, x50 = -a / b; its standard error by the delta method from the inverse Fisher
+    information. When the data are separated (no x with 0 < P < 1 between the last all-fail and the
+    first all-success point) the MLE does not exist: x50 is then the midpoint of that gap and its
+    "standard error" a quarter of the gap (``separated`` = True). Returns dict(x50, se, slope, separated,
+    ok): ``ok`` is False (x50 NaN) when the curve never crosses 1/2 inside the range of ``x``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    k = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(trials, dtype=np.float64)
+    keep = m > 0
+    x, k, m = x[keep], k[keep], m[keep]
+    order = np.argsort(x)
+    x, k, m = x[order], k[order], m[order]
+    nan = {"x50": math.nan, "se": math.nan, "slope": math.nan, "separated": False, "ok": False}
+    if x.size < 2:
+        return nan
+    p = k / m
+    if not (p.min() < 0.5 < p.max() or (p.min() <= 0.5 <= p.max() and p.min() < p.max())):
+        return nan
+    inner = (k > 0) & (k < m)
+    last_fail = np.flatnonzero(k == 0)
+    first_ok = np.flatnonzero(k == m)
+    if not inner.any() and last_fail.size and first_ok.size and x[last_fail.max()] < x[first_ok.min()]:
+        a, b = x[last_fail.max()], x[first_ok.min()]
+        return {"x50": 0.5 * (a + b), "se": 0.25 * (b - a), "slope": math.inf, "separated": True, "ok": True}
+    xc, xs = x.mean(), max(x.std(), 1e-12)
+    t = (x - xc) / xs
+    theta = np.array([0.0, 1.0])
+    for _ in range(max_iter):
+        eta = theta[0] + theta[1] * t
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        g = np.array([np.sum(k - m * mu), np.sum((k - m * mu) * t)])
+        wgt = m * mu * (1 - mu)
+        H = np.array([[wgt.sum(), (wgt * t).sum()], [(wgt * t).sum(), (wgt * t * t).sum()]])
+        try:
+            step = np.linalg.solve(H + 1e-12 * np.eye(2), g)
+        except np.linalg.LinAlgError:
+            return nan
+        theta = theta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    eta = theta[0] + theta[1] * t
+    mu = 1.0 / (1.0 + np.exp(-eta))
+    wgt = m * mu * (1 - mu)
+    H = np.array([[wgt.sum(), (wgt * t).sum()], [(wgt * t).sum(), (wgt * t * t).sum()]])
+    a, b = theta
+    if not np.isfinite(b) or b <= 0:
+        return nan
+    cov = np.linalg.inv(H)
+    grad = np.array([-1.0 / b, a / (b * b)])       # d(-a/b)/d(a, b), in the standardized variable
+    t50 = -a / b
+    se_t = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
+    return {"x50": float(xc + xs * t50), "se": xs * se_t, "slope": float(b / xs), "separated": False,
+            "ok": bool(x.min() <= xc + xs * t50 <= x.max())}

@@ -1,0 +1,129 @@
+"""Figure 5: where Adam beats SGD. Recovery of the implicit-bias limits over (n/d, k/d): SGD's weighted l1 LP,
+plain l1, Adam's eta -> 0 limit (a local weighted-l1/2 minimizer from the gradient-flow limit) and, at a size
+where support enumeration is feasible, the global weighted-l1/2 minimizer (docs/theory.md §9.6-9.8).
+
+Rows: Gaussian design, Rademacher design (d from the config), and the small-d enumeration panel. Columns:
+recovery maps of the LP and of Adam's limit with the curve n = d psi(k/d); recovery vs n / delta_1(d, k)
+with 95 % Wilson intervals; the 50 % boundary n_50 / delta_1 per k (logistic fit, +-1 s.e.); the mean test
+loss vs n / delta_1. The boundaries are also written to ``<out>/fig5_adam_phase.json``.
+
+Reads cached results only: compute them with ``diagsim figures --only fig5_adam_phase [--quick]``.
+"""
+import json
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from diagsim.storage import write_text_atomic
+from diagsim.verify.estimates import logistic_transition
+from diagsim.verify.sparse_regression import l1_statistical_dimension
+
+LIMITS = {"weighted_l1": ("SGD limit: weighted $\\ell_1$ LP", "C0", "o", "-"),
+          "l1": ("plain $\\ell_1$ (theorem)", "C2", "s", ":"),
+          "adam_local": ("Adam limit: local $\\ell_{1/2}$ from GF", "C3", "^", "--"),
+          "lhalf_global": ("global weighted $\\ell_{1/2}$", "C4", "D", "-.")}
+
+
+def boundaries(tab, d: int) -> dict:
+    """{limit: [{k, n50, se, n50_over_delta, se_over_delta, separated, ok}]} from a limits table."""
+    out = {}
+    ks = np.unique(tab["problem.k"])
+    for lim in LIMITS:
+        if f"p_{lim}" not in tab:
+            continue
+        rows = []
+        for k in ks:
+            m = tab["problem.k"] == k
+            n, rec, tot = tab["problem.n"][m], tab[f"rec_{lim}"][m], tab[f"n_{lim}"][m]
+            fit = logistic_transition(n, rec, tot)
+            delta = l1_statistical_dimension(d, int(k))
+            rows.append({"k": int(k), "delta1": delta, "n50": fit["x50"], "se": fit["se"],
+                         "n50_over_delta": fit["x50"] / delta, "se_over_delta": fit["se"] / delta,
+                         "separated": fit["separated"], "ok": fit["ok"]})
+        out[lim] = rows
+    return out
+
+
+def _psi_curve(ax, d: int, kmax: int):
+    ks = np.arange(1, max(kmax, 2) + 1)
+    ax.plot([l1_statistical_dimension(d, int(k)) / d for k in ks], ks / d, color="w", lw=1.6)
+    ax.plot([l1_statistical_dimension(d, int(k)) / d for k in ks], ks / d, color="k", lw=0.8,
+            label="$n = d\\,\\psi(k/d)$")
+
+
+def _map(ax, tab, lim, d, title):
+    x, y = tab["problem.n"] / d, tab["problem.k"] / d
+    sc = ax.scatter(x, y, c=tab[f"p_{lim}"], cmap="magma", vmin=0, vmax=1, marker="s", s=28,
+                    edgecolors="0.5", linewidths=0.3)
+    _psi_curve(ax, d, int(tab["problem.k"].max()))
+    ax.set(xlabel="n / d", ylabel="k / d", title=title)
+    ax.grid(False)
+    return sc
+
+
+def _row(axes, tab, d, label, summary):
+    lims = [lim for lim in LIMITS if f"p_{lim}" in tab]
+    maps = [lim for lim in ("weighted_l1", "adam_local", "lhalf_global") if lim in lims]
+    for ax, lim in zip(axes[:2], maps[-2:] if "lhalf_global" in maps else maps[:2]):
+        sc = _map(ax, tab, lim, d, f"{label}: {LIMITS[lim][0]}")
+    plt.colorbar(sc, ax=axes[1], label="P(recovered)")
+    ks = np.unique(tab["problem.k"])
+    delta = {int(k): l1_statistical_dimension(d, int(k)) for k in ks}
+    rel = tab["problem.n"] / np.array([delta[int(k)] for k in tab["problem.k"]])
+    bnd = boundaries(tab, d)
+    for j, k in enumerate(ks):
+        m = tab["problem.k"] == k
+        o = np.argsort(rel[m])
+        for lim in lims:
+            name, col, mk, ls = LIMITS[lim]
+            p = tab[f"p_{lim}"][m][o]
+            err = np.maximum(np.vstack([p - tab[f"p_{lim}_lo"][m][o], tab[f"p_{lim}_hi"][m][o] - p]), 0.0)
+            axes[2].errorbar(rel[m][o], p, yerr=err, color=col, ls=ls, marker=mk, ms=2.5, lw=0.8, capsize=1.5,
+                             alpha=0.35 + 0.65 * (j + 1) / len(ks), label=name if j == len(ks) - 1 else None)
+            axes[4].plot(rel[m][o], tab[f"test_loss_{lim}"][m][o], color=col, ls=ls, marker=mk, ms=2.5, lw=0.8,
+                         alpha=0.35 + 0.65 * (j + 1) / len(ks))
+    axes[2].axvline(1.0, color="k", lw=0.6)
+    axes[2].set(xlabel="n / $\\delta_1(d, k)$", ylabel="P(recovered), 95% Wilson",
+                title=f"{label}: recovery along n (k = {', '.join(str(int(k)) for k in ks)})")
+    axes[2].legend(fontsize=6, loc="lower right")
+    for off, lim in enumerate(lims):
+        name, col, mk, _ = LIMITS[lim]
+        rows = [r for r in bnd[lim] if r["ok"]]
+        if rows:
+            axes[3].errorbar(np.array([r["k"] for r in rows]) / d * (1 + 0.03 * off),
+                             [r["n50_over_delta"] for r in rows], yerr=[r["se_over_delta"] for r in rows],
+                             color=col, marker=mk, ms=3, lw=0.8, capsize=2, label=name)
+    axes[3].axhline(1.0, color="k", lw=0.8, label="$d\\,\\psi(k/d)$")
+    axes[3].set(xscale="log", xlabel="k / d", ylabel="$n_{50} / \\delta_1(d, k)$",
+                title=f"{label}: 50% boundary (logistic fit, $\\pm$1 s.e.)")
+    axes[3].legend(fontsize=6)
+    axes[4].axvline(1.0, color="k", lw=0.6)
+    axes[4].set(yscale="log", xlabel="n / $\\delta_1(d, k)$", ylabel="mean test loss $\\frac{1}{2}\\|w-w^*\\|^2$",
+                title=f"{label}: mean test loss")
+    summary[label] = {"d": d, "seeds": int(tab[f"n_{lims[0]}"].max()), "boundaries": bnd}
+
+
+def plot(ctx):
+    rows = [("gauss", "Gaussian"), ("radem", "Rademacher"), ("small", "Rademacher, small d")]
+    fig, axes = plt.subplots(len(rows), 5, figsize=(19.0, 3.4 * len(rows)))
+    summary = {}
+    for ax_row, (label, name) in zip(axes, rows):
+        tab = ctx.table(label)
+        cfg = ctx.results(label)[0][0].config
+        d = int(cfg["problem"]["d"])
+        _row(ax_row, tab, d, f"{name}, d = {d}", summary)
+    tol = ctx.spec.sweeps["gauss"].summary.get("recovery_tol", 0.1)
+    fig.suptitle(f"implicit-bias limits: recovery ($\\|w-w^*\\| \\leq {tol:g}\\|w^*\\|$), "
+                 f"{summary[next(iter(summary))]['seeds']} problem seeds per cell; uniform(-1, 1) teacher, "
+                 "init u = v = 0.1 g" + (" [quick]" if ctx.quick else ""), fontsize=9)
+    fig.tight_layout()
+    ctx.save(fig)
+    path = ctx.out_dir / f"{ctx.spec.name}.json"
+    write_text_atomic(path, json.dumps(summary, indent=1, default=float) + "\n")
+    ctx.written.append(path)
+
+
+if __name__ == "__main__":
+    from diagsim.experiments.figures import script_main
+    sys.exit(script_main(__file__))
