@@ -224,18 +224,32 @@ class CudaDiscreteStepper(DeviceStepper):
                                "gradient flow)")
         super().__init__(host, layout)
         c = self.cuda
-        self.d_fp, self.d_ip, self.d_keys = (c.to_device(a) for a in (low.fp, low.ip, low.keys))
         self.d_blocks = c.to_device(low.blocks if low.blocks.size else np.zeros(1, np.int64))
         self.d_bsize = c.to_device(low.block_size if low.block_size.size else np.ones(1))
+        #: the job-stacked arguments of the kernel (FP, IP, KEYS, ZS, ZTS, YS) for this one run: G = 1
+        P = self.problem
+        self.stacked = tuple(c.to_device(np.ascontiguousarray(a)[None]) for a in (low.fp, low.ip, low.keys, P.Z,
+                                                                                  P.ZT, P.y))
 
     def advance_checked(self, state, paths, step0, n_steps, active, limit, div_step, div_loss) -> None:
-        from . import warp_kernels as CW
-        low, P = self.host.low, self.problem
         dev = self._arrays(state)
         s1, s2, buf = (dev.get(name) for name in self._slot_names())
-        M, dim = state["theta"].shape
+        M = state["theta"].shape[0]
         if n_steps == 0 or M == 0:
             return
+        d_paths, d_active, d_limit, d_div_step, d_div_loss = self._bookkeeping(paths, active, limit, div_step, div_loss)
+        self.launch(self.stacked, self.cuda.to_device(np.zeros(M, np.int64)), dev["theta"], s1, s2, buf, d_paths,
+                    step0, n_steps, d_active, d_limit, d_div_step, d_div_loss)
+        self._host_stale = True
+        self._returned(active, div_step, div_loss, d_active, d_div_step, d_div_loss)
+
+    def launch(self, stacked, d_job, theta, s1, s2, buf, d_paths, step0, n_steps, d_active, d_limit, d_div_step,
+               d_div_loss) -> None:
+        """One launch of the discrete kernel over the rows of ``theta`` (device arrays), path p running job
+        ``d_job[p]`` of the job-stacked arguments ``stacked`` (see :func:`.warp_kernels.discrete_kernel`)."""
+        from . import warp_kernels as CW
+        low, P = self.host.low, self.problem
+        M, dim = theta.shape
         n, d = P.n, P.d
         nb = max(int(low.block_size.shape[0]), 1)
         f8, i8 = np.float64, np.int64
@@ -245,19 +259,17 @@ class CudaDiscreteStepper(DeviceStepper):
                                     "SUMS": ((nb,), f8), "TD1": ((d,), f8), "TD2": ((d,), f8),
                                     "TM1": ((dim,), f8), "TM2": ((dim,), f8), "ORD": ((dim,), i8),
                                     "OTMP": ((dim,), i8)})
-        d_paths, d_active, d_limit, d_div_step, d_div_loss = self._bookkeeping(paths, active, limit, div_step, div_loss)
         if self.layout == "thread":
             kern, launch = CW.discrete_kernel(1), grid(M)
         else:
             lanes = CW.LAYOUT_LANES[self.layout]
             kern, launch = CW.discrete_kernel(lanes), (M, lanes)
-        kern[launch](int(low.gradient), int(low.update), int(low.noise), self.d_fp, self.d_ip, self.d_keys,
-                   self.d_blocks, self.d_bsize, int(P.param.code), int(P.param.depth), self.d_Z, self.d_ZT, self.d_y,
-                   dev["theta"], s1, s2, buf, d_paths, int(step0), int(n_steps), d_active, d_limit, d_div_step,
-                   d_div_loss, *(sc[k] for k in ("W", "R", "R2", "XI", "WROW", "PERM", "C", "GW", "GR", "TH", "UBUF",
-                                                 "SUMS", "TD1", "TD2", "TM1", "TM2", "ORD", "OTMP")))
-        self._host_stale = True
-        self._returned(active, div_step, div_loss, d_active, d_div_step, d_div_loss)
+        FP, IP, KEYS, ZS, ZTS, YS = stacked
+        kern[launch](int(low.gradient), int(low.update), int(low.noise), FP, IP, KEYS, self.d_blocks, self.d_bsize,
+                     int(P.param.code), int(P.param.depth), ZS, ZTS, YS, d_job, theta, s1, s2, buf, d_paths,
+                     int(step0), int(n_steps), d_active, d_limit, d_div_step, d_div_loss,
+                     *(sc[k] for k in ("W", "R", "R2", "XI", "WROW", "PERM", "C", "GW", "GR", "TH", "UBUF", "SUMS",
+                                       "TD1", "TD2", "TM1", "TM2", "ORD", "OTMP")))
 
     def _slot_names(self) -> tuple:
         return ("__s1", "__s2", "__buf")
