@@ -78,14 +78,15 @@ ERRORS = textwrap.dedent(r'''
     import diagsim
     import diagsim.engine.batched as B
     from diagsim.errors import DiagsimError
-    from diagsim.optimizers import SGD, Adam, LabelNoise
+    from diagsim.optimizers import SGD, Adam, LabelNoise, Minibatch
     ran = []
     B._execute_many = lambda runs: ran.append(len(runs))  # nothing may reach the launch but compatible jobs
     P, Q = diagsim.make_problem(6, 5, 2, seed=3), diagsim.make_problem(6, 7, 2, seed=3)
     R = diagsim.make_problem(8, 5, 2, seed=3)
     sgd = SGD(lr=0.05, noise=LabelNoise(0.5))
     cases = [([P, Q], sgd, {}), ([P, R], sgd, {}), ([P, P], [sgd, Adam(lr=0.01, noise=LabelNoise(0.5))], {}),
-             ([P, P], [sgd, SGD(lr=0.05)], {}), ([P, P], sgd, {"model": "sde"}), ([P, P], sgd, {"device": "cpu"}),
+             ([P, P], [sgd, SGD(lr=0.05, noise=Minibatch(3))], {}), ([P, P], sgd, {"model": "sde"}),
+             ([P, P], sgd, {"device": "cpu"}),
              ([P, P], [sgd], {}), ([], sgd, {})]
     out = {"errors": []}
     for problems, opts, extra in cases:
