@@ -9,11 +9,14 @@
 * Paper scale (d = 1000, n = 50, k = 3, Rademacher delta = 0.5): the discrete Adam and SGD kernels on the
   GPU for several M, seconds per 10^6 steps (extrapolated from the timed steps) and path-steps/s.
 * The GPU layouts: "warp" (32 lanes per path, :mod:`diagsim.cuda.warp_kernels`), "block" (256 lanes per path:
-  few long paths) and "thread" (one thread per path, :mod:`diagsim.cuda.thread_kernels`).
+  few long paths), "thread" (one thread per path, :mod:`diagsim.cuda.thread_kernels`) and, for the SDE from
+  M = 1024, "tile" (one thread per path, a block of 128 paths sharing Z through shared memory,
+  :mod:`diagsim.cuda.tile_kernels`), all timed in the same run; diffrax on the same GPU (when jax-cuda and
+  diffrax are installed) at the same M's.
 * A whole run through ``simulate(..., device="cuda")`` at paper scale (the ensemble stays on the device,
   records computed there), against the same run on the CPU.
-* The goals, printed and written with the results: the reference SDE at M = 65 536 at >= 4e8 path-steps/s,
-  and Adam at paper scale with M <= 8 at <= 15 s per 10^6 steps.
+* The goals, printed and written with the results: the reference SDE at M = 65 536 at >= 4e8 path-steps/s
+  and >= 5x diffrax's rate, and Adam at paper scale with M <= 8 at <= 15 s per 10^6 steps.
 
 Usage::
 
@@ -28,11 +31,17 @@ import time
 
 import numpy as np
 
-#: kernels compared: 32 or 256 lanes per path (diagsim.cuda.warp_kernels), one thread per path
+#: kernels compared: 32 or 256 lanes per path (diagsim.cuda.warp_kernels), one thread per path, and (the SDE
+#: only) one thread per path with a block of paths sharing tiles of Z in shared memory (diagsim.cuda.tile_kernels)
 LAYOUTS = ("warp", "block", "thread")
+SDE_LAYOUTS = LAYOUTS + ("tile",)
+#: the tile layout is timed from this M (below, too few blocks to fill a GPU)
+TILE_MIN_M = 1024
 #: the goals of the GPU path: path-steps/s of the reference SDE at M = 65 536; seconds per 10^6 Adam steps at
 #: paper scale with M <= 8
 GOAL_SDE_RATE, GOAL_PAPER_SECONDS = 4e8, 15.0
+#: and the reference SDE at M = 65 536 against diffrax on the same GPU, in the same run
+GOAL_DIFFRAX_RATIO = 5.0
 #: the thread-per-path layout is timed up to this M (it is the slow one)
 THREAD_MAX_M = 65536
 
@@ -46,7 +55,7 @@ def _timed(fn, repeats=2):
     return best, out
 
 
-def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
+def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log, diffrax_max_M=0):
     from diagsim import cuda as dc
     from diagsim.bench.problems import FULL
     from diagsim.optimizers import SGD, LabelNoise
@@ -59,8 +68,9 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
         paths = np.arange(M, dtype=np.int64)
         sim = dc.SDELabelNoise(prob, lr=cfg.lr, label_noise=cfg.label_noise, dt=cfg.dt, seed=1)
         row = {"M": M, "steps": steps}
-        for layout in LAYOUTS:
-            if (layout == "thread" and M > THREAD_MAX_M) or (layout == "block" and M > 64):
+        for layout in SDE_LAYOUTS:
+            if ((layout == "thread" and M > THREAD_MAX_M) or (layout == "block" and M > 64)
+                    or (layout == "tile" and M < TILE_MIN_M)):
                 continue
             t = time.perf_counter()
             sim.run(prob.theta0(M), paths, 0, 5, layout=layout)
@@ -73,6 +83,10 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
                         f"gpu_{layout}_loss_se": float(loss.std(ddof=1) / np.sqrt(M)) if M > 1 else None})
             if layout == "warp":
                 th_gpu = th
+            if layout == "tile":  # the same paths as the warp layout: equal up to the device's contractions
+                row["max_rel_diff_tile_warp"] = float((np.abs(th - th_gpu) / np.maximum(np.abs(th_gpu), 1e-300)).max())
+        if M <= diffrax_max_M:
+            row.update(diffrax_row(cfg, M, steps))
         if M <= cpu_max_M:
             st = make_stepper(prob, SGD(lr=cfg.lr, noise=LabelNoise(cfg.label_noise, "gaussian")), dt=cfg.dt,
                               seed=1, check_stability=False)
@@ -92,6 +106,23 @@ def sde_rows(Ms, steps, cpu_max_M, cpu_steps, log):
         log(json.dumps(row))
         rows.append(row)
     return rows
+
+
+def diffrax_row(cfg, M, steps) -> dict:
+    """diffrax (JAX, GPU when jax-cuda is installed) on the reference SDE, as in `diagsim bench`."""
+    from diagsim.bench.peer_diffrax import Diffrax
+    peer = Diffrax()
+    why = peer.available()
+    if why:
+        return {"diffrax_skipped": why}
+    import jax
+    run = peer.prepare(cfg, M, 1)
+    t = time.perf_counter()
+    run(5)
+    warm = time.perf_counter() - t
+    sec, _ = _timed(lambda: run(steps))
+    return {"diffrax_backend": jax.default_backend(), "diffrax_warmup_s": warm, "diffrax_seconds": sec,
+            "diffrax_path_steps_per_s": M * steps / sec}
 
 
 def paper_rows(Ms, steps, log):
@@ -161,14 +192,20 @@ def simulate_rows(M, steps, log):
 
 def goals(out: dict) -> list:
     """The goals against the measurements (``met`` None when not measured)."""
-    rates = [r.get(f"gpu_{lay}_path_steps_per_s", 0.0) for r in out["sde"] if r["M"] == 65536 for lay in LAYOUTS]
+    big = [r for r in out["sde"] if r["M"] == 65536]
+    rates = [r.get(f"gpu_{lay}_path_steps_per_s", 0.0) for r in big for lay in SDE_LAYOUTS]
     paper = [r["seconds_per_1e6_steps"] for r in out["paper"] if r["optimizer"] == "adam" and r["M"] <= 8]
     best_rate = max(rates) if rates else None
     best_paper = min(paper) if paper else None
+    peer = [r["diffrax_path_steps_per_s"] for r in big if r.get("diffrax_path_steps_per_s")]
+    ratio = best_rate / peer[0] if (peer and best_rate) else None
     return [{"goal": "reference SDE, M = 65 536: path-steps/s", "target": f">= {GOAL_SDE_RATE:.0e}",
              "measured": best_rate, "met": None if best_rate is None else best_rate >= GOAL_SDE_RATE},
             {"goal": "Adam, paper scale, M <= 8: seconds per 10^6 steps", "target": f"<= {GOAL_PAPER_SECONDS}",
-             "measured": best_paper, "met": None if best_paper is None else best_paper <= GOAL_PAPER_SECONDS}]
+             "measured": best_paper, "met": None if best_paper is None else best_paper <= GOAL_PAPER_SECONDS},
+            {"goal": "reference SDE, M = 65 536: diagsim / diffrax path-steps/s, same GPU, same run",
+             "target": f">= {GOAL_DIFFRAX_RATIO:g}", "measured": ratio,
+             "met": None if ratio is None else ratio >= GOAL_DIFFRAX_RATIO}]
 
 
 def main(argv=None):
@@ -177,6 +214,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--cpu-max-M", type=int, default=1024)
     ap.add_argument("--cpu-steps", type=int, default=10000)
+    ap.add_argument("--diffrax-max-M", type=int, default=65536, help="time diffrax (when installed) up to this M")
     ap.add_argument("--paper-Ms", type=int, nargs="+", default=[8, 1024])
     ap.add_argument("--paper-steps", type=int, default=2000)
     ap.add_argument("--simulate-M", type=int, default=8, help="paths of the whole-run comparison (0: skip)")
@@ -194,7 +232,7 @@ def main(argv=None):
            "compute_capability": list(dev.compute_capability), "numba": numba.__version__,
            "numpy": np.__version__, "python": platform.python_version(), "numba_threads": numba.get_num_threads()}
     print(json.dumps(env))
-    out = {"env": env, "sde": sde_rows(a.Ms, a.steps, a.cpu_max_M, a.cpu_steps, print),
+    out = {"env": env, "sde": sde_rows(a.Ms, a.steps, a.cpu_max_M, a.cpu_steps, print, a.diffrax_max_M),
            "paper": paper_rows(a.paper_Ms, a.paper_steps, print)}
     if a.simulate_M:
         out["simulate"] = simulate_rows(a.simulate_M, a.simulate_steps, print)

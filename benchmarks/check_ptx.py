@@ -3,11 +3,11 @@
 The CUDA simulator runs kernels as Python; this script instead runs numba-cuda's real compiler (NVVM) on
 every kernel ``simulate(..., device="cuda")`` can launch: the discrete kernel with one lane, 32 lanes and
 256 lanes per path (each optimizer family: plain gradient, SAM, SAF, MESA; element-wise and block update
-rules), the EM kernels (the label-noise SDE's warp kernel, and the thread kernel for every SDE model's
-drift and diffusion), the records, the divergence check and the noise kernel, for the compute
-capabilities given (default 8.0 and 9.0: A100, H100/H200). It reports the PTX size and how many
-double-precision FMAs NVVM contracted (why a device's last bits may differ from the CPU's) and exits 1 if
-a kernel does not compile. Needs the NVVM/NVRTC libraries, e.g.::
+rules), the EM kernels (the label-noise SDE's warp kernel and its tile kernel, with Z staged once and in
+tiles; the thread kernel for every SDE model's drift and diffusion), the records, the divergence check and
+the noise kernel, for the compute capabilities given (default 8.0 and 9.0: A100, H100/H200). It reports
+the PTX size and how many double-precision FMAs NVVM contracted (why a device's last bits may differ from
+the CPU's) and exits 1 if a kernel does not compile. Needs the NVVM/NVRTC libraries, e.g.::
 
     pip install --target /tmp/cudalibs --no-deps nvidia-nvvm nvidia-cuda-nvrtc nvidia-cuda-runtime \\
         nvidia-cuda-cccl nvidia-nvjitlink
@@ -30,7 +30,9 @@ from numba import cuda
 
 from diagsim import make_problem
 from diagsim.cuda import thread_kernels as CK
+from diagsim.cuda import tile_kernels as CT
 from diagsim.cuda import warp_kernels as CW
+from diagsim.cuda.steppers import TILE_DOUBLES, TILE_PATHS
 from diagsim.engine.recording import OBSERVABLES, observe_arguments
 from diagsim.optimizers import MESA, SAF, SAM, SGD, Adam, AdamMini, LabelNoise
 from diagsim.optimizers import make_stepper as discrete_stepper
@@ -70,8 +72,9 @@ def kernels():
             nb = max(low.block_size.shape[0], 1)
             blocks = low.blocks if low.blocks.size else z(1, np.int64)
             bsize = low.block_size if low.block_size.size else np.ones(1)
-            args = [int(low.gradient), int(low.update), int(low.noise), low.fp, low.ip, low.keys, blocks, bsize, 0, 2,
-                    prob.Z, prob.ZT, prob.y, z((M, dim)), s1, s2, buf, np.arange(M), 0, 5, np.ones(M, bool), z(M),
+            args = [int(low.gradient), int(low.update), int(low.noise), low.fp[None], low.ip[None], low.keys[None],
+                    blocks, bsize, 0, 2, prob.Z[None], prob.ZT[None], prob.y[None], z(M, np.int64), z((M, dim)), s1,
+                    s2, buf, np.arange(M), 0, 5, np.ones(M, bool), z(M),
                     z(M, np.int64), z(M), z((M, d)), z((M, n)), z((M, n)), z((M, n)), z((M, n)), z((M, n), np.int64),
                     z((M, n)), z((M, d)), z((M, dim)), z((M, dim)), z((M, max(n, dim))), z((M, nb)), z((M, d)),
                     z((M, d)), z((M, dim)), z((M, dim)), z((M, dim), np.int64), z((M, dim), np.int64)]
@@ -93,6 +96,11 @@ def kernels():
         args = [z((M, m.dim)), np.arange(M), np.ones(M, bool), 0, 4, 0.05, 0.1, np.uint64(1), np.uint64(2), prob.Z,
                 prob.ZT, prob.y, 0, 2, z((M, d)), z((M, n)), z((M, n)), z((M, d))]
         out.append((f"EM label-noise kernel, {lanes} lanes per path", CW.em_label_noise_kernel(lanes), args))
+    for tp, td in ((TILE_PATHS, TILE_DOUBLES), (TILE_PATHS, 2 * d)):  # all of Z staged once; tiles of 2 rows
+        args = [z((M, m.dim)), np.arange(M), np.ones(M, bool), 0, 4, 0.05, 0.1, np.uint64(1), np.uint64(2), prob.Z,
+                prob.y, 0, 2, z((m.dim, M)), z((d, M)), z((n, M)), z((n, M)), z((d, M))]
+        out.append((f"EM label-noise tile kernel, {tp} paths x {td} doubles", CT.em_label_noise_tile_kernel(tp, td),
+                    args))
     args = [z((M, dim)), *observe_arguments(prob, 1e-3), z((M, d)), z((M, n)), z((M, d)), z((M, dim)),
             z((M, len(OBSERVABLES)))]
     out.append(("records (observe_row)", CK.observe_kernel(), args))

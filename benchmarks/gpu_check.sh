@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for a machine with an NVIDIA GPU (install first: pip install -e ".[test,gpu]"): the real-GPU
-# tests, the GPU benchmarks against their goals (large ensembles of the reference SDE; Adam at paper scale
+# tests, the GPU benchmarks against their goals (large ensembles of the reference SDE, every layout including
+# the tile layout, against diffrax on the same GPU when jax-cuda and diffrax are installed; Adam at paper scale
 # with few long paths; a whole run through simulate(device="cuda") against the CPU) and the timing of a
 # phase diagram's simulations on the device, in about 8 minutes. Everything goes to OUT (default
 # ./gpu-check): gpu-tests.log, bench_cuda.json (with the goals), figure.log, and summary.json.

@@ -4,6 +4,7 @@ Public API (imported lazily, so ``import diagsim`` does not compile any kernel):
 
     make_problem, load_problem, Problem          problems of the diagonal network (diagsim.networks.diagonal)
     simulate, resume, load_result, Result        runs at model="discrete" | "sde" | "slow-flow" (diagsim.engine)
+    simulate_many                                many discrete runs in one GPU launch (diagsim.engine.batched)
     optimizers                                   optimizer specifications (SGD, Adam, Lion, SAM family, ...)
     sde, slowflow                                continuous-time models
     measures                                     sharpness measures
@@ -28,6 +29,7 @@ _LAZY = {
     "load_problem": ("networks.diagonal.problem", "load_problem"),
     "Problem": ("networks.diagonal.problem", "Problem"),
     "simulate": ("engine.driver", "simulate"),
+    "simulate_many": ("engine.batched", "simulate_many"),
     "resume": ("engine.driver", "resume"),
     "load_result": ("engine.result", "load_result"),
     "Result": ("engine.result", "Result"),

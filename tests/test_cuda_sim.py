@@ -255,4 +255,9 @@ def test_gpu_check_script_and_goals():
     g = bench_cuda.goals(out)
     assert g[0]["measured"] == 5e8 and g[0]["met"] is True      # the best layout at M = 65 536 only
     assert g[1]["measured"] == 12.0 and g[1]["met"] is True     # Adam with M <= 8 only
-    assert [x["met"] for x in bench_cuda.goals({"sde": [], "paper": []})] == [None, None]
+    assert [x["met"] for x in bench_cuda.goals({"sde": [], "paper": []})] == [None, None, None]
+    out["sde"][1].update(gpu_tile_path_steps_per_s=6e8, diffrax_path_steps_per_s=1e8)
+    g = bench_cuda.goals(out)
+    assert g[0]["measured"] == 6e8 and g[2]["measured"] == 6.0 and g[2]["met"] is True  # the tile layout counts
+    out["sde"][1]["diffrax_path_steps_per_s"] = 2e8
+    assert bench_cuda.goals(out)[2]["met"] is False

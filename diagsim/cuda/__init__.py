@@ -13,8 +13,8 @@ available() / unavailable_reason()
     whether kernels can run here (a device, or the simulator with NUMBA_ENABLE_CUDASIM=1).
 advance_sde(stepper, state, paths, step0, n_steps, active, layout="auto")
     ``SDEStepper.advance`` (:class:`diagsim.sde.SDEStepper`) on the GPU (any SDE model of diagsim.sde; the
-    label-noise SDE and gradient flow on the warp-per-path kernels of :mod:`.warp_kernels`, the others one
-    thread per path).
+    label-noise SDE and gradient flow on the warp-per-path kernels of :mod:`.warp_kernels` or, for large
+    ensembles, the tile kernel of :mod:`.tile_kernels`; the others one thread per path).
 advance_discrete(stepper, state, paths, step0, n_steps, active, limit=None, layout="auto")
     :meth:`diagsim.optimizers.discrete.DiscreteStepper.advance_checked` on the GPU, every optimizer.
 steppers.on_device(stepper)
@@ -65,8 +65,11 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     ``stepper`` is a :class:`diagsim.sde.SDEStepper`; ``state``/``paths``/``active`` as in the Stepper
     protocol (host arrays, copied to the device and back: for whole runs, ``simulate(..., device="cuda")``
     keeps them there). ``layout``: "warp" (32 threads per path, :mod:`.warp_kernels`; the label-noise SGD
-    SDE and gradient flow with one Brownian sub-step per step), "thread" (one thread per path, any model)
-    or "auto" (warp where it applies).
+    SDE and gradient flow with one Brownian sub-step per step), "block" (256 threads per path), "tile" (one
+    thread per path, a block of paths sharing tiles of Z in shared memory, :mod:`.tile_kernels`; the same
+    SDEs), "thread" (one thread per path, any model) or "auto" (see
+    :func:`.steppers.choose_layout`: tile from :data:`.steppers.TILE_MIN_PATHS` paths, else warp, where
+    they apply).
     """
     from ..errors import check_int
     from .steppers import CudaSDEStepper

@@ -114,6 +114,14 @@ class DeviceStepper:
                                   for name, (shape, dt) in shapes.items()}
         return self._scratch[key]
 
+    def _scratch_cols(self, M: int, lengths: dict) -> dict:
+        """Per-path scratch on the device stored by column, (length, M) float64 (the tile layout: thread p's
+        entry i at [i, p], next to thread p + 1's), reused."""
+        key = ("cols", M, tuple(sorted(lengths.items())))
+        if key not in self._scratch:
+            self._scratch[key] = {name: self.cuda.device_array((length, M)) for name, length in lengths.items()}
+        return self._scratch[key]
+
     def _bookkeeping(self, paths, active, limit, div_step, div_loss):
         c = self.cuda
         return (c.to_device(np.ascontiguousarray(paths, dtype=np.int64)), c.to_device(active),
@@ -165,23 +173,41 @@ class DeviceStepper:
         return observables_from_rows(rows, self.preconditioner_stats(state))
 
 
-def choose_layout(layout: str, spread: bool, M: int, d: int, what: str) -> str:
-    """The layout of a run: ``layout`` if given ("warp", "block", "thread"), else "block" for a few long
-    paths (d >= 512 and M <= 64: one block of threads per path), "warp" otherwise, when the kernel can
-    spread a path over threads (``spread``), and "thread" when it cannot."""
+def choose_layout(layout: str, spread: bool, M: int, d: int, what: str, tile: bool = False,
+                  tile_what: str = "") -> str:
+    """The layout of a run: ``layout`` if given ("warp", "block", "thread", "tile"), else, when the kernel can
+    spread a path over threads (``spread``):
+
+    * "tile" for large ensembles, M >= :data:`TILE_MIN_PATHS`, when the kernel has a tile variant
+      (``tile``): a block of paths shares the rows of Z through shared memory (:mod:`.tile_kernels`);
+    * "block" for a few long paths (d >= 512 and M <= 64: one block of threads per path);
+    * "warp" otherwise;
+
+    and "thread" when it cannot spread a path (docs/guide/gpu.md, "Coverage and layouts")."""
     from ..errors import check_choice
     check_choice("layout", layout, LAYOUTS)
     if layout in ("warp", "block") and not spread:
         raise DiagsimError(f"layout={layout!r} does not cover {what}; use layout='thread' or 'auto'")
+    if layout == "tile" and not tile:
+        raise DiagsimError(f"layout='tile' does not cover {tile_what or what}; use layout='auto'")
     if layout != "auto":
         return layout
     if not spread:
         return "thread"
+    if tile and M >= TILE_MIN_PATHS:
+        return "tile"
     return "block" if (d >= 512 and M <= 64) else "warp"
 
 
 #: the layouts of the device steppers ("auto" chooses, see :func:`choose_layout`)
-LAYOUTS = ("auto", "warp", "block", "thread")
+LAYOUTS = ("auto", "warp", "block", "thread", "tile")
+
+#: the tile layout (:mod:`.tile_kernels`): paths (threads) per block, doubles of Z in a block's shared memory
+#: (32 KiB), and the ensemble size from which "auto" chooses it (below, the warp layout keeps more of the
+#: GPU busy: M / TILE_PATHS blocks are too few to fill an H100's 132 multiprocessors)
+TILE_PATHS = 128
+TILE_DOUBLES = 4096
+TILE_MIN_PATHS = 8192
 
 
 class CudaDiscreteStepper(DeviceStepper):
@@ -193,21 +219,37 @@ class CudaDiscreteStepper(DeviceStepper):
         from .warp_kernels import runs_on_warps
         low = host.low
         layout = choose_layout(layout, runs_on_warps(low.gradient, low.update), n_paths, host.problem.d,
-                               f"{host.optimizer.name} (the SAM family and Adam-mini run one thread per path)")
+                               f"{host.optimizer.name} (the SAM family and Adam-mini run one thread per path)",
+                               tile=False, tile_what="the discrete optimizers (it runs the label-noise SGD SDE and "
+                               "gradient flow)")
         super().__init__(host, layout)
         c = self.cuda
-        self.d_fp, self.d_ip, self.d_keys = (c.to_device(a) for a in (low.fp, low.ip, low.keys))
         self.d_blocks = c.to_device(low.blocks if low.blocks.size else np.zeros(1, np.int64))
         self.d_bsize = c.to_device(low.block_size if low.block_size.size else np.ones(1))
+        #: the job-stacked arguments of the kernel (FP, IP, KEYS, ZS, ZTS, YS) for this one run: G = 1
+        P = self.problem
+        self.stacked = tuple(c.to_device(np.ascontiguousarray(a)[None]) for a in (low.fp, low.ip, low.keys, P.Z,
+                                                                                  P.ZT, P.y))
 
     def advance_checked(self, state, paths, step0, n_steps, active, limit, div_step, div_loss) -> None:
-        from . import warp_kernels as CW
-        low, P = self.host.low, self.problem
         dev = self._arrays(state)
         s1, s2, buf = (dev.get(name) for name in self._slot_names())
-        M, dim = state["theta"].shape
+        M = state["theta"].shape[0]
         if n_steps == 0 or M == 0:
             return
+        d_paths, d_active, d_limit, d_div_step, d_div_loss = self._bookkeeping(paths, active, limit, div_step, div_loss)
+        self.launch(self.stacked, self.cuda.to_device(np.zeros(M, np.int64)), dev["theta"], s1, s2, buf, d_paths,
+                    step0, n_steps, d_active, d_limit, d_div_step, d_div_loss)
+        self._host_stale = True
+        self._returned(active, div_step, div_loss, d_active, d_div_step, d_div_loss)
+
+    def launch(self, stacked, d_job, theta, s1, s2, buf, d_paths, step0, n_steps, d_active, d_limit, d_div_step,
+               d_div_loss) -> None:
+        """One launch of the discrete kernel over the rows of ``theta`` (device arrays), path p running job
+        ``d_job[p]`` of the job-stacked arguments ``stacked`` (see :func:`.warp_kernels.discrete_kernel`)."""
+        from . import warp_kernels as CW
+        low, P = self.host.low, self.problem
+        M, dim = theta.shape
         n, d = P.n, P.d
         nb = max(int(low.block_size.shape[0]), 1)
         f8, i8 = np.float64, np.int64
@@ -217,19 +259,17 @@ class CudaDiscreteStepper(DeviceStepper):
                                     "SUMS": ((nb,), f8), "TD1": ((d,), f8), "TD2": ((d,), f8),
                                     "TM1": ((dim,), f8), "TM2": ((dim,), f8), "ORD": ((dim,), i8),
                                     "OTMP": ((dim,), i8)})
-        d_paths, d_active, d_limit, d_div_step, d_div_loss = self._bookkeeping(paths, active, limit, div_step, div_loss)
         if self.layout == "thread":
             kern, launch = CW.discrete_kernel(1), grid(M)
         else:
             lanes = CW.LAYOUT_LANES[self.layout]
             kern, launch = CW.discrete_kernel(lanes), (M, lanes)
-        kern[launch](int(low.gradient), int(low.update), int(low.noise), self.d_fp, self.d_ip, self.d_keys,
-                   self.d_blocks, self.d_bsize, int(P.param.code), int(P.param.depth), self.d_Z, self.d_ZT, self.d_y,
-                   dev["theta"], s1, s2, buf, d_paths, int(step0), int(n_steps), d_active, d_limit, d_div_step,
-                   d_div_loss, *(sc[k] for k in ("W", "R", "R2", "XI", "WROW", "PERM", "C", "GW", "GR", "TH", "UBUF",
-                                                 "SUMS", "TD1", "TD2", "TM1", "TM2", "ORD", "OTMP")))
-        self._host_stale = True
-        self._returned(active, div_step, div_loss, d_active, d_div_step, d_div_loss)
+        FP, IP, KEYS, ZS, ZTS, YS = stacked
+        kern[launch](int(low.gradient), int(low.update), int(low.noise), FP, IP, KEYS, self.d_blocks, self.d_bsize,
+                     int(P.param.code), int(P.param.depth), ZS, ZTS, YS, d_job, theta, s1, s2, buf, d_paths,
+                     int(step0), int(n_steps), d_active, d_limit, d_div_step, d_div_loss,
+                     *(sc[k] for k in ("W", "R", "R2", "XI", "WROW", "PERM", "C", "GW", "GR", "TH", "UBUF", "SUMS",
+                                       "TD1", "TD2", "TM1", "TM2", "ORD", "OTMP")))
 
     def _slot_names(self) -> tuple:
         return ("__s1", "__s2", "__buf")
@@ -258,9 +298,14 @@ class CudaSDEStepper(DeviceStepper):
         model = host.model
         sub = host.brownian.substeps(host.dt)
         spread = model.drift is SM._label_noise_drift and model.diffusion is SM._jt_diffusion and sub == 1
-        layout = choose_layout(layout, spread, n_paths, host.problem.d,
+        self.tile_paths, self.tile_doubles = TILE_PATHS, TILE_DOUBLES
+        P = host.problem
+        tiles = spread and P.d <= self.tile_doubles
+        layout = choose_layout(layout, spread, n_paths, P.d,
                                "this SDE (only the label-noise SGD SDE and gradient flow with dt = dt_base spread "
-                               "a path over threads)")
+                               "a path over threads)", tile=tiles,
+                               tile_what="this SDE (the label-noise SGD SDE and gradient flow with dt = dt_base and "
+                               f"a row of Z in {self.tile_doubles} doubles of shared memory)")
         super().__init__(host, layout)
         c = self.cuda
         _, _, _, _, fpar, ipar = model.args
@@ -321,7 +366,15 @@ class CudaSDEStepper(DeviceStepper):
         nn = model.n_noise
         n, d = P.n, P.d
         f8 = np.float64
-        if self.layout != "thread":
+        if self.layout == "tile":
+            from . import tile_kernels as CT
+            ipar = model.args[5]
+            sc = self._scratch_cols(M, {"XT": X.shape[1], "WT": d, "RT": n, "XIT": n, "GZT": d})
+            CT.em_label_noise_tile_kernel(self.tile_paths, self.tile_doubles)[CT.tile_grid(M, self.tile_paths)](
+                X, d_paths, d_active, int(step0), int(n_steps), float(host.dt), scale, np.uint64(k0), np.uint64(k1),
+                self.d_Z, self.d_y, int(ipar[SM.I_CODE]), int(ipar[SM.I_DEPTH]),
+                sc["XT"], sc["WT"], sc["RT"], sc["XIT"], sc["GZT"])
+        elif self.layout != "thread":
             from . import warp_kernels as CW
             sc = self._scratch_rows(M, {"W": ((d,), f8), "R": ((n,), f8), "XI": ((n,), f8), "GZ": ((d,), f8)})
             ipar = model.args[5]

@@ -97,6 +97,11 @@ def discrete_kernel(lanes: int = LANES):
     :func:`diagsim.optimizers.step_loop.advance_group` for a group of one path, with the same per-entry
     functions.
 
+    The data and the optimizer's parameters are stacked by job, ``ZS`` (G, n, d), ``ZTS`` (G, d, n), ``YS``
+    (G, n), ``FP`` / ``IP`` / ``KEYS`` (G, .), and path p runs job ``job[p]``: the jobs of a sweep or a phase
+    diagram that share n, d and the optimizer family run in one launch (:mod:`diagsim.cuda.batch`; G = 1
+    for a single run).
+
     ``lanes`` > 1: one warp (32) or one block (256) per path (launch ``[M, lanes]``) for the optimizers
     whose gradient is the plain noisy gradient or SAF's / MESA's and whose update rule is element-wise;
     ``lanes`` = 1: one thread per path (launch ``[ceil(M / 128), 128]``; no barriers are compiled in),
@@ -140,8 +145,8 @@ def discrete_kernel(lanes: int = LANES):
     SHARED = lanes > 1
 
     @cuda.jit
-    def kernel(gradient, update, noise, fp, ip, keys, blocks, bsize, code, depth, Z, ZT, y, theta, s1, s2, buf,
-               paths, step0, n_steps, active, limit, div_step, div_loss,
+    def kernel(gradient, update, noise, FP, IP, KEYS, blocks, bsize, code, depth, ZS, ZTS, YS, job, theta, s1, s2,
+               buf, paths, step0, n_steps, active, limit, div_step, div_loss,
                W, R, R2, XI, WROW, PERM, C, GW, GR, TH, UBUF, SUMS, TD1, TD2, TM1, TM2, ORD, OTMP):
         g = cuda.grid(1)
         p = g // lanes
@@ -150,6 +155,14 @@ def discrete_kernel(lanes: int = LANES):
             return
         if not active[p]:
             return
+        # the job of this path: its problem's data and its optimizer's parameters (one launch, many jobs)
+        jb = job[p]
+        fp = FP[jb]
+        ip = IP[jb]
+        keys = KEYS[jb]
+        Z = ZS[jb]
+        ZT = ZTS[jb]
+        y = YS[jb]
         delta = fp[F_DELTA]
         batch = ip[I_BATCH]
         variant = ip[I_VARIANT]

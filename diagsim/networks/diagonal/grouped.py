@@ -329,3 +329,82 @@ def pullback_strided(Z, c, gw, start, stride):
         for j in range(n):
             acc = acc + Z[j, i] * c[j]
         gw[i] = acc
+
+
+# ------------------------------------------------------------------ many paths, one tile of rows of Z
+# The GPU's tile kernels (diagsim.cuda.tile_kernels) let a block of threads, one path each, stage a tile of
+# consecutive rows of Z in shared memory (T[q * d + i] = Z[j0 + q, i]) and every thread use it for its own
+# path. Each entry is computed by the same operations, in the same order, as in forward_strided /
+# pullback_strided (the residual entry by entry within a tile; Z^T c accumulated over the tiles in row
+# order), so a path's numbers do not depend on the tiling. Four independent entries at a time: each keeps
+# its own sum, so the unrolling changes no number (it only reuses the loads of w or c).
+@jit
+def forward_tile(T, rows, j0, y, w, r):
+    """r[j] <- (Z w - y)[j] for the rows j = j0, ..., j0 + rows - 1 of the tile T (i-ordered sums: the
+    entries of :func:`forward_strided`)."""
+    d = w.shape[0]
+    q = 0
+    while q + 4 <= rows:
+        b0 = q * d
+        b1 = b0 + d
+        b2 = b1 + d
+        b3 = b2 + d
+        a0 = -y[j0 + q]
+        a1 = -y[j0 + q + 1]
+        a2 = -y[j0 + q + 2]
+        a3 = -y[j0 + q + 3]
+        for i in range(d):
+            wi = w[i]
+            a0 = a0 + T[b0 + i] * wi
+            a1 = a1 + T[b1 + i] * wi
+            a2 = a2 + T[b2 + i] * wi
+            a3 = a3 + T[b3 + i] * wi
+        r[j0 + q] = a0
+        r[j0 + q + 1] = a1
+        r[j0 + q + 2] = a2
+        r[j0 + q + 3] = a3
+        q += 4
+    while q < rows:
+        b0 = q * d
+        a0 = -y[j0 + q]
+        for i in range(d):
+            a0 = a0 + T[b0 + i] * w[i]
+        r[j0 + q] = a0
+        q += 1
+
+
+@jit
+def pullback_tile(T, rows, j0, c, gw, first):
+    """gw[i] <- gw[i] + sum_q T[q * d + i] c[j0 + q] over the tile's rows in order (gw taken as 0 when
+    ``first``): over the tiles j0 = 0, R, 2R, ... this is :func:`pullback_strided` entry by entry."""
+    d = gw.shape[0]
+    i = 0
+    while i + 4 <= d:
+        if first:
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+        else:
+            a0 = gw[i]
+            a1 = gw[i + 1]
+            a2 = gw[i + 2]
+            a3 = gw[i + 3]
+        for q in range(rows):
+            cq = c[j0 + q]
+            b = q * d + i
+            a0 = a0 + T[b] * cq
+            a1 = a1 + T[b + 1] * cq
+            a2 = a2 + T[b + 2] * cq
+            a3 = a3 + T[b + 3] * cq
+        gw[i] = a0
+        gw[i + 1] = a1
+        gw[i + 2] = a2
+        gw[i + 3] = a3
+        i += 4
+    while i < d:
+        a0 = 0.0 if first else gw[i]
+        for q in range(rows):
+            a0 = a0 + T[q * d + i] * c[j0 + q]
+        gw[i] = a0
+        i += 1
