@@ -73,6 +73,14 @@ def em_label_noise_tile_kernel(paths_per_block: int = TILE_PATHS, tile_doubles: 
     P = int(paths_per_block)
     S = int(tile_doubles)
 
+    @cuda.jit(device=True)
+    def stage(T, Z, j0, nr, tid):
+        """Copy rows j0 .. j0 + nr - 1 of Z into the shared tile T (row-major), the block's threads
+        striding over the entries; the caller synchronizes."""
+        d = Z.shape[1]
+        for idx in range(tid, nr * d, P):
+            T[idx] = Z[j0 + idx // d, idx - (idx // d) * d]
+
     @cuda.jit
     def kernel(X, paths, active, step0, n_steps, dt, noise_scale, k0, k1, Z, y, code, depth,
                XT, WT, RT, XIT, GZT):
@@ -100,8 +108,7 @@ def em_label_noise_tile_kernel(paths_per_block: int = TILE_PATHS, tile_doubles: 
         inv_n = 1.0 / n
         pid = paths[q]
         if resident:  # all of Z, once
-            for idx in range(tid, n * d, P):
-                T[idx] = Z[idx // d, idx - (idx // d) * d]
+            stage(T, Z, 0, n, tid)
             cuda.syncthreads()
         for k in range(step0, step0 + n_steps):
             if live:
@@ -115,8 +122,7 @@ def em_label_noise_tile_kernel(paths_per_block: int = TILE_PATHS, tile_doubles: 
                 nr = min(rows, n - j0)
                 if not resident:
                     cuda.syncthreads()
-                    for idx in range(tid, nr * d, P):
-                        T[idx] = Z[j0 + idx // d, idx - (idx // d) * d]
+                    stage(T, Z, j0, nr, tid)
                     cuda.syncthreads()
                 if live:
                     fwd_d(T, nr, j0, y, w, r)
@@ -131,8 +137,7 @@ def em_label_noise_tile_kernel(paths_per_block: int = TILE_PATHS, tile_doubles: 
                 nr = min(rows, n - j0)
                 if not resident:
                     cuda.syncthreads()
-                    for idx in range(tid, nr * d, P):
-                        T[idx] = Z[j0 + idx // d, idx - (idx // d) * d]
+                    stage(T, Z, j0, nr, tid)
                     cuda.syncthreads()
                 if live:
                     pull_d(T, nr, j0, xi, gz, j0 == 0)
