@@ -277,16 +277,41 @@ def test_flow_integrator_order(zeta, method, order):
     assert abs(log_slope(dts, errs) - order) < 0.2
 
 
-def test_flow_rejects_a_substep_that_cannot_be_retracted():
+def test_flow_rejects_a_substep_that_cannot_be_retracted(monkeypatch):
+    """A stage that Newton cannot bring back onto Gamma is rejected and the substep retried with half its
+    size; the run goes on as if the smaller substep had been chosen in the first place."""
+    P = make_problem(10, 20, 2, alpha=0.1, seed=0)
+    opt = Adam(lr=0.01, noise=LabelNoise(1.0), lam=0.25)
+    z = np.asarray(gradient_flow_limit(P, P.theta0(1)[0])).reshape(1, -1)
+    st = make_stepper(P, opt, dtau=0.02)
+    real = st._stage
+    sizes = []
+
+    def failing_once(t_r, v_r, vel, dv, h):
+        sizes.append(np.array(h, copy=True))
+        if len(sizes) == 1:
+            raise DiagsimError("stage could not be retracted")
+        return real(t_r, v_r, vel, dv, h)
+
+    monkeypatch.setattr(st, "_stage", failing_once)
+    s = st.init_state(z)
+    act = np.ones(1, bool)
+    for k in range(3):
+        st.advance(s, np.arange(1), k, 1, act)
+    assert act.all() and st.rejected_substeps == 1
+    np.testing.assert_array_equal(sizes[1], 0.5 * sizes[0])
+    assert np.all(np.isfinite(s["theta"])) and residual_norm(P, s["theta"])[0] < 1e-8
+
+
+def test_adame_quarter_flow_reaches_its_predicted_limit():
     """AdamE-1/4 with eps = 0 on this instance once produced a stage 1e11 off the manifold (a coordinate
-    collapsing faster than the rate bound saw): the substep is now retried with half its size, and the flow
-    reaches the predicted limit, the global weighted l_{3/4} minimizer."""
+    collapsing faster than the rate bound saw; on some CPUs the rejection above is what saves it): the
+    flow reaches the predicted limit, the global weighted l_{3/4} minimizer."""
     from diagsim.predict import predict
     from diagsim.verify.flow_limits import converge
     P = make_problem(10, 20, 2, alpha=0.1, seed=0)
     opt = Adam(lr=0.01, noise=LabelNoise(1.0), lam=0.25)
     taus, W, th, tail, st = converge(P, opt, dtau=0.02, tau_first=5.0, tau_max=5120.0, tail_target=1e-8,
                                      adaptive=True)
-    assert st.rejected_substeps > 0
     assert tail <= 1e-8
     assert np.abs(P.w(th[None])[0] - predict(P, "adame", lam=0.25).w).max() < 1e-8
