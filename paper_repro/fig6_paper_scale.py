@@ -23,7 +23,9 @@ FLOOR = 1e-8
 def scores(ctx, window):
     """{(optimizer, n, seed): (score, mean final rel. error, result)} from the cached runs."""
     out = {}
-    for job, res in ctx.results("runs"):
+    for job, res in ctx.results("runs", missing="none"):
+        if res is None:          # not computed (yet): the figure says how many runs it shows
+            continue
         cfg = job.config
         tl = np.asarray(res.records["test_loss"], dtype=float)      # (n_records, n_paths)
         w = min(window, tl.shape[0])
@@ -44,11 +46,12 @@ def scores(ctx, window):
 def plot(ctx):
     window = int(ctx.options.get("score_window", 1000))
     sc = scores(ctx, window)
+    total = len(ctx.results("runs", missing="none"))
     limits = ctx.table("limits")
     ns = sorted({k[1] for k in sc})
     seeds = sorted({k[2] for k in sc})
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    summary = {"score_window": window, "rows": []}
+    summary = {"score_window": window, "runs_computed": len(sc), "runs_total": total, "rows": []}
     for name in ("sgd", "adam"):
         means = []
         for n in ns:
@@ -88,9 +91,10 @@ def plot(ctx):
     axes[1].legend(fontsize=6.5, ncol=2)
     first = next(iter(sc.values()))[2]
     cfg = first.config
-    fig.suptitle(f"d = {ctx.results('runs')[0][0].config['problem']['d']}, k = 3, Rademacher design, "
+    partial = f" [partial: {len(sc)} of {total} runs computed]" if len(sc) < total else ""
+    fig.suptitle(f"d = {ctx.spec.sweeps['runs'].base['problem']['d']}, k = 3, Rademacher design, "
                  f"label noise $\\delta$ = 0.5, {int(cfg['steps']):,} steps, {len(seeds)} problem seeds x "
-                 f"{first.n_paths} paths" + (" [quick]" if ctx.quick else ""), fontsize=9)
+                 f"{first.n_paths} paths" + (" [quick]" if ctx.quick else "") + partial, fontsize=9)
     fig.tight_layout()
     ctx.save(fig)
     from diagsim.storage import to_json, write_text_atomic
