@@ -68,7 +68,7 @@ def advance_sde(stepper, state: dict, paths, step0: int, n_steps: int, active: n
     SDE and gradient flow with one Brownian sub-step per step), "block" (256 threads per path), "tile" (one
     thread per path, a block of paths sharing tiles of Z in shared memory, :mod:`.tile_kernels`; the same
     SDEs), "thread" (one thread per path, any model) or "auto" (see
-    :func:`.steppers.choose_layout`: tile from :data:`.steppers.TILE_MIN_PATHS` paths, else warp, where
+    :func:`.steppers.choose_layout`: tile from ``steppers.TILE_MIN_PATHS`` (8192) paths, else warp, where
     they apply).
     """
     from ..errors import check_int

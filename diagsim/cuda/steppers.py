@@ -178,7 +178,7 @@ def choose_layout(layout: str, spread: bool, M: int, d: int, what: str, tile: bo
     """The layout of a run: ``layout`` if given ("warp", "block", "thread", "tile"), else, when the kernel can
     spread a path over threads (``spread``):
 
-    * "tile" for large ensembles, M >= :data:`TILE_MIN_PATHS`, when the kernel has a tile variant
+    * "tile" for large ensembles, M >= ``TILE_MIN_PATHS`` (8192), when the kernel has a tile variant
       (``tile``): a block of paths shares the rows of Z through shared memory (:mod:`.tile_kernels`);
     * "block" for a few long paths (d >= 512 and M <= 64: one block of threads per path);
     * "warp" otherwise;

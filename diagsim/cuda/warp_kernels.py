@@ -99,7 +99,7 @@ def discrete_kernel(lanes: int = LANES):
 
     The data and the optimizer's parameters are stacked by job, ``ZS`` (G, n, d), ``ZTS`` (G, d, n), ``YS``
     (G, n), ``FP`` / ``IP`` / ``KEYS`` (G, .), and path p runs job ``job[p]``: the jobs of a sweep or a phase
-    diagram that share n, d and the optimizer family run in one launch (:mod:`diagsim.cuda.batch`; G = 1
+    diagram that share n, d and the optimizer family run in one launch (:mod:`diagsim.engine.batched`; G = 1
     for a single run).
 
     ``lanes`` > 1: one warp (32) or one block (256) per path (launch ``[M, lanes]``) for the optimizers
