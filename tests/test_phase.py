@@ -188,5 +188,22 @@ def test_quick_figure_renders_and_recovery_rises_along_n(tmp_path):
     lo_most, hi_most = wilson_interval(*ends["most"])
     assert hi_few < lo_most, ends
     summary = json.loads((tmp_path / "o" / "fig5_adam_phase.json").read_text())
-    assert set(summary) == {"Gaussian, d = 40", "Rademacher, d = 40", "Rademacher, small d, d = 10"}
+    assert set(summary) == {"Gaussian, d = 40", "Rademacher, d = 40", "Rademacher, small d, d = 10",
+                            "Gaussian, d = 60", "Rademacher, d = 60", "discrete"}
     assert "lhalf_global" in summary["Rademacher, small d, d = 10"]["boundaries"]
+    # panel (d): every (optimizer, lr, cell) has its 2 seeds, and a row's score is what a direct
+    # simulate() of the same runs gives (mean test loss of the last `discrete_window` records)
+    rows = summary["discrete"]["rows"]
+    assert len(rows) == 4 * 4 and all(r["runs"] == 2 for r in rows)
+    row = next(r for r in rows if r["optimizer"] == "adam" and r["lr"] == 0.01 and r["k"] == 4 and r["n"] == 21)
+    from diagsim import make_problem, simulate
+    from diagsim.optimizers.specs import from_config
+    from diagsim.sweep.simjob import canonical_optimizer
+    opt = from_config(canonical_optimizer({"optimizer": "adam", "lr": 0.01, "label_noise": 0.5}))
+    direct = []
+    for seed in (1, 2):
+        P = make_problem(n=21, d=40, k=4, design="rademacher", teacher="uniform", init="gaussian", alpha=0.1,
+                         seed=seed)
+        res = simulate(P, opt, steps=20_000, n_paths=1, seed=0, record=1000, progress=False)
+        direct.append(np.mean(res.records["test_loss"][-summary["discrete"]["window"]:]))
+    assert row["mean_test_loss"] == pytest.approx(np.mean(direct), rel=1e-12)

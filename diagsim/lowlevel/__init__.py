@@ -1,3 +1,4 @@
 """Low-level machinery: Numba's compilation options and cache (jit), the explicit-SIMD
-micro-kernel (simd) and the counter-based random numbers (rng).
+micro-kernel (simd), the counter-based random numbers (rng) and the thread limits of Numba and
+OpenBLAS (threads).
 """

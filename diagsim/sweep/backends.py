@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
 from collections import deque
 from multiprocessing.connection import wait as wait_for
 from typing import Iterable, Iterator
@@ -64,12 +63,10 @@ def run_serial(ref, items: Iterable[tuple[str, dict]], **_) -> Iterator[tuple[st
 
 
 def _init_worker(threads: int) -> None:
-    """Limit Numba's threads so that ``workers`` processes do not oversubscribe the cores."""
-    if "numba" in sys.modules:
-        import numba
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    else:
-        os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    """Limit Numba's and OpenBLAS's threads so that ``workers`` processes do not oversubscribe the cores
+    (OpenBLAS busy-waits: two BLAS threads per worker on two loaded cores made an SVD 80 times slower)."""
+    from ..lowlevel.threads import limit_threads
+    limit_threads(threads)
 
 
 def _worker_main(conn, ref, threads: int) -> None:
