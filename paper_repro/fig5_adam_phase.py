@@ -26,6 +26,7 @@ from diagsim.verify.sparse_regression import l1_statistical_dimension
 
 #: test losses below this are drawn at it (exact recovery gives ~1e-30, which would flatten the log axes)
 FLOOR = 1e-10
+FLOW = ("adam-slow-flow", "C5", "v", "-")
 LIMITS = {"weighted_l1": ("SGD limit: weighted $\\ell_1$ LP", "C0", "o", "-"),
           "l1": ("plain $\\ell_1$ (theorem)", "C2", "s", ":"),
           "adam_local": ("Adam limit: local $\\ell_{1/2}$ from GF", "C3", "^", "--"),
@@ -211,10 +212,74 @@ def _discrete_row(axes, ctx, limits_tab, d, summary):
     summary["discrete"] = {"d": d, "steps": steps, "seeds": len(seeds), "window": window, "rows": rows}
 
 
+FLOW_ROW = (("weighted_l1", LIMITS["weighted_l1"]), ("adam_local", LIMITS["adam_local"]),
+            ("adam_slow_flow", ("Adam slow flow from GF", *FLOW[1:])))
+
+
+def _flow_row(axes, ctx, summary):
+    """(b) checked: Adam's slow flow against the reweighted-l1 surrogate, cell by cell and problem by problem."""
+    tab = ctx.table("flow")
+    d = int(ctx.results("flow")[0][0].config["problem"]["d"])
+    rows = {}
+    for ax, design in zip(axes[:2], ("gaussian", "rademacher")):
+        m = tab["problem.design"] == design
+        ks = np.unique(tab["problem.k"][m])
+        for j, k in enumerate(ks):
+            mk_ = m & (tab["problem.k"] == k)
+            o = np.argsort(tab["problem.n"][mk_])
+            x = tab["problem.n"][mk_][o] / l1_statistical_dimension(d, int(k))
+            for lim, (name, col, mk, ls) in FLOW_ROW:
+                p = tab[f"p_{lim}"][mk_][o]
+                err = np.maximum(np.vstack([p - tab[f"p_{lim}_lo"][mk_][o], tab[f"p_{lim}_hi"][mk_][o] - p]), 0.0)
+                ax.errorbar(x, p, yerr=err, color=col, ls=ls, marker=mk, ms=2.5, lw=0.8, capsize=1.5,
+                            alpha=0.35 + 0.65 * (j + 1) / len(ks), label=name if j == len(ks) - 1 else None)
+        ax.axvline(1.0, color="k", lw=0.6)
+        ax.set(xlabel="n / $\\delta_1(d, k)$", ylabel="P(recovered), 95% Wilson", ylim=(-0.02, 1.02),
+               title=f"(b) {design}, d = {d}: slow flow vs surrogate (k = {', '.join(str(int(k)) for k in ks)})")
+        ax.legend(fontsize=6, loc="upper left")
+    rel_loc, rel_flow, tl_loc, tl_flow, sec_loc, sec_flow, des = [], [], [], [], [], [], []
+    for job, res in ctx.results("flow"):
+        rel_loc += list(res["rel_error_adam_local"])
+        rel_flow += list(res["rel_error_adam_slow_flow"])
+        tl_loc += list(res["test_loss_adam_local"])
+        tl_flow += list(res["test_loss_adam_slow_flow"])
+        sec_loc += list(res["seconds_adam_local"])
+        sec_flow += list(res["seconds_adam_slow_flow"])
+        des += [job.config["problem"]["design"]] * len(res["seeds"])
+    rel_loc, rel_flow = np.array(rel_loc), np.array(rel_flow)
+    tl_loc, tl_flow = np.maximum(np.array(tl_loc), FLOOR), np.maximum(np.array(tl_flow), FLOOR)
+    des = np.array(des)
+    same = np.abs(rel_loc - rel_flow) <= 1e-6 * np.maximum(rel_flow, 1e-12) + 1e-9
+    for design, col in (("gaussian", "C0"), ("rademacher", "C3")):
+        m = des == design
+        axes[2].scatter(rel_flow[m], rel_loc[m], s=8, color=col, alpha=0.6, label=design)
+        axes[3].scatter(tl_flow[m], tl_loc[m], s=8, color=col, alpha=0.6, label=design)
+        rows[design] = {"problems": int(m.sum()), "same_rel_error": int(same[m].sum()),
+                        "flow_recovers_local_not": int(np.sum(m & (rel_flow <= 0.1) & (rel_loc > 0.1))),
+                        "local_recovers_flow_not": int(np.sum(m & (rel_loc <= 0.1) & (rel_flow > 0.1)))}
+    hi = float(np.nanmax(np.concatenate([rel_loc, rel_flow, [1.0]])))
+    axes[2].plot([0, hi], [0, hi], color="k", lw=0.6)
+    axes[2].set(xlabel="slow flow: $\\|w-w^*\\| / \\|w^*\\|$", ylabel="surrogate: $\\|w-w^*\\| / \\|w^*\\|$",
+                title=f"(b) per problem: {int(same.sum())} of {same.size} at the same distance (1e-6)")
+    lo = min(float(np.nanmin(tl_flow)), float(np.nanmin(tl_loc)))
+    hi = max(float(np.nanmax(tl_flow)), float(np.nanmax(tl_loc)))
+    axes[3].plot([lo, hi], [lo, hi], color="k", lw=0.6)
+    axes[3].set(xscale="log", yscale="log", xlabel="slow flow: test loss", ylabel="surrogate: test loss",
+                title=f"(b) test loss per problem (floor {FLOOR:g})")
+    for ax in axes[2:4]:
+        ax.legend(fontsize=6)
+    axes[4].hist([np.log10(np.maximum(sec_flow, 1e-4)), np.log10(np.maximum(sec_loc, 1e-4))], bins=20,
+                 color=[FLOW[1], LIMITS["adam_local"][1]], label=["slow flow", "surrogate"])
+    axes[4].set(xlabel="log10 seconds per problem", ylabel="problems", title=f"(b) cost at d = {d}")
+    axes[4].legend(fontsize=6)
+    summary["flow vs surrogate"] = {"d": d, "by_design": rows, "seconds_flow": float(np.nansum(sec_flow)),
+                                    "seconds_surrogate": float(np.nansum(sec_loc))}
+
+
 def plot(ctx):
     rows = [("gauss", "Gaussian"), ("radem", "Rademacher"), ("small", "Rademacher, small d"),
             ("gauss1k", "Gaussian"), ("radem1k", "Rademacher")]
-    fig, axes = plt.subplots(len(rows) + 1, 5, figsize=(19.0, 3.4 * (len(rows) + 1)))
+    fig, axes = plt.subplots(len(rows) + 2, 5, figsize=(19.0, 3.4 * (len(rows) + 2)))
     summary = {}
     for ax_row, (label, name) in zip(axes, rows):
         tab = ctx.table(label)
@@ -222,6 +287,7 @@ def plot(ctx):
         d = int(cfg["problem"]["d"])
         _row(ax_row, tab, d, f"{name}, d = {d}", summary)
     radem = ctx.table("radem")
+    _flow_row(axes[-2], ctx, summary)
     _discrete_row(axes[-1], ctx, radem, int(ctx.results("radem")[0][0].config["problem"]["d"]), summary)
     tol = ctx.spec.sweeps["gauss"].summary.get("recovery_tol", 0.1)
     fig.suptitle(f"implicit-bias limits: recovery ($\\|w-w^*\\| \\leq {tol:g}\\|w^*\\|$), "

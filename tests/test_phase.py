@@ -151,7 +151,7 @@ def _lp_boundary(d, k, seeds, mults=(0.7, 0.85, 1.0, 1.15, 1.3), which="l1"):
 def _check_boundary(d, k, seeds, which="l1"):
     delta, fit = _lp_boundary(d, k, seeds, which=which)
     assert fit["ok"], fit
-    # the criterion (within 5 % of d psi) plus 4 standard errors of the fitted 50 % point
+    # the required accuracy (within 5 % of d psi) plus 4 standard errors of the fitted 50 % point
     assert abs(fit["x50"] - delta) <= 0.05 * delta + Z_SCORE * fit["se"], (fit, delta)
 
 
@@ -189,7 +189,7 @@ def test_quick_figure_renders_and_recovery_rises_along_n(tmp_path):
     assert hi_few < lo_most, ends
     summary = json.loads((tmp_path / "o" / "fig5_adam_phase.json").read_text())
     assert set(summary) == {"Gaussian, d = 40", "Rademacher, d = 40", "Rademacher, small d, d = 10",
-                            "Gaussian, d = 60", "Rademacher, d = 60", "discrete"}
+                            "Gaussian, d = 60", "Rademacher, d = 60", "discrete", "flow vs surrogate"}
     assert "lhalf_global" in summary["Rademacher, small d, d = 10"]["boundaries"]
     # panel (d): every (optimizer, lr, cell) has its 2 seeds, and a row's score is what a direct
     # simulate() of the same runs gives (mean test loss of the last `discrete_window` records)
