@@ -73,7 +73,8 @@ def kernels():
             blocks = low.blocks if low.blocks.size else z(1, np.int64)
             bsize = low.block_size if low.block_size.size else np.ones(1)
             args = [int(low.gradient), int(low.update), int(low.noise), low.fp[None], low.ip[None], low.keys[None],
-                    blocks, bsize, 0, 2, prob.Z[None], prob.ZT[None], prob.y[None], z(M, np.int64), z((M, dim)), s1,
+                    blocks, bsize, 0, 2, np.array([n]), prob.Z[None], prob.ZT[None], prob.y[None], z(M, np.int64),
+                    z((M, dim)), s1,
                     s2, buf, np.arange(M), 0, 5, np.ones(M, bool), z(M),
                     z(M, np.int64), z(M), z((M, d)), z((M, n)), z((M, n)), z((M, n)), z((M, n)), z((M, n), np.int64),
                     z((M, n)), z((M, d)), z((M, dim)), z((M, dim)), z((M, max(n, dim))), z((M, nb)), z((M, d)),

@@ -210,6 +210,24 @@ TILE_DOUBLES = 4096
 TILE_MIN_PATHS = 8192
 
 
+def stack_jobs(steppers) -> tuple:
+    """The job-stacked arguments of :func:`.warp_kernels.discrete_kernel` for the jobs of ``steppers`` (device
+    steppers of one optimizer family), host arrays: the optimizers' ``FP``, ``IP``, ``KEYS`` (G, .), the
+    jobs' sample counts ``NS`` (G,) and their data ``ZS`` (G, n, d), ``ZTS`` (G, d, n), ``YS`` (G, n) with n
+    the largest sample count, a smaller job's rows past its own n zero (the kernel never reads them)."""
+    lows = [st.host.low for st in steppers]
+    probs = [st.problem for st in steppers]
+    G, n, d = len(probs), max(P.n for P in probs), probs[0].d
+    ZS, ZTS, YS = np.zeros((G, n, d)), np.zeros((G, d, n)), np.zeros((G, n))
+    for g, P in enumerate(probs):
+        ZS[g, :P.n] = P.Z
+        ZTS[g, :, :P.n] = P.ZT
+        YS[g, :P.n] = P.y
+    NS = np.array([P.n for P in probs], dtype=np.int64)
+    return (np.stack([lo.fp for lo in lows]), np.stack([lo.ip for lo in lows]), np.stack([lo.keys for lo in lows]),
+            NS, ZS, ZTS, YS)
+
+
 class CudaDiscreteStepper(DeviceStepper):
     """The discrete optimizers on the GPU (every optimizer of the discrete registry; see
     :func:`.warp_kernels.discrete_kernel` for which spread a path over threads). ``n_paths`` (the ensemble
@@ -226,10 +244,8 @@ class CudaDiscreteStepper(DeviceStepper):
         c = self.cuda
         self.d_blocks = c.to_device(low.blocks if low.blocks.size else np.zeros(1, np.int64))
         self.d_bsize = c.to_device(low.block_size if low.block_size.size else np.ones(1))
-        #: the job-stacked arguments of the kernel (FP, IP, KEYS, ZS, ZTS, YS) for this one run: G = 1
-        P = self.problem
-        self.stacked = tuple(c.to_device(np.ascontiguousarray(a)[None]) for a in (low.fp, low.ip, low.keys, P.Z,
-                                                                                  P.ZT, P.y))
+        #: the job-stacked arguments of the kernel (FP, IP, KEYS, NS, ZS, ZTS, YS) for this one run: G = 1
+        self.stacked = tuple(c.to_device(a) for a in stack_jobs([self]))
 
     def advance_checked(self, state, paths, step0, n_steps, active, limit, div_step, div_loss) -> None:
         dev = self._arrays(state)
@@ -246,11 +262,12 @@ class CudaDiscreteStepper(DeviceStepper):
     def launch(self, stacked, d_job, theta, s1, s2, buf, d_paths, step0, n_steps, d_active, d_limit, d_div_step,
                d_div_loss) -> None:
         """One launch of the discrete kernel over the rows of ``theta`` (device arrays), path p running job
-        ``d_job[p]`` of the job-stacked arguments ``stacked`` (see :func:`.warp_kernels.discrete_kernel`)."""
+        ``d_job[p]`` of the job-stacked arguments ``stacked`` (:func:`stack_jobs`, on the device; see
+        :func:`.warp_kernels.discrete_kernel`)."""
         from . import warp_kernels as CW
         low, P = self.host.low, self.problem
         M, dim = theta.shape
-        n, d = P.n, P.d
+        n, d = stacked[4].shape[1], P.d  # the launch's largest n: per-sample scratch rows fit every job
         nb = max(int(low.block_size.shape[0]), 1)
         f8, i8 = np.float64, np.int64
         sc = self._scratch_rows(M, {"W": ((d,), f8), "R": ((n,), f8), "R2": ((n,), f8), "XI": ((n,), f8),
@@ -264,9 +281,9 @@ class CudaDiscreteStepper(DeviceStepper):
         else:
             lanes = CW.LAYOUT_LANES[self.layout]
             kern, launch = CW.discrete_kernel(lanes), (M, lanes)
-        FP, IP, KEYS, ZS, ZTS, YS = stacked
+        FP, IP, KEYS, NS, ZS, ZTS, YS = stacked
         kern[launch](int(low.gradient), int(low.update), int(low.noise), FP, IP, KEYS, self.d_blocks, self.d_bsize,
-                     int(P.param.code), int(P.param.depth), ZS, ZTS, YS, d_job, theta, s1, s2, buf, d_paths,
+                     int(P.param.code), int(P.param.depth), NS, ZS, ZTS, YS, d_job, theta, s1, s2, buf, d_paths,
                      int(step0), int(n_steps), d_active, d_limit, d_div_step, d_div_loss,
                      *(sc[k] for k in ("W", "R", "R2", "XI", "WROW", "PERM", "C", "GW", "GR", "TH", "UBUF", "SUMS",
                                        "TD1", "TD2", "TM1", "TM2", "ORD", "OTMP")))

@@ -99,8 +99,12 @@ def discrete_kernel(lanes: int = LANES):
 
     The data and the optimizer's parameters are stacked by job, ``ZS`` (G, n, d), ``ZTS`` (G, d, n), ``YS``
     (G, n), ``FP`` / ``IP`` / ``KEYS`` (G, .), and path p runs job ``job[p]``: the jobs of a sweep or a phase
-    diagram that share n, d and the optimizer family run in one launch (:mod:`diagsim.engine.batched`; G = 1
-    for a single run).
+    diagram that share d and the optimizer family run in one launch (:mod:`diagsim.engine.batched`; G = 1
+    for a single run). Job g has ``NS[g]`` samples; its data are padded with zero rows to the largest n of
+    the launch, and the path works on views of its job's first ``NS[g]`` rows of Z, y and of its per-sample
+    scratch (residual, noise, row weights, rows of the minibatch), so every mean over samples, every noise
+    draw and every sum runs over the job's own n entries in index order, as the job alone: the padding is
+    never read.
 
     ``lanes`` > 1: one warp (32) or one block (256) per path (launch ``[M, lanes]``) for the optimizers
     whose gradient is the plain noisy gradient or SAF's / MESA's and whose update rule is element-wise;
@@ -145,7 +149,7 @@ def discrete_kernel(lanes: int = LANES):
     SHARED = lanes > 1
 
     @cuda.jit
-    def kernel(gradient, update, noise, FP, IP, KEYS, blocks, bsize, code, depth, ZS, ZTS, YS, job, theta, s1, s2,
+    def kernel(gradient, update, noise, FP, IP, KEYS, blocks, bsize, code, depth, NS, ZS, ZTS, YS, job, theta, s1, s2,
                buf, paths, step0, n_steps, active, limit, div_step, div_loss,
                W, R, R2, XI, WROW, PERM, C, GW, GR, TH, UBUF, SUMS, TD1, TD2, TM1, TM2, ORD, OTMP):
         g = cuda.grid(1)
@@ -155,14 +159,16 @@ def discrete_kernel(lanes: int = LANES):
             return
         if not active[p]:
             return
-        # the job of this path: its problem's data and its optimizer's parameters (one launch, many jobs)
+        # the job of this path: its problem's data and its optimizer's parameters (one launch, many jobs);
+        # views of the job's own nj samples (the rows past nj pad a smaller job to the launch's largest n)
         jb = job[p]
         fp = FP[jb]
         ip = IP[jb]
         keys = KEYS[jb]
-        Z = ZS[jb]
-        ZT = ZTS[jb]
-        y = YS[jb]
+        nj = NS[jb]
+        Z = ZS[jb, :nj]
+        ZT = ZTS[jb, :, :nj]
+        y = YS[jb, :nj]
         delta = fp[F_DELTA]
         batch = ip[I_BATCH]
         variant = ip[I_VARIANT]
@@ -171,16 +177,19 @@ def discrete_kernel(lanes: int = LANES):
         two_lam = 2.0 * fp[F_LAM_TRA] if (gradient == GRAD_SAF or gradient == GRAD_MESA) else 0.0
         th = theta[p]
         w = W[p]
-        r = R[p]
-        rhat = R2[p]
-        c = C[p]
+        r = R[p, :nj]
+        rhat = R2[p, :nj]
+        c = C[p, :nj]
+        xi = XI[p, :nj]
+        wrow = WROW[p, :nj]
+        perm = PERM[p, :nj]
         gw = GW[p]
         gr = GR[p]
-        n = r.shape[0]
+        n = nj
         for k in range(step0, step0 + n_steps):
             # the reference residual of SAF (stored delay steps ago) or MESA (of the EMA model, slot s1)
             if gradient == GRAD_SAF:
-                rhat = buf[p, k % delay]
+                rhat = buf[p, k % delay, :nj]
             elif gradient == GRAD_MESA:
                 w_d(s1[p], code, depth, w, lane, lanes)
                 if SHARED:
@@ -203,8 +212,8 @@ def discrete_kernel(lanes: int = LANES):
                 break
             n_rows = n
             if lane == 0:  # n entries of noise and coefficients: one lane
-                n_rows = noise_d(noise, keys, delta, batch, paths[p], k, XI[p], WROW[p], PERM[p], UBUF[p])
-                coef_d(r, XI[p], WROW[p], two_lam, rhat, c)
+                n_rows = noise_d(noise, keys, delta, batch, paths[p], k, xi, wrow, perm, UBUF[p])
+                coef_d(r, xi, wrow, two_lam, rhat, c)
             if SHARED:
                 cuda.syncthreads()
             if gradient == GRAD_SAF:  # this step's residual goes into the slot just read
@@ -216,14 +225,14 @@ def discrete_kernel(lanes: int = LANES):
                 cuda.syncthreads()
             if gradient == GRAD_SAM:  # one thread per path: the gradient at theta + eps, the same noise
                 if variant == V_MSAM:
-                    msam_d(code, depth, Z, y, fp, ip[I_M_CHUNKS], th, r, XI[p], PERM[p], n_rows, gr, TD1[p],
+                    msam_d(code, depth, Z, y, fp, ip[I_M_CHUNKS], th, r, xi, perm, n_rows, gr, TD1[p],
                            TM1[p], TM2[p], TD2[p])
                 else:
                     tp = TH[p]
                     perturb_d(variant, fp, ip, keys, paths[p], k, th, gr, tp, UBUF[p], TM1[p], ORD[p], OTMP[p])
                     w_d(tp, code, depth, w, 0, 1)
                     fwd_d(ZT, y, w, r, 0, 1)
-                    coef_d(r, XI[p], WROW[p], 0.0, r, c)
+                    coef_d(r, xi, wrow, 0.0, r, c)
                     pull_d(Z, c, gw, 0, 1)
                     chain_d(tp, code, depth, gw, gr, 0, 1)
             if SHARED:

@@ -1,23 +1,28 @@
 """Many runs in one kernel launch on the GPU: :func:`simulate_many`.
 
-A sweep or a phase diagram is many small runs (say 400 cells x 8 paths) that share the problem size and
-the optimizer family. Run one at a time, each is a GPU launch too small to fill the device, plus the
-launch overheads. Here all of them run as one ensemble: the paths of every job are concatenated, the
-problems' data (Z, Z^T, y) and the optimizers' parameters (learning rate, betas, noise keys, ...) are
-stacked on the device, and path p of the launch runs job ``job[p]`` (see
-:func:`diagsim.cuda.warp_kernels.discrete_kernel`). Each job keeps its own driver state (records,
-divergence bookkeeping, record grid): the records and the final divergence check run per job, on views of
-the shared device arrays.
+A sweep or a phase diagram is many small runs (say 400 cells x 8 paths) that share the problem's
+dimension and the optimizer family. Run one at a time, each is a GPU launch too small to fill the device,
+plus the launch overheads. Here all of them run as one ensemble: the paths of every job are concatenated,
+the problems' data (Z, Z^T, y, padded with zero rows to the largest n) and the optimizers' parameters
+(learning rate, betas, noise keys, ...) are stacked on the device, and path p of the launch runs job
+``job[p]`` (see :func:`diagsim.cuda.warp_kernels.discrete_kernel`). Each job keeps its own driver state
+(records, divergence bookkeeping, record grid): the records and the final divergence check run per job, on
+views of the shared device arrays, with the job's own (unpadded) data.
 
 Numbers: a path's arithmetic and its noise stream (seed, path id, step) do not depend on which other paths
 run with it, so every job's :class:`~diagsim.engine.result.Result` is bitwise the one ``simulate`` gives
-for that job alone on the same device (docs/guide/gpu.md, "Many runs in one launch").
+for that job alone on the same device (docs/guide/gpu.md, "Many runs in one launch"). Jobs with different
+n keep this: the kernel hands every per-sample function views of the job's own first n rows of Z, y and
+of the per-sample scratch, so the mean over samples (1/n), the label noise (n draws), the minibatch
+shuffle (of 0..n-1) and every sum over samples (in index order) are those of the job alone, and no
+arithmetic reads the padding. No rounding bound is needed: the operations and their order are the same.
 
-Which jobs can share a launch: the same level (discrete), the same n and d, the same parametrization, the
-same optimizer family (gradient, update rule and noise kind; parameter values may differ), the same
-preconditioner blocks and state shapes, the same horizon and record grid. Different n could share one by
-padding Z and y and handing every per-entry function a view of its job's first n rows (no arithmetic on
-padding, so still bitwise); that is not implemented: jobs with another n form another launch.
+Which jobs can share a launch: the same level (discrete), the same d (n may differ), the same
+parametrization, the same optimizer family (gradient, update rule and noise kind; parameter values may
+differ), the same preconditioner blocks and state shapes (so SAF, whose residual buffer has one entry per
+sample, shares a launch only with jobs of its own n), the same horizon and record grid. Anything else is
+a one-line :class:`DiagsimError` before any step naming the first job that differs and how;
+:func:`launch_groups` sorts a list of jobs into groups that can share one.
 """
 from __future__ import annotations
 
@@ -45,6 +50,10 @@ def simulate_many(problems, optimizers, *, steps: int | None = None, t: float | 
     :class:`~diagsim.errors.DivergenceError` (with ``.result``) in the list instead of a Result; a job where
     some diverge warns as ``simulate`` does.
 
+    The problems may have different numbers of samples n (their d must agree): each job's data are padded
+    to the largest n and its paths work on views of its own n rows, so its Result is still bitwise the one
+    it gives alone (see the module docstring).
+
     Raises a one-line :class:`DiagsimError` before any step when the jobs cannot share a launch (see the
     module docstring), when ``device`` is not "cuda", or for the SDE and slow-flow levels.
     """
@@ -67,8 +76,35 @@ def simulate_many(problems, optimizers, *, steps: int | None = None, t: float | 
                       record=record, n_records=n_records, model=model, model_options=model_options, paths=paths,
                       theta0=theta0, divergence_factor=divergence_factor, support_threshold=support_threshold,
                       device=device) for g in range(G)]
+    return run_plans(plans)
+
+
+def run_plans(plans) -> list:
+    """The runs of ``plans`` (:func:`diagsim.engine.driver.plan_run` on device "cuda", discrete level) in one
+    launch per chunk of steps: what :func:`simulate_many` returns for them. Their other arguments (n_paths,
+    paths, divergence_factor, ...) may differ. A one-line :class:`DiagsimError` before any step when they
+    cannot share a launch."""
+    from ..cuda.steppers import CudaDiscreteStepper
+    for g, plan in enumerate(plans):
+        if not isinstance(plan.stepper, CudaDiscreteStepper):
+            raise DiagsimError(f"simulate_many: job {g} does not run the discrete level on device 'cuda' "
+                               f"(model {plan.config['model']!r}, device {plan.config['device']!r})")
     check_batch(plans)
     return _execute_many([_start(plan) for plan in plans])
+
+
+def launch_groups(plans) -> list[list[int]]:
+    """The indices of ``plans`` sorted into groups that can share a launch (:func:`run_plans`), in order of
+    first appearance; a plan that runs elsewhere than the discrete level on "cuda" is a group of its own."""
+    from ..cuda.steppers import CudaDiscreteStepper
+    groups: dict = {}
+    for i, plan in enumerate(plans):
+        if isinstance(plan.stepper, CudaDiscreteStepper):
+            key = tuple(_family(plan).items())
+        else:
+            key = ("alone", i)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 def _family(plan) -> dict:
@@ -77,13 +113,13 @@ def _family(plan) -> dict:
     low, P = st.host.low, plan.problem
     one = st.host.kernel_slots(st.host.init_state(P.theta0(1)))
     return {
-        "(n, d)": (P.n, P.d),
+        "d": P.d,
         "parametrization": P.param.name,
         "optimizer family (gradient, update, noise)": (int(low.gradient), int(low.update), int(low.noise),
                                                         plan.optimizer.name),
         "parameter layout": (low.fp.shape, low.ip.shape, low.keys.shape, low.keys.dtype.str),
         "preconditioner blocks": (tuple(low.blocks.tolist()), tuple(low.block_size.tolist())),
-        "optimizer state shapes": tuple(a.shape[1:] for a in one),
+        "optimizer state shapes (SAF's buffer has one entry per sample: the same n)": tuple(a.shape[1:] for a in one),
         "horizon (steps)": plan.config["steps"],
         "record grid": tuple(plan.grid.tolist()),
         "layout": st.layout,
@@ -105,6 +141,7 @@ def check_batch(plans) -> None:
 def _execute_many(runs) -> list:
     """Every run of ``runs`` (driver runs at step 0 whose steppers are device steppers of one family) in
     lockstep: one launch per chunk of steps, records and the final check per run."""
+    from ..cuda.steppers import stack_jobs
     cuda = runs[0].stepper.cuda
     lead = runs[0].stepper
     wall0 = time.perf_counter()
@@ -120,9 +157,7 @@ def _execute_many(runs) -> list:
         st._host_stale = False
         st._arrays(run.state)  # the state's slot names as aliases of the kernel's slot arrays
     job = np.repeat(np.arange(len(runs)), counts).astype(np.int64)
-    stacked = tuple(cuda.to_device(np.ascontiguousarray(np.stack(arrays))) for arrays in zip(
-        *[(r.stepper.host.low.fp, r.stepper.host.low.ip, r.stepper.host.low.keys, r.problem.Z, r.problem.ZT,
-           r.problem.y) for r in runs]))
+    stacked = tuple(cuda.to_device(a) for a in stack_jobs([run.stepper for run in runs]))
     d_job = cuda.to_device(job)
     d_paths = cuda.to_device(np.concatenate([run.paths for run in runs]).astype(np.int64))
     d_limit = cuda.to_device(np.concatenate([run.limit for run in runs]).astype(np.float64))

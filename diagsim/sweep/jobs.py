@@ -8,6 +8,9 @@ A job is a pure function of its configuration. A :class:`JobKind` bundles
 - ``dump(object) -> bytes`` and ``load(path) -> object``: the cache file format (``suffix``).
 - ``summarize(object, options, config) -> {column: scalar}``: the row of the sweep's table
   (``options`` is the sweep's ``[summary]`` table, ``config`` the job's canonical configuration).
+- optionally ``batchable(config) -> bool`` and ``run_many(configs)``: jobs that gain from running together
+  in this process (simulations on the GPU: one launch for many jobs). ``run_many`` yields
+  ``(index, outcome)`` for every config, each outcome what :func:`execute` gives for that job alone.
 
 Built-in kinds: ``"simulate"`` (:func:`diagsim.simulate` on a generated or loaded problem; see
 :mod:`diagsim.sweep.simjob`),
@@ -37,6 +40,8 @@ class JobKind:
     load: Callable[[Any], Any]
     summarize: Callable[[Any, dict, dict], dict]
     suffix: str = ".npz"
+    batchable: Callable[[dict], bool] | None = None
+    run_many: Callable[[list], Any] | None = None
 
 
 # --------------------------------------------------------------------------- arrays <-> .npz

@@ -12,6 +12,11 @@ for once this sweep has run everything else: the progress output says "k jobs be
 on HOST", and the report counts them as computed by other sweeps. If such a claim goes stale (its owner
 died, or stopped refreshing it for ``claim_timeout`` seconds), this sweep takes the job over. No job is
 computed twice while its first owner is alive, and no entry is ever half-written.
+
+Simulations on the GPU (``device = "cuda"``, the discrete level) do not go to the backend: they run in
+this process, the jobs that can share a launch in one (:func:`diagsim.sweep.simjob.run_many`,
+:func:`diagsim.engine.batched.simulate_many`), and each result is written to the cache under its own key,
+bitwise what the job gives alone.
 """
 from __future__ import annotations
 
@@ -243,12 +248,22 @@ def _compute(plan: Plan, todo: list[str], status: dict, claims: Claims, report: 
             else:
                 yield key, configs[key]
 
+    kind = plan.kind
     pending = list(todo)
     while pending:
-        with closing(backend_run(claimed(pending), len(pending))) as outcomes:
-            for key, out in outcomes:
-                _store(plan, key, configs[key], out, status, report, bar)
-                claims.release(key)
+        together = [k for k in pending if kind.run_many is not None and kind.batchable(configs[k])]
+        if together:  # in this process, many jobs per GPU launch (see JobKind.run_many)
+            keys = [key for key, _ in claimed(together)]
+            for i, out in kind.run_many([configs[key] for key in keys]):
+                _store(plan, keys[i], configs[keys[i]], out, status, report, bar)
+                claims.release(keys[i])
+        shared = set(together)
+        rest = [k for k in pending if k not in shared]
+        if rest:
+            with closing(backend_run(claimed(rest), len(rest))) as outcomes:
+                for key, out in outcomes:
+                    _store(plan, key, configs[key], out, status, report, bar)
+                    claims.release(key)
         pending = _wait_for_others(waiting, claims, done_elsewhere, report, bar)
 
 

@@ -149,6 +149,53 @@ def run(cfg: dict):
         return simulate(problem, optimizer, progress=False, **cfg["simulate"])
 
 
+def batchable(cfg: dict) -> bool:
+    """Whether a job may share a GPU launch with others (:func:`run_many`): the discrete level on "cuda"
+    (or on "auto" where that is a GPU)."""
+    from ..engine.driver import resolve_device
+    sim = cfg["simulate"]
+    if sim.get("model", "discrete") != "discrete" or sim.get("device") not in ("cuda", "auto"):
+        return False
+    try:
+        return resolve_device(sim["device"], "discrete") == "cuda"
+    except DiagsimError:  # the job's own run says why
+        return False
+
+
+def run_many(cfgs: list):
+    """Run the jobs ``cfgs`` (:func:`batchable`) in this process, those that can share a launch in one
+    (:func:`diagsim.engine.batched.run_plans`: jobs of one d, parametrization, optimizer family, horizon
+    and record grid; n may differ), a job that shares it with no other in a launch of its own; yields
+    ``(index, outcome)`` with the outcome :func:`~diagsim.sweep.jobs.execute` gives for that job alone (the
+    same Result, bitwise, see :mod:`diagsim.engine.batched`; the same failure for a bad configuration or a
+    run whose paths all diverge)."""
+    from ..engine.batched import launch_groups, run_plans
+    from ..engine.driver import DivergenceWarning, plan_run
+    from ..optimizers.specs import from_config
+    from .backends import _crash
+    plans, where = [], []
+    for i, cfg in enumerate(cfgs):
+        try:
+            plans.append(plan_run(build_problem(cfg["problem"]), from_config(cfg["optimizer"]), **cfg["simulate"]))
+            where.append(i)
+        except DiagsimError as exc:  # the error simulate gives for this job alone, before any step
+            yield i, ("failed", type(exc).__name__, str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported as a crashed job, the sweep goes on
+            yield i, _crash(exc)
+    for group in launch_groups(plans):
+        jobs = [where[g] for g in group]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DivergenceWarning)   # recorded in the results (div_step)
+                results = run_plans([plans[g] for g in group])
+        except Exception as exc:  # noqa: BLE001 - a crash of the launch is a crash of each of its jobs
+            for i in jobs:
+                yield i, _crash(exc)
+            continue
+        for i, res in zip(jobs, results):
+            yield i, (("failed", type(res).__name__, str(res)) if isinstance(res, Exception) else ("ok", dump(res)))
+
+
 def dump(result) -> bytes:
     with tempfile.TemporaryDirectory(prefix="diagsim-job-") as tmp:
         path = result.save(Path(tmp) / "result.npz", sidecar=False)
@@ -188,4 +235,4 @@ def summarize(result, options: dict, config: dict) -> dict:
 
 
 SIMULATE = JobKind(name="simulate", run=run, canonicalize=canonicalize, dump=dump, load=load,
-                   summarize=summarize, suffix=".npz")
+                   summarize=summarize, suffix=".npz", batchable=batchable, run_many=run_many)
