@@ -307,8 +307,9 @@ def test_gd_gradient_is_the_exact_gradient():
 @pytest.mark.parametrize("n, d", [(13, 1100), (8, 9), (3, 5), (50, 300)])
 def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
     """forward_group / pullback_group = kernels.forward / kernels.pullback, bitwise, for every way a group
-    is split: row loops (< 5 paths), one 8-lane chunk (5..11), one 16-lane chunk (>= 12), and mixes
-    (21 = 16 + 5, 27 = 16 + 8 + 3, 37 = 16 + 16 + 5); d = 1100 spans several k blocks of the lanes kernel."""
+    is split: row loops (< 4 paths), one 4-lane chunk (4), one 8-lane chunk (5..11), one 16-lane chunk
+    (>= 12), and mixes (20 = 16 + 4, 21 = 16 + 5, 27 = 16 + 8 + 3, 37 = 16 + 16 + 5); d = 1100 spans several
+    k blocks of the lanes kernel."""
     from diagsim.networks.diagonal import pathwise as K
     from diagsim.networks.diagonal.grouped import forward_group, forward_group_rows, pullback_group, pullback_group_rows
     problem = make_problem(n, d, 2, seed=4)
@@ -318,7 +319,7 @@ def test_grouped_products_equal_the_per_path_kernels_bitwise(n, d):
     for s in range(M):  # the per-path kernel computes w itself: feed the same w to the group kernel
         Lp[s] = K.forward(th[s], 0, 2, problem.ZT, problem.y, W[s], Rp[s])
         K.pullback(problem.Z, Rp[s] / n, 1.0, GWp[s])
-    for ns in (1, 3, 4, 5, 8, 11, 12, 16, 21, 27, 37):
+    for ns in (1, 3, 4, 5, 8, 11, 12, 16, 20, 21, 27, 37):
         R, L, GW = np.full((M, n), np.nan), np.full(M, np.nan), np.full((M, d), np.nan)
         forward_group(problem.ZT, problem.y, W, ns, R, L)
         pullback_group(problem.Z, np.ascontiguousarray(R / n), ns, GW)
@@ -422,8 +423,8 @@ def test_problem_dependent_checks():
 
 
 def test_simd_tiles_refuse_an_unexpected_width():
-    """The SIMD kernel is compiled for 8 or 16 lanes; any other width is an error, never a silent no-op."""
+    """The SIMD kernel is compiled for 4, 8 or 16 lanes; any other width is an error, never a silent no-op."""
     from diagsim.lowlevel.simd import lanes_matmul
-    A, B, OUT = np.ones((3, 4)), np.ones((3, 4)), np.zeros((4, 4))
-    with pytest.raises(ValueError, match="8 or 16 lanes"):
-        lanes_matmul(A, 4, B, 3, OUT, 4)
+    A, B, OUT = np.ones((3, 5)), np.ones((3, 5)), np.zeros((5, 5))
+    with pytest.raises(ValueError, match="4, 8 or 16 lanes"):
+        lanes_matmul(A, 5, B, 3, OUT, 5)

@@ -11,10 +11,11 @@ Two implementations, chosen per chunk of paths (``_chunk``), compute every entry
 in this order (contraction into FMAs, the one fastmath flag of :mod:`diagsim.lowlevel.jit`, fuses each
 ``acc + a*b``; no reassociation):
 
-* the SIMD lanes kernel (:mod:`diagsim.lowlevel.simd`) for chunks of 5 to 16 paths: the paths of a chunk are
-  transposed into the lanes of 8-double vectors (one or two per row) and the products run as a
-  register-blocked GEMM micro-kernel written in LLVM IR, each lane summing in the order above;
-* the row loops for fewer than 5 paths: unrolled by 8 over the summation index, written as
+* the SIMD lanes kernel (:mod:`diagsim.lowlevel.simd`) for chunks of 4 to 16 paths: the paths of a chunk are
+  transposed into the lanes of 8-double vectors (one or two per row; 4-double vectors for a chunk of exactly
+  4 paths) and the products run as a register-blocked GEMM micro-kernel written in LLVM IR, each lane
+  summing in the order above;
+* the row loops for fewer than 4 paths: unrolled by 8 over the summation index, written as
   ``acc + a0*b0 + a1*b1 + ...`` (left to right, the same sequence of operations), vectorized over the
   other index, whose elements are independent.
 
@@ -29,14 +30,16 @@ from __future__ import annotations
 import numpy as np
 
 from ...lowlevel.jit import jit
-from ...lowlevel.simd import VEC, lanes_matmul
+from ...lowlevel.simd import VEC, VEC4, lanes_matmul
 from .parametrization import UUVV, UV, phi
 
 #: column tile of the pullback (doubles); 8 rows of Z x 512 columns = 32 KiB stay in L1 across the group
 TILE = 512
 
 #: paths are taken in chunks: 16 at a time on two vectors per row when at least WIDE_MIN remain, else 8 at
-#: a time on one vector when at least LANES_MIN remain, else on the row loops (measured crossovers)
+#: a time on one vector when at least LANES_MIN remain, 4 on one 4-double vector when exactly 4 remain, else
+#: on the row loops (measured crossovers; 3 paths in 4 lanes were slower than the row loops, NOTES.md
+#: "Paper scale")
 WIDE_MIN = 12
 LANES_MIN = 5
 
@@ -86,7 +89,7 @@ def _pullback_rows(Z, C, s0, s1, GW):
 
 @jit(inline="always")
 def _to_lanes(X, s0, s1, XT):
-    """XT[k, l] <- X[s0 + l, k] for l < s1 - s0, 0 for the other lanes of XT (8 or 16)."""
+    """XT[k, l] <- X[s0 + l, k] for l < s1 - s0, 0 for the other lanes of XT (4, 8 or 16)."""
     m = s1 - s0
     width = XT.shape[1]
     if m == 2 * VEC and width == 2 * VEC:  # constant trip counts: the lanes unroll, the stores vectorize
@@ -96,6 +99,10 @@ def _to_lanes(X, s0, s1, XT):
     elif m == VEC and width == VEC:
         for k in range(XT.shape[0]):
             for lane in range(VEC):
+                XT[k, lane] = X[s0 + lane, k]
+    elif m == VEC4 and width == VEC4:
+        for k in range(XT.shape[0]):
+            for lane in range(VEC4):
                 XT[k, lane] = X[s0 + lane, k]
     else:
         for k in range(XT.shape[0]):
@@ -129,6 +136,8 @@ def _from_lanes(XT, s0, s1, X):
         _from_lanes_full(XT, s0, 2 * VEC, X)
     elif m == VEC:
         _from_lanes_full(XT, s0, VEC, X)
+    elif m == VEC4:
+        _from_lanes_full(XT, s0, VEC4, X)
     else:
         for k in range(XT.shape[0]):
             for lane in range(m):
@@ -137,12 +146,14 @@ def _from_lanes(XT, s0, s1, X):
 
 @jit(inline="always")
 def _chunk(ns, s0):
-    """Lanes (16, 8, or 0 for the row loops) and end of the chunk of paths that starts at s0."""
+    """Lanes (16, 8, 4, or 0 for the row loops) and end of the chunk of paths that starts at s0."""
     m = ns - s0
     if m >= WIDE_MIN:
         return 2 * VEC, min(s0 + 2 * VEC, ns)
     if m >= LANES_MIN:
         return VEC, min(s0 + VEC, ns)
+    if m == VEC4:
+        return VEC4, ns
     return 0, ns
 
 
@@ -160,8 +171,8 @@ def _pullback_lanes(Z, C, s0, s1, GW, CT, GT):
 def pullback_group(Z, C, ns, GW):
     """GW[s] <- Z^T C[s] for s < ns  (j-ordered sums; bitwise ``kernels.pullback(Z, C[s], 1, GW[s])``).
 
-    Paths are taken in chunks of 16 or 8 on the explicit-SIMD lanes kernel (``_chunk``); fewer than
-    ``LANES_MIN`` remaining paths run on the row loops. Both compute every entry by the same operations in
+    Paths are taken in chunks of 16, 8 or 4 on the explicit-SIMD lanes kernel (``_chunk``); 1 to 3
+    remaining paths run on the row loops. Both compute every entry by the same operations in
     the same order.
     """
     n = Z.shape[0]
