@@ -226,3 +226,51 @@ def test_quick_figure_renders_and_its_numbers_are_the_cached_networks(tmp_path):
         np.testing.assert_allclose(heights, [t["tau"] for t in s["tau"].values()], atol=1e-12)
         assert ax.get_title().startswith(f"{pname}: {s['n_converged']} networks converged, {s['n_excluded']}")
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- diagsim correlate
+def test_cli_correlate_prints_and_writes_the_population_taus(tmp_path, capsys):
+    from diagsim.cli.main import main
+    from diagsim.experiments.figures import load_figure
+    from diagsim.sweep import load_results
+    from diagsim.sweep.simjob import build_problem
+    rc = main(["correlate", "--config", str(REPRO / "fig7_sharpness_correlation.toml"), "--quick", "--cache",
+               str(tmp_path / "cache"), "--resamples", "200", "--json", str(tmp_path / "c.json"), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    got = json.loads((tmp_path / "c.json").read_text())
+    spec = load_figure(REPRO / "fig7_sharpness_correlation.toml", quick=True)
+    assert set(got) == {"uuvv", "uv"}
+    for label, s in got.items():
+        assert s["n_resamples"] == 200
+        pairs = load_results(spec.sweeps[label], tmp_path / "cache")
+        P = build_problem(pairs[0][0].config["problem"])
+        ok = [r for _, r in pairs if np.all(np.isfinite(r["w"])) and P.train_loss_w(r["w"]) <= 1e-5]
+        assert f"{label}: {len(ok)} of {len(pairs)} networks converged" in out
+        test = [0.5 * np.sum((r["w"] - P.w_star) ** 2) for r in ok]
+        ref = stats.kendalltau([r["measure_trace"] for r in ok], test).statistic
+        assert s["tau"]["trace"]["tau"] == pytest.approx(ref, abs=1e-12)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--resamples", "10"], "n_resamples"),
+    (["--conf", "0"], "conf"),
+    (["--backend", "threads"], "backend"),
+])
+def test_cli_correlate_errors_are_one_line_and_before_any_work(tmp_path, capsys, args, msg):
+    from diagsim.cli.main import main
+    rc = main(["correlate", "--config", str(REPRO / "fig7_sharpness_correlation.toml"), "--quick",
+               "--cache", str(tmp_path / "cache"), *args])
+    _, err = capsys.readouterr()
+    assert rc == 2 and msg in err and err.count("\n") == 1
+    assert not any((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_cli_correlate_needs_population_jobs(tmp_path, capsys):
+    from diagsim.cli.main import main
+    (tmp_path / "s.toml").write_text('[sweep]\njob = "simulate"\n[base.problem]\nn = 4\nd = 8\nk = 1\n'
+                                     '[base.optimizer]\noptimizer = "sgd"\nlr = 0.01\n[base.simulate]\nsteps = 10\n'
+                                     '[grid]\n"problem.seed" = [1, 2]\n')
+    rc = main(["correlate", "--config", str(tmp_path / "s.toml"), "--cache", str(tmp_path / "cache")])
+    _, err = capsys.readouterr()
+    assert rc == 2 and 'job = "population"' in err
