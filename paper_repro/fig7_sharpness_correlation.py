@@ -27,7 +27,7 @@ def analyze(ctx):
     opts = check_analysis_options(dict(ctx.options))
     out = {}
     for label, name in PARAMS:
-        rows = population_rows(ctx.results(label, missing="none"))
+        rows = population_rows(ctx.results(label))
         out[name] = (summarize_population(rows, **opts), rows)
     return out
 
@@ -91,7 +91,7 @@ def plot(ctx):
         _scatter(row[3], s, rows, "worst")
         row[2].legend(fontsize=6)
     s0 = next(iter(res.values()))[0]
-    job = ctx.results("uuvv", missing="none")[0][0].config
+    job = ctx.results("uuvv")[0][0].config
     p = job["problem"]
     fig.suptitle(f"{ctx.spec.title}\nd = {p['d']}, n = {p['n']}, k = {p['k']}, train loss $\\leq$ "
                  f"{job['train']['target_loss']:g}; bootstrap: {s0['n_resamples']} resamples, "

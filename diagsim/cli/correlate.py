@@ -84,7 +84,7 @@ def main(args) -> int:
     out = {}
     for label, sw in sweeps.items():
         run_sweep(sw, args.cache, backend=args.backend, workers=args.workers, progress=not args.no_progress)
-        s = summarize_population(population_rows(load_results(sw, args.cache, missing="none")), **opts)
+        s = summarize_population(population_rows(load_results(sw, args.cache)), **opts)
         out[label] = s
         print(f"\n{label}: {s['n_converged']} of {s['n_jobs']} networks converged, {s['n_excluded']} excluded "
               f"({s['n_diverged']} diverged); tau = Kendall tau-b (measure, test loss), "

@@ -55,7 +55,8 @@ def optimizer_group(optimizer_config: dict) -> str:
 
 def population_rows(pairs) -> list[dict]:
     """One row per job of a population sweep from ``[(job, result)]`` (``load_results``): the network's
-    group, alpha, lr, seed, converged / diverged, steps, test loss and {measure: value}."""
+    group, alpha, lr, seed, converged / diverged, steps, test loss and {measure: value}. A job whose result
+    is None (it failed with a recorded error) counts as not converged."""
     rows = []
     for job, res in pairs:
         cfg = job.config

@@ -70,7 +70,7 @@ _OPTION_CHECKS = {
     "rho": lambda k, v: check_positive(k, v),
     "rho_adaptive": lambda k, v: check_positive(k, v),
     "lam": lambda k, v: check_interval(k, v, 0.0, 1.0),
-    "order": lambda k, v: check_positive(k, v) if v != "inf" else math.inf,
+    "order": lambda k, v: math.inf if v in ("inf", math.inf) else check_positive(k, v),
     "hessian": lambda k, v: check_choice(k, v, ("gn", "full")),
     "rtol": lambda k, v: check_positive(k, v),
     "eta": lambda k, v: check_positive(k, v, allow_zero=True),
