@@ -16,7 +16,7 @@ from .._version import __version__
 from ..errors import DiagsimError, RunInterrupted
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("run", "simulate", "predict", "sharpness", "verify", "sweep", "bench", "figures")
+COMMANDS = ("run", "simulate", "predict", "sharpness", "verify", "sweep", "bench", "figures", "correlate")
 
 
 def build_parser() -> argparse.ArgumentParser:

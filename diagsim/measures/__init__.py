@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import DiagsimError
 from ..networks.diagonal.problem import Problem
 from ._context import Context
-from .correlation import kendall_table, kendall_tau
+from .correlation import kendall_bootstrap, kendall_table, kendall_tau, paired_interval
 from .geodesics import geodesic, geodesic_inv, geodesic_mix
 from .perturbation import (
     average,
@@ -173,5 +173,5 @@ __all__ = [
     "renyi", "renyi_u", "renyi_v", "renyi_entropy_of_spectrum",
     "average", "average_adaptive", "average_mc", "average_theory", "worst_quadratic",
     "worst_adaptive_quadratic", "worst", "worst_adaptive", "geodesic", "geodesic_inv", "geodesic_mix",
-    "kendall_tau", "kendall_table",
+    "kendall_tau", "kendall_table", "kendall_bootstrap", "paired_interval",
 ]

@@ -15,7 +15,9 @@ A job is a pure function of its configuration. A :class:`JobKind` bundles
 Built-in kinds: ``"simulate"`` (:func:`diagsim.simulate` on a generated or loaded problem; see
 :mod:`diagsim.sweep.simjob`),
 ``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`) and ``"limits"`` (several implicit-bias
-limits for many problem seeds of one (n, d, k) cell, for phase diagrams; :mod:`diagsim.sweep.limitjob`).
+limits for many problem seeds of one (n, d, k) cell, for phase diagrams; :mod:`diagsim.sweep.limitjob`) and
+``"population"`` (one network trained to a target loss, then every sharpness measure at its end point, for
+rank correlations with the test loss; :mod:`diagsim.sweep.popjob`).
 Any function ``f(config) -> {name: array}`` is a job kind too
 (:func:`kind_for`): its results are stored as ``.npz`` and its 0-d entries become columns.
 """
@@ -76,7 +78,8 @@ def _identity(cfg: dict) -> dict:
 # --------------------------------------------------------------------------- registry
 _BUILTIN = {"simulate": ("diagsim.sweep.simjob", "SIMULATE"),
             "predict": ("diagsim.sweep.predjob", "PREDICT"),
-            "limits": ("diagsim.sweep.limitjob", "LIMITS_JOB")}
+            "limits": ("diagsim.sweep.limitjob", "LIMITS_JOB"),
+            "population": ("diagsim.sweep.popjob", "POPULATION")}
 
 
 def function_name(fn: Callable) -> str:
