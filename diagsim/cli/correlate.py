@@ -14,7 +14,6 @@ loss are excluded and counted.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 
 from .common import print_table
@@ -44,13 +43,8 @@ def _populations(path: Path, quick: bool):
     from ..errors import DiagsimError
     from ..experiments.figures import load_figure
     from ..sweep import load_sweep
-    if not path.is_file():
-        raise DiagsimError(f"--config file {str(path)!r} does not exist")
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise DiagsimError(f"--config {str(path)!r} is not valid TOML: {exc}") from None
+    from ..sweep.grid import read_toml
+    doc = read_toml(path, "--config file")
     if "sweeps" in doc:
         spec = load_figure(path, quick=quick)
         sweeps, options = spec.sweeps, dict(spec.options)

@@ -20,12 +20,11 @@ import argparse
 import importlib.util
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DiagsimError
-from ..sweep.grid import Sweep, deep_merge, sweep_from_dict
+from ..sweep.grid import Sweep, deep_merge, read_toml, sweep_from_dict
 
 STYLE_FILE = "diagsim.mplstyle"
 
@@ -62,13 +61,7 @@ class FigureSpec:
 
 
 def _read_toml(path: Path) -> dict:
-    if not path.is_file():
-        raise DiagsimError(f"figure config {str(path)!r} does not exist")
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise DiagsimError(f"figure config {str(path)!r} is not valid TOML: {exc}") from None
+    return read_toml(path, "figure config")
 
 
 def _resolve_include(doc: dict, here: Path, seen: tuple = ()) -> dict:

@@ -321,16 +321,22 @@ def sweep_from_dict(raw: dict, *, quick: bool = False, source: str | None = None
                  plot=dict(plot), description=str(head.get("description", "")), source=source)
 
 
-def load_sweep(path, *, quick: bool = False, job: str | None = None) -> Sweep:
-    """Read a sweep from a TOML file (see the module docstring); errors are one-line DiagsimErrors."""
+def read_toml(path, what: str = "config") -> dict:
+    """A TOML file as a dict; a missing or invalid file is a one-line DiagsimError that names ``what``
+    ("sweep config", "figure config", "--config") and the path."""
     path = Path(path)
     if not path.is_file():
-        raise DiagsimError(f"sweep config {str(path)!r} does not exist")
+        raise DiagsimError(f"{what} {str(path)!r} does not exist")
     try:
         with open(path, "rb") as f:
-            raw = tomllib.load(f)
+            return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
-        raise DiagsimError(f"sweep config {str(path)!r} is not valid TOML: {exc}") from None
+        raise DiagsimError(f"{what} {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_sweep(path, *, quick: bool = False, job: str | None = None) -> Sweep:
+    """Read a sweep from a TOML file (see the module docstring); errors are one-line DiagsimErrors."""
+    raw = read_toml(path, "sweep config")
     return sweep_from_dict(raw, quick=quick, source=str(path), job=job)
 
 

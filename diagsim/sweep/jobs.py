@@ -47,6 +47,18 @@ class JobKind:
 
 
 # --------------------------------------------------------------------------- arrays <-> .npz
+def check_sections(cfg: dict, sections, kind: str, *, tables: bool = True) -> None:
+    """One-line errors for a job configuration with a section its kind does not know, or (``tables``) a
+    section that is not a table."""
+    bad = sorted(set(cfg) - set(sections) - {"job"})
+    if bad:
+        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a {kind} job; allowed: {', '.join(sections)}")
+    if tables:
+        for sec in sections:
+            if not isinstance(cfg.get(sec, {}), dict):
+                raise DiagsimError(f"{sec} must be a table")
+
+
 def dump_arrays(obj) -> bytes:
     """A mapping of arrays (or numbers) as the bytes of an uncompressed ``.npz`` that ``np.load`` reads.
 

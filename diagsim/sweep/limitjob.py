@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 from ..errors import DiagsimError, check_int, check_positive
-from .jobs import JobKind, dump_arrays, load_arrays
+from .jobs import JobKind, check_sections, dump_arrays, load_arrays
 from .simjob import canonical_optimizer, canonical_problem
 
 SECTIONS = ("problem", "limits", "optimizer")
@@ -58,9 +58,7 @@ def key(limit: str) -> str:
 
 
 def canonicalize(cfg: dict) -> dict:
-    bad = sorted(set(cfg) - set(SECTIONS) - {"job"})
-    if bad:
-        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a limits job; allowed: {', '.join(SECTIONS)}")
+    check_sections(cfg, SECTIONS, "limits", tables=False)
     lim = dict(cfg.get("limits", {}))
     unknown = sorted(set(lim) - {"seeds", "which", "max_supports", "adam_flow"})
     if unknown:

@@ -60,7 +60,7 @@ import warnings
 import numpy as np
 
 from ..errors import DiagsimError, DivergenceError, check_choice, check_int, check_interval, check_positive
-from .jobs import JobKind, dump_arrays, load_arrays, summarize_arrays
+from .jobs import JobKind, check_sections, dump_arrays, load_arrays, summarize_arrays
 from .simjob import canonical_optimizer, canonical_problem
 
 SECTIONS = ("problem", "optimizer", "train", "measures")
@@ -83,13 +83,7 @@ _OPTION_CHECKS = {
 def canonicalize(cfg: dict) -> dict:
     from ..measures import measure_options, resolve_names
     from ..networks.diagonal.parametrization import parametrization
-    bad = sorted(set(cfg) - set(SECTIONS) - {"job"})
-    if bad:
-        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a population job; allowed: "
-                           f"{', '.join(SECTIONS)}")
-    for sec in SECTIONS:
-        if not isinstance(cfg.get(sec, {}), dict):
-            raise DiagsimError(f"{sec} must be a table")
+    check_sections(cfg, SECTIONS, "population")
     problem = canonical_problem(cfg.get("problem", {}))
     if "data" in problem:
         raise DiagsimError("problem.data is not allowed in a population job (the test loss needs the teacher "

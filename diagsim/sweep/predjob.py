@@ -24,7 +24,7 @@ import inspect
 import numpy as np
 
 from ..errors import DiagsimError
-from .jobs import JobKind, dump_arrays, load_arrays
+from .jobs import JobKind, check_sections, dump_arrays, load_arrays
 from .simjob import build_problem, canonical_optimizer, canonical_problem
 
 SECTIONS = ("problem", "predict", "optimizer")
@@ -41,10 +41,7 @@ def _predict_defaults() -> dict:
 
 
 def canonicalize(cfg: dict) -> dict:
-    bad = sorted(set(cfg) - set(SECTIONS) - {"job"})
-    if bad:
-        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a predict job; allowed: "
-                           f"{', '.join(SECTIONS)}")
+    check_sections(cfg, SECTIONS, "predict", tables=False)
     pr = dict(cfg.get("predict", {}))
     allowed = _predict_defaults()
     unknown = sorted(set(pr) - set(allowed))

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DiagsimError
-from .jobs import JobKind
+from .jobs import JobKind, check_sections
 
 SECTIONS = ("problem", "optimizer", "simulate")
 #: simulate() arguments a sweep may not set (objects, or handled by the sweep itself)
@@ -119,13 +119,7 @@ def canonical_simulate(s: dict) -> dict:
 
 
 def canonicalize(cfg: dict) -> dict:
-    bad = sorted(set(cfg) - set(SECTIONS) - {"job"})
-    if bad:
-        raise DiagsimError(f"unknown section(s) {', '.join(bad)} in a simulate job; allowed: "
-                           f"{', '.join(SECTIONS)}")
-    for sec in SECTIONS:
-        if not isinstance(cfg.get(sec, {}), dict):
-            raise DiagsimError(f"{sec} must be a table")
+    check_sections(cfg, SECTIONS, "simulate")
     return {"job": "simulate", "problem": canonical_problem(cfg.get("problem", {})),
             "optimizer": canonical_optimizer(cfg.get("optimizer", {})),
             "simulate": canonical_simulate(cfg.get("simulate", {}))}
