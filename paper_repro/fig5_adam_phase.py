@@ -97,7 +97,8 @@ def _row(axes, tab, d, label, summary):
     axes[2].legend(fontsize=6, loc="lower right")
     for off, lim in enumerate(lims):
         name, col, mk, _ = LIMITS[lim]
-        rows = [r for r in bnd[lim] if r["ok"]]
+        # a fit whose standard error is a quarter of delta_1 or more locates nothing: not drawn (in the JSON)
+        rows = [r for r in bnd[lim] if r["ok"] and np.isfinite(r["se_over_delta"]) and r["se_over_delta"] < 0.25]
         if rows:
             axes[3].errorbar(np.array([r["k"] for r in rows]) / d * (1 + 0.03 * off),
                              [r["n50_over_delta"] for r in rows], yerr=[r["se_over_delta"] for r in rows],
