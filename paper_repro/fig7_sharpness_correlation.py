@@ -8,6 +8,12 @@ geodesic inv -> ``geodesic_inv``, geodesic mix -> ``geodesic_mix``. (b) tau with
 (c) the test loss against the measure with the largest |tau| and the one with the smallest, by group.
 Networks that did not converge are excluded; their number is in the row's title and in the JSON.
 
+A second page, ``fig7_sharpness_correlation_sensitivity``, shows how tau moves with the choices the paper
+leaves open (the sweeps ``<parametrization>_<setting>`` of the TOML, fixed there before any tau was
+computed): for each measure of ``diagsim.experiments.correlate.SENSITIVITY_MEASURES`` and each
+parametrization, tau with its bootstrap interval per setting (the base population; n = 10 and 30; the
+adaptive radius x0.5 and x2; only the middle init scales), with the published values as horizontal marks.
+
 The numbers are written to ``fig7_sharpness_correlation.json`` next to the figure. Reads cached results
 only: compute them with ``diagsim figures --only fig7_sharpness_correlation [--quick]``.
 """
@@ -17,6 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 PARAMS = (("uuvv", "uu-vv"), ("uv", "uv"))
+#: the sensitivity settings: the suffix of their sweep label ("" = the base population), in drawing order
+SETTINGS = ("", "_n10", "_n30", "_rho_half", "_rho_double", "_mid_alpha")
 GROUP_COLORS = {"gd": "#1f77b4", "sgd+label": "#ff7f0e", "sgd+minibatch": "#2ca02c", "adam": "#d62728",
                 "sam": "#9467bd"}
 
@@ -98,9 +106,69 @@ def plot(ctx):
                  f"{100 * s0['conf']:g} % intervals" + (" [quick]" if ctx.quick else ""), fontsize=9)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.2, top=0.88, hspace=0.75, wspace=0.35)
     ctx.save(fig)
+    sens = analyze_sensitivity(ctx)
+    plot_sensitivity(ctx, sens)
     summary = {"figure": ctx.spec.name, "quick": ctx.quick, "problem": p, "train": job["train"],
-               "measures": job["measures"], "populations": {name: s for name, (s, _) in res.items()}}
+               "measures": job["measures"], "populations": {name: s for name, (s, _) in res.items()},
+               "sensitivity": sens}
     write_text_atomic(ctx.out_dir / f"{ctx.spec.name}.json", to_json(summary, indent=1))
+
+
+def _setting_label(suffix, pairs):
+    """A short label from the sweep's own job configs (so it is right at both sizes)."""
+    cfg = pairs[0][0].config
+    if suffix == "":
+        return f"base (n = {cfg['problem']['n']})"
+    if suffix.startswith("_n"):
+        return f"n = {cfg['problem']['n']}"
+    if suffix.startswith("_rho"):
+        return f"rho_adaptive = {cfg['measures']['rho_adaptive']:g}"
+    alphas = sorted({job.config["problem"]["alpha"] for job, _ in pairs})
+    return "alpha in {" + ", ".join(f"{a:g}" for a in alphas) + "}"
+
+
+def analyze_sensitivity(ctx):
+    """{parametrization: {sweep label: population_taus(...) + the setting in words}} from the cache."""
+    from diagsim.experiments.correlate import check_analysis_options, population_rows, population_taus
+    opts = check_analysis_options(dict(ctx.options))
+    out = {}
+    for label, name in PARAMS:
+        out[name] = {}
+        for suffix in SETTINGS:
+            pairs = ctx.results(label + suffix)
+            out[name][label + suffix] = {"setting": _setting_label(suffix, pairs),
+                                         **population_taus(population_rows(pairs), **opts)}
+    return out
+
+
+def plot_sensitivity(ctx, sens):
+    """One panel per (parametrization, measure): tau and its interval per setting, published values marked."""
+    from diagsim.experiments.correlate import PAPER_TAU, SENSITIVITY_MEASURES
+    fig, axes = plt.subplots(len(sens), len(SENSITIVITY_MEASURES), figsize=(16, 8.4), sharey=True, squeeze=False)
+    for row, (pname, settings) in zip(axes, sens.items()):
+        labels = list(settings)
+        x = np.arange(len(labels))
+        for ax, m in zip(row, SENSITIVITY_MEASURES):
+            t = np.array([settings[s]["tau"][m]["tau"] for s in labels])
+            lo = np.array([settings[s]["tau"][m]["lo"] for s in labels])
+            hi = np.array([settings[s]["tau"][m]["hi"] for s in labels])
+            ax.errorbar(x, t, yerr=[t - lo, hi - t], fmt="o", color="k", ms=4, capsize=2, lw=0.9)
+            ax.axhline(0, color="k", lw=0.5)
+            if m in PAPER_TAU:
+                ax.axhline(PAPER_TAU[m][1], color="#d62728", lw=1.0, ls="--", label="published")
+                ax.axhline(-PAPER_TAU[m][1], color="#d62728", lw=0.8, ls=":", label="its negative")
+                ax.legend(fontsize=6, loc="upper right")
+            ax.set_xticks(x, [f"{settings[s]['setting']} ({settings[s]['n_converged']})" for s in labels],
+                          rotation=60, fontsize=7, ha="right")
+            ax.set_title(f"{pname}: {m}", fontsize=9)
+            ax.set_ylim(-1.05, 1.05)
+        row[0].set_ylabel("Kendall $\\tau$ (measure, test loss)")
+    s0 = next(iter(next(iter(sens.values())).values()))
+    fig.suptitle("Figure 7, sensitivity: $\\tau$ and its bootstrap interval when one protocol choice changes "
+                 f"({s0['n_resamples']} resamples, {100 * s0['conf']:g} % intervals; converged networks of each "
+                 "setting in parentheses)" + (" [quick]" if ctx.quick else ""), fontsize=9)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.91, hspace=1.0, wspace=0.12)
+    ctx.save(fig, stem=f"{ctx.spec.name}_sensitivity")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Sharpness vs generalization over a population of networks (Figure 7): the "population" job (training to a
 target loss, stopping at the first check below it, exclusion of networks that do not get there), the
 bootstrap intervals of Kendall's tau against independent references, the claims' verdicts, config errors,
-and the quick figure."""
+the quick figure and its sensitivity page."""
 from __future__ import annotations
 
 import json
@@ -188,13 +188,33 @@ def test_a_bad_figure_config_fails_before_any_job_runs(tmp_path):
 
 
 # --------------------------------------------------------------------------- the quick figure
-def test_quick_figure_renders_and_its_numbers_are_the_cached_networks(tmp_path):
-    from diagsim.experiments.figures import FigureContext, load_figure, make_figure
+@pytest.fixture(scope="module")
+def quick_figure(tmp_path_factory):
+    """The quick figure made once for the tests below: (folder with cache/ and out/, the FigureReport)."""
+    from diagsim.experiments.figures import make_figure
+    tmp_path = tmp_path_factory.mktemp("fig7quick")
     rep = make_figure("fig7_sharpness_correlation", quick=True, cache_dir=tmp_path / "cache",
                       out_dir=tmp_path / "out", root=REPRO, progress=False)
+    return tmp_path, rep
+
+
+def _replot(ctx, spec):
+    """Run the figure script's plot() again, keeping the figures instead of writing them."""
+    from diagsim.experiments.figures import _load_script, _use_style
+    _use_style(REPRO)
+    ctx.save = lambda fig, stem=None: ctx.figures.append(fig)
+    _load_script(spec.script_path).plot(ctx)
+    return ctx.figures
+
+
+def test_quick_figure_renders_and_its_numbers_are_the_cached_networks(quick_figure):
+    from diagsim.experiments.figures import FigureContext, load_figure
+    tmp_path, rep = quick_figure
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"fig7_sharpness_correlation.{x}" for x in ("json", "pdf", "png")]
-    assert rep.computed == 40
+    assert names == [f"fig7_sharpness_correlation.{x}" for x in ("json", "pdf", "png")] + [
+        f"fig7_sharpness_correlation_sensitivity.{x}" for x in ("pdf", "png")]
+    # 2 parametrizations x (base, n twice, radius twice: 20 networks each, + the mid-alpha subset: cached)
+    assert (rep.computed, rep.cached) == (2 * 5 * 20, 2 * 10)
     summary = json.loads((tmp_path / "out" / "fig7_sharpness_correlation.json").read_text())
     spec = load_figure("fig7_sharpness_correlation", quick=True, root=REPRO)
     ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
@@ -214,12 +234,8 @@ def test_quick_figure_renders_and_its_numbers_are_the_cached_networks(tmp_path):
             assert t["tau"] == pytest.approx(ref, abs=1e-12), name
     # the bars drawn are those taus, in the JSON's order, one row per parametrization
     import matplotlib.pyplot as plt
-
-    from diagsim.experiments.figures import _load_script, _use_style
-    _use_style(REPRO)
-    ctx.save = lambda fig, stem=None: ctx.figures.append(fig)
-    _load_script(spec.script_path).plot(ctx)
-    (fig,) = ctx.figures
+    fig, sens_fig = _replot(ctx, spec)
+    plt.close(sens_fig)
     for ax, pname in zip((fig.axes[0], fig.axes[4]), ("uu-vv", "uv")):
         s = summary["populations"][pname]
         heights = [p.get_height() for p in ax.patches]
@@ -228,22 +244,117 @@ def test_quick_figure_renders_and_its_numbers_are_the_cached_networks(tmp_path):
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------- the sensitivity panel
+SENS = ("worst_adaptive", "geodesic_inv", "geodesic_mix", "renyi", "trace", "lambda_max")
+
+
+def _scipy_taus(pairs):
+    """Converged networks (recomputed from the stored w), their exact test loss, and scipy's tau-b of the
+    panel's measures: an independent reference for the figure's numbers."""
+    from diagsim.sweep.simjob import build_problem
+    P = build_problem(pairs[0][0].config["problem"])
+    target = pairs[0][0].config["train"]["target_loss"]
+    ok = [r for _, r in pairs if r is not None and np.all(np.isfinite(r["w"])) and P.train_loss_w(r["w"]) <= target]
+    test = np.array([0.5 * np.sum((r["w"] - P.w_star) ** 2) for r in ok])
+    return ok, test, {m: stats.kendalltau([r[f"measure_{m}"] for r in ok], test).statistic for m in SENS}
+
+
+def test_quick_sensitivity_panel_renders_the_taus_of_every_setting(quick_figure):
+    """Every dot of the sensitivity page is scipy's tau of that setting's cached networks, and the
+    whiskers contain it; the published values are drawn as horizontal lines on their three measures."""
+    import matplotlib.pyplot as plt
+
+    from diagsim.experiments.figures import FigureContext, load_figure
+    tmp_path, _ = quick_figure
+    spec = load_figure("fig7_sharpness_correlation", quick=True, root=REPRO)
+    ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
+    fig, sens_fig = _replot(ctx, spec)
+    plt.close(fig)
+    axes = sens_fig.axes
+    assert len(axes) == 2 * len(SENS)
+    suffixes = ("", "_n10", "_n30", "_rho_half", "_rho_double", "_mid_alpha")
+    published = {"worst_adaptive": -0.68, "geodesic_inv": -0.83, "geodesic_mix": -0.86}   # Hide & Seek
+    for r, label in enumerate(("uuvv", "uv")):
+        ref = [_scipy_taus(ctx.results(label + suf))[2] for suf in suffixes]
+        for c, m in enumerate(SENS):
+            ax = axes[r * len(SENS) + c]
+            line = ax.lines[0]                     # the dots of errorbar()
+            np.testing.assert_allclose(line.get_xdata(), np.arange(len(suffixes)))
+            np.testing.assert_allclose(line.get_ydata(), [t[m] for t in ref], atol=1e-12)
+            (segs,) = [col.get_segments() for col in ax.collections]
+            for seg, t in zip(segs, ref):
+                assert seg[:, 1].min() - 1e-12 <= t[m] <= seg[:, 1].max() + 1e-12
+            marks = sorted(ln.get_ydata()[0] for ln in ax.lines[1:] if ln.get_color() == "#d62728")
+            assert marks == (sorted([published[m], -published[m]]) if m in published else [])
+    plt.close(sens_fig)
+
+
+def test_one_sensitivity_setting_recomputed_from_the_cached_networks(quick_figure):
+    """uv with the adaptive radius x2: tau by scipy from the cached networks, and the interval by the
+    documented resampling written out with numpy; the same networks as the base population (the radius
+    changes only the radius-dependent measures)."""
+    from diagsim.experiments.figures import FigureContext, load_figure
+    tmp_path, _ = quick_figure
+    spec = load_figure("fig7_sharpness_correlation", quick=True, root=REPRO)
+    ctx = FigureContext(spec, tmp_path / "cache", tmp_path)
+    summary = json.loads((tmp_path / "out" / "fig7_sharpness_correlation.json").read_text())
+    pairs = ctx.results("uv_rho_double")
+    assert {job.config["measures"]["rho_adaptive"] for job, _ in pairs} == {0.2}
+    s = summary["sensitivity"]["uv"]["uv_rho_double"]
+    assert s["setting"] == "rho_adaptive = 0.2"
+    ok, test, ref = _scipy_taus(pairs)
+    assert (s["n_jobs"], s["n_converged"]) == (len(pairs), len(ok))
+    B = s["n_resamples"]
+    idx = np.random.default_rng(np.random.SeedSequence(0)).integers(0, len(ok), size=(B, len(ok)))
+    for m in SENS:
+        assert s["tau"][m]["tau"] == pytest.approx(ref[m], abs=1e-12), m
+        a = np.array([r[f"measure_{m}"] for r in ok])
+        taus = np.array([stats.kendalltau(a[i], test[i]).statistic for i in idx])
+        taus = taus[np.isfinite(taus)]
+        assert s["tau"][m]["lo"] == pytest.approx(np.percentile(taus, 2.5), abs=1e-12), m
+        assert s["tau"][m]["hi"] == pytest.approx(np.percentile(taus, 97.5), abs=1e-12), m
+    base = ctx.results("uv")
+    for (_, r2), (_, r1) in zip(pairs, base):
+        np.testing.assert_array_equal(r2["theta"], r1["theta"])
+        for m in ("trace", "renyi", "lambda_max"):
+            assert r2[f"measure_{m}"] == r1[f"measure_{m}"] or not bool(r1["converged"])
+    conv = [(r2, r1) for (_, r2), (_, r1) in zip(pairs, base) if bool(r1["converged"])]
+    assert all(r2["measure_geodesic_mix"] != r1["measure_geodesic_mix"] for r2, r1 in conv)
+
+
+def test_the_mid_alpha_setting_reuses_the_base_population(tmp_path):
+    """With only the base population ("uv") in the cache, the mid-alpha setting computes no job."""
+    from diagsim.experiments.figures import load_figure
+    from diagsim.sweep import plan_sweep, run_sweep
+    spec = load_figure("fig7_sharpness_correlation", quick=True, root=REPRO)
+    first = run_sweep(spec.sweeps["uv"], tmp_path, progress=False)
+    assert first.computed == 20
+    rep = run_sweep(spec.sweeps["uv_mid_alpha"], tmp_path, progress=False)
+    assert (rep.computed, rep.cached, rep.total) == (0, 10, 10)
+    keys = {j.key for j in plan_sweep(spec.sweeps["uv"], tmp_path).jobs}
+    mid = plan_sweep(spec.sweeps["uv_mid_alpha"], tmp_path).jobs
+    assert {j.key for j in mid} <= keys and {j.config["problem"]["alpha"] for j in mid} == {0.05}
+
+
 # --------------------------------------------------------------------------- diagsim correlate
-def test_cli_correlate_prints_and_writes_the_population_taus(tmp_path, capsys):
+def test_cli_correlate_prints_and_writes_the_population_taus(quick_figure, tmp_path, capsys):
+    """Over every population sweep of the figure's config (the quick figure's cache: nothing to train)."""
     from diagsim.cli.main import main
     from diagsim.experiments.figures import load_figure
     from diagsim.sweep import load_results
     from diagsim.sweep.simjob import build_problem
+    cache = quick_figure[0] / "cache"
     rc = main(["correlate", "--config", str(REPRO / "fig7_sharpness_correlation.toml"), "--quick", "--cache",
-               str(tmp_path / "cache"), "--resamples", "200", "--json", str(tmp_path / "c.json"), "--no-progress"])
+               str(cache), "--resamples", "200", "--json", str(tmp_path / "c.json"), "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     got = json.loads((tmp_path / "c.json").read_text())
     spec = load_figure(REPRO / "fig7_sharpness_correlation.toml", quick=True)
-    assert set(got) == {"uuvv", "uv"}
+    assert set(got) == {p + suf for p in ("uuvv", "uv")
+                        for suf in ("", "_n10", "_n30", "_rho_half", "_rho_double", "_mid_alpha")}
     for label, s in got.items():
         assert s["n_resamples"] == 200
-        pairs = load_results(spec.sweeps[label], tmp_path / "cache")
+        pairs = load_results(spec.sweeps[label], cache)
         P = build_problem(pairs[0][0].config["problem"])
         ok = [r for _, r in pairs if np.all(np.isfinite(r["w"])) and P.train_loss_w(r["w"]) <= 1e-5]
         assert f"{label}: {len(ok)} of {len(pairs)} networks converged" in out

@@ -152,3 +152,31 @@ def _claims(bs: dict, cols: dict, conf: float) -> dict:
             v = "not significant"
         claims["renyi_strongest"] = {"verdict": v, "diff": {n: {"lo": lo, "hi": hi} for n, (lo, hi) in diffs.items()}}
     return claims
+
+
+#: the measures of Figure 7's sensitivity panel (the published ones, Rényi, and two spectral references)
+SENSITIVITY_MEASURES = ("worst_adaptive", "geodesic_inv", "geodesic_mix", "renyi", "trace", "lambda_max")
+
+
+def population_taus(rows: list[dict], names=SENSITIVITY_MEASURES, *, n_resamples: int = 2000, conf: float = 0.95,
+                    bootstrap_seed: int = 0) -> dict:
+    """Counts and Kendall's tau (with paired bootstrap intervals) of the measures ``names`` only.
+
+    The lighter sibling of :func:`summarize_population` for comparing populations: the same exclusion of
+    networks that did not converge and the same bootstrap (:func:`diagsim.measures.kendall_bootstrap`),
+    no group taus, no verdicts. Every measure of ``names`` must be finite at every converged network.
+    """
+    opts = check_analysis_options({"n_resamples": n_resamples, "conf": conf, "bootstrap_seed": bootstrap_seed})
+    ok = [r for r in rows if r["converged"]]
+    if len(ok) < 3:
+        raise DiagsimError(f"only {len(ok)} of {len(rows)} networks converged: too few for a rank correlation")
+    cols = {}
+    for name in names:
+        v = np.array([r["measures"].get(name, np.nan) for r in ok], dtype=np.float64)
+        if not np.all(np.isfinite(v)):
+            raise DiagsimError(f"measure {name!r} is missing or not finite at some converged network")
+        cols[name] = v
+    bs = kendall_bootstrap(cols, np.array([r["test_loss"] for r in ok], dtype=np.float64),
+                           n_resamples=opts["n_resamples"], conf=opts["conf"], seed=opts["bootstrap_seed"])
+    return {"n_jobs": len(rows), "n_converged": len(ok), "n_excluded": len(rows) - len(ok), **opts,
+            "tau": {n: {"tau": bs["tau"][n], "lo": bs["lo"][n], "hi": bs["hi"][n]} for n in names}}
