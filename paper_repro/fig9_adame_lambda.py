@@ -8,7 +8,9 @@ that reweighted l1 reaches from the gradient-flow limit ("local"), both from the
 Panels: (a) test loss 1/2 ||w - w*||^2 vs lam (mean over problem seeds, each seed faint); (b) the effective
 support N_eff = ||w||_1^2 / ||w||_2^2 vs lam; (c) the measure tr diag(H)^{1-lam} at the discrete last iterate
 against its value at the predicted global limit (the fibre minimum R(w) of docs/theory.md §9.2); (d) the same
-ratio vs lam. Numbers, including every discrete end point, go to ``<out>/fig9_adame_lambda.json``.
+ratio vs lam. Panels (a), (b), (d) also show where AdamE-lambda's slow flow (docs/theory.md §8), started at
+the gradient-flow limit, stops (the limits job's "adam-slow-flow"). Numbers, including every discrete end point, go to
+``<out>/fig9_adame_lambda.json``.
 
 Reads cached results only: compute them with ``diagsim figures --only fig9_adame_lambda [--quick]``.
 """
@@ -59,6 +61,28 @@ def limit_rows(ctx) -> list:
     return rows
 
 
+def flow_rows(ctx) -> list:
+    """One row per (lam, problem seed) of the slow-flow sweep: the flow's end and the local limit's w."""
+    from diagsim.networks.diagonal.problem import make_problem
+    from diagsim.symbolic import regularizer, symbolic_parametrization
+    S = symbolic_parametrization("uu-vv")
+    rows = []
+    for job, res in ctx.results("flow"):
+        cfg = job.config
+        lam = float(cfg["limits"]["lam"])
+        R = regularizer(S, "adame", lam)
+        for j, sd in enumerate(np.asarray(res["seeds"])):
+            P = make_problem(**{**cfg["problem"], "seed": int(sd)})
+            w = np.asarray(res["w_adam_slow_flow"][j], dtype=np.float64)
+            ok = bool(np.all(np.isfinite(w)))
+            rows.append({"lam": lam, "seed": int(sd), "lr": float(cfg["optimizer"]["lr"]),
+                         "test_loss": float(res["test_loss_adam_slow_flow"][j]), "n_eff": n_eff(w),
+                         "measure": float(R.total(w, P.s)) if ok else np.nan,
+                         "max_abs_diff_to_local": float(np.max(np.abs(w - res["w_adame_local"][j]))),
+                         "seconds": float(res["seconds_adam_slow_flow"][j]), "w": w.tolist()})
+    return rows
+
+
 def discrete_rows(ctx, window: int) -> list:
     """One row per discrete run: its configuration, end point and the quantities drawn."""
     from diagsim.measures.spectral import trace_diag_pow
@@ -96,6 +120,7 @@ def plot(ctx):
     window = int(ctx.options.get("discrete_window", 10))
     lim_rows = limit_rows(ctx)
     dis_rows = discrete_rows(ctx, window)
+    fl_rows = flow_rows(ctx)
     lams = sorted({r["lam"] for r in lim_rows})
     lrs = sorted({r["lr"] for r in dis_rows}, reverse=True)
     seeds = sorted({r["seed"] for r in lim_rows})
@@ -111,6 +136,13 @@ def plot(ctx):
             ax.plot(lams, np.maximum(m, FLOOR) if q == "test_loss" else m, color=col, ls=ls, marker=mk, ms=4,
                     lw=1.2, label=name)
     glob = {(r["lam"], r["seed"]): r["adame_global"] for r in lim_rows}
+    flow_lab = f"slow flow from GF (lr {fl_rows[0]['lr']:g})"
+    axes[0].plot(lams, np.maximum(_mean_by_lam(fl_rows, lams, lambda r: r["test_loss"]), FLOOR), color="C5", ls=":",
+                 marker="v", ms=4, lw=1.2, label=flow_lab)
+    axes[1].plot(lams, _mean_by_lam(fl_rows, lams, lambda r: r["n_eff"]), color="C5", ls=":", marker="v", ms=4,
+                 lw=1.2, label=flow_lab)
+    axes[3].plot(lams, _mean_by_lam(fl_rows, lams, lambda r: r["measure"] / glob[(r["lam"], r["seed"])]["measure"]),
+                 color="C5", ls=":", marker="v", ms=4, lw=1.2, label=flow_lab)
     for lr, col in zip(lrs, LR_STYLE):
         sub = [r for r in dis_rows if r["lr"] == lr]
         lab = f"AdamE discrete, lr {lr:g}"
@@ -164,9 +196,14 @@ def plot(ctx):
             entry[f"discrete_lr_{lr:g}"]["measure_ratio_to_global"] = float(_mean_by_lam(
                 sub, [lam], lambda r: r["measure"] / glob[(r["lam"], r["seed"])]["measure"])[0])
             entry[f"discrete_lr_{lr:g}"]["diverged"] = int(sum(r["diverged"] for r in sub))
+        sub = [r for r in fl_rows if r["lam"] == lam]
+        entry["slow_flow"] = {q: float(_mean_by_lam(sub, [lam], lambda r, q=q: r[q])[0])
+                              for q in ("test_loss", "n_eff", "measure")}
+        entry["slow_flow"]["at_local_limit"] = int(sum(r["max_abs_diff_to_local"] <= 1e-6 for r in sub))
         summary["by_lam"].append(entry)
     summary["limits"] = lim_rows
     summary["discrete"] = dis_rows
+    summary["slow_flow"] = fl_rows
     ctx.save(fig)
     path = ctx.out_dir / f"{ctx.spec.name}.json"
     write_text_atomic(path, json.dumps(summary, indent=1, default=float) + "\n")

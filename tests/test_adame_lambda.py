@@ -82,6 +82,8 @@ def test_global_against_enumeration_here(lam):
 
 
 def test_lam_option_and_cache_keys():
+    """An existing config keeps its canonical form (hence its cache key); lam is required by and only by the
+    AdamE limits."""
     base = {"problem": {"n": 5, "d": 12, "k": 2}, "limits": {"which": ["weighted-l1", "adam-local"]}}
     cfg = canonicalize(base)
     assert "lam" not in cfg["limits"]  # an existing config's key is unchanged
@@ -108,7 +110,7 @@ def test_quick_renders(quick):
     rep, js, out = quick
     assert (out / f"{NAME}.png").stat().st_size > 10_000
     assert js["lams"] == [0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75]
-    assert len(js["discrete"]) == 7 * 2 * 2 and len(js["limits"]) == 7 * 2
+    assert len(js["discrete"]) == 7 * 2 * 2 and len(js["limits"]) == 7 * 2 and len(js["slow_flow"]) == 7 * 2
 
 
 @pytest.mark.parametrize("lam,lr,seed", [(0.375, 0.05, 2), (0.0, 0.01, 1)])
@@ -135,3 +137,17 @@ def test_quick_limit_is_predict(quick):
     P = diagsim.make_problem(**QUICK_PROBLEM, seed=2)
     pred = predict(P, "adame", lam=0.25, method="global")
     np.testing.assert_allclose(row["adame_global"]["w"], pred.w, atol=1e-12)
+
+
+def test_stored_arrays_of_an_existing_config_unchanged():
+    """Without limits.lam a job stores what it stored before (no w arrays); with it, every limit's w."""
+    from diagsim.sweep.limitjob import run
+    old = run(canonicalize({"problem": {"n": 4, "d": 8, "k": 1, "seed": 3},
+                            "limits": {"seeds": 2, "which": ["weighted-l1", "adam-local"]}}))
+    assert sorted(old) == ["rel_error_adam_local", "rel_error_weighted_l1", "seconds_adam_local",
+                           "seconds_weighted_l1", "seeds", "test_loss_adam_local", "test_loss_weighted_l1"]
+    new = run(canonicalize({"problem": {"n": 4, "d": 8, "k": 1, "seed": 3},
+                            "limits": {"seeds": 2, "which": ["weighted-l1", "adame-local"], "lam": 0.0}}))
+    assert new["w_weighted_l1"].shape == (2, 8)
+    np.testing.assert_allclose(new["w_adame_local"], new["w_weighted_l1"], atol=1e-9)
+    np.testing.assert_allclose(new["test_loss_weighted_l1"], old["test_loss_weighted_l1"], rtol=0, atol=0)

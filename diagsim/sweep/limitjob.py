@@ -35,7 +35,7 @@ Limits (R is the fibre-minimized regularizer on "uu-vv", docs/theory.md §9.3):
 =====================  =====================================================================================
 
 Stored arrays: ``seeds`` (S,) and, per limit L (with "-" as "_"), ``rel_error_L``, ``test_loss_L``
-(1/2 ||w - w*||^2) and ``seconds_L`` (S,); for "adame-local" / "adame-global" also the limit itself,
+(1/2 ||w - w*||^2) and ``seconds_L`` (S,); in a job with ``limits.lam`` also every limit itself,
 ``w_L`` (S, d).
 
 Summary columns per limit L: ``n_L`` (problems with a finite result), ``rec_L`` (how many recovered:
@@ -195,7 +195,8 @@ def run(cfg: dict) -> dict:
     seeds = np.arange(p["seed"], p["seed"] + lim["seeds"], dtype=np.int64)
     opt = from_config(cfg["optimizer"]) if "adam-slow-flow" in lim["which"] else None
     res = {key(L): np.full((seeds.size, 3), np.nan) for L in lim["which"]}
-    ws = {key(L): np.full((seeds.size, p["d"]), np.nan) for L in lim["which"] if L in LAM_LIMITS}
+    # a job with limits.lam (one that asks for an AdamE limit) also stores every limit's w
+    ws = {key(L): np.full((seeds.size, p["d"]), np.nan) for L in lim["which"]} if "lam" in lim else {}
     for j, sd in enumerate(seeds):
         P = make_problem(**{**p, "seed": int(sd)})
         nrm = float(np.linalg.norm(P.w_star)) or 1.0
