@@ -14,13 +14,11 @@ Adam ends with the lower test loss (Wilson 95 %), and maps of the median Adam / 
 
 Reads cached results only: compute them with ``diagsim figures --only fig5_adam_phase [--quick]``.
 """
-import json
 import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from diagsim.storage import write_text_atomic
 from diagsim.verify.estimates import logistic_transition, wilson_interval
 from diagsim.verify.sparse_regression import l1_statistical_dimension
 
@@ -296,9 +294,7 @@ def plot(ctx):
                  "init u = v = 0.1 g" + (" [quick]" if ctx.quick else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.985))
     ctx.save(fig)
-    path = ctx.out_dir / f"{ctx.spec.name}.json"
-    write_text_atomic(path, json.dumps(summary, indent=1, default=float) + "\n")
-    ctx.written.append(path)
+    ctx.save_json(summary)
 
 
 if __name__ == "__main__":

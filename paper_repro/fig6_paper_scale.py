@@ -97,9 +97,7 @@ def plot(ctx):
                  f"{first.n_paths} paths" + (" [quick]" if ctx.quick else "") + partial, fontsize=9)
     fig.tight_layout()
     ctx.save(fig)
-    from diagsim.storage import to_json, write_text_atomic
-    path = write_text_atomic(ctx.out_dir / f"{ctx.spec.name}.json", to_json(summary, indent=1))
-    ctx.written.append(path)
+    ctx.save_json(summary)
 
 
 if __name__ == "__main__":

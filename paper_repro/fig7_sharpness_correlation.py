@@ -85,7 +85,6 @@ def _scatter(ax, s, rows, which):
 
 
 def plot(ctx):
-    from diagsim.storage import to_json, write_text_atomic
     res = analyze(ctx)
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.6), gridspec_kw={"width_ratios": [1.5, 1.5, 1, 1]})
     for row, (name, (s, rows)) in zip(axes, res.items()):
@@ -111,7 +110,7 @@ def plot(ctx):
     summary = {"figure": ctx.spec.name, "quick": ctx.quick, "problem": p, "train": job["train"],
                "measures": job["measures"], "populations": {name: s for name, (s, _) in res.items()},
                "sensitivity": sens}
-    write_text_atomic(ctx.out_dir / f"{ctx.spec.name}.json", to_json(summary, indent=1))
+    ctx.save_json(summary)
 
 
 def _setting_label(suffix, pairs):

@@ -144,7 +144,6 @@ def _panel_vs_rho(ax, runs, alpha, key):
 
 
 def plot(ctx):
-    from diagsim.storage import to_json, write_text_atomic
     runs = collect(ctx)
     ver = verdicts(runs)
     alphas = sorted({r["alpha"] for r in runs})
@@ -192,7 +191,7 @@ def plot(ctx):
                "verdicts": ver, "verdict_counts": counts,
                "claim_supported": counts["fails"] == 0 and counts["holds"] > 0,
                "runs": runs}
-    write_text_atomic(ctx.out_dir / f"{ctx.spec.name}.json", to_json(summary, indent=1))
+    ctx.save_json(summary)
 
 
 if __name__ == "__main__":

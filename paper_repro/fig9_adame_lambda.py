@@ -14,13 +14,10 @@ the gradient-flow limit, stops (the limits job's "adam-slow-flow"). Numbers, inc
 
 Reads cached results only: compute them with ``diagsim figures --only fig9_adame_lambda [--quick]``.
 """
-import json
 import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
-
-from diagsim.storage import write_text_atomic
 
 #: test losses below this are drawn at it (exact recovery gives ~1e-30)
 FLOOR = 1e-10
@@ -205,9 +202,7 @@ def plot(ctx):
     summary["discrete"] = dis_rows
     summary["slow_flow"] = fl_rows
     ctx.save(fig)
-    path = ctx.out_dir / f"{ctx.spec.name}.json"
-    write_text_atomic(path, json.dumps(summary, indent=1, default=float) + "\n")
-    ctx.written.append(path)
+    ctx.save_json(summary)
 
 
 if __name__ == "__main__":

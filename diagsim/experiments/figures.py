@@ -150,6 +150,13 @@ class FigureContext:
         self.figures.append(fig)
         return paths
 
+    def save_json(self, summary, stem: str | None = None) -> Path:
+        """Write the figure's numbers, ``<out>/<stem>.json`` (NumPy values allowed), next to its images."""
+        from ..storage import to_json, write_text_atomic
+        path = write_text_atomic(self.out_dir / f"{stem or self.spec.name}.json", to_json(summary, indent=1))
+        self.written.append(path)
+        return path
+
 
 def _use_style(root: Path) -> None:
     import matplotlib
