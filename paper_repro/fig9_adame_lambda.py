@@ -33,50 +33,49 @@ def n_eff(w) -> float:
     return float(np.sum(np.abs(w)) ** 2 / q) if q > 0 else np.nan
 
 
-def limit_rows(ctx) -> list:
-    """One row per (lam, problem seed, limit) of the limits sweep."""
+def _problems(ctx, label):
+    """(config, lam, regularizer R, seed, problem P, index j, stored arrays) for every problem of a limits
+    sweep with ``limits.lam``."""
     from diagsim.networks.diagonal.problem import make_problem
     from diagsim.symbolic import regularizer, symbolic_parametrization
     S = symbolic_parametrization("uu-vv")
-    rows = []
-    for job, res in ctx.results("limits"):
+    for job, res in ctx.results(label):
         cfg = job.config
         lam = float(cfg["limits"]["lam"])
         R = regularizer(S, "adame", lam)
         for j, sd in enumerate(np.asarray(res["seeds"])):
-            P = make_problem(**{**cfg["problem"], "seed": int(sd)})
-            row = {"lam": lam, "seed": int(sd),
-                   "test_loss_weighted_l1": float(res["test_loss_weighted_l1"][j]),
-                   "test_loss_adam_local": float(res["test_loss_adam_local"][j]),
-                   "test_loss_lhalf_global": float(res["test_loss_lhalf_global"][j])}
-            for lim in LIMITS:
-                w = np.asarray(res[f"w_{lim}"][j], dtype=np.float64)
-                row[lim] = {"test_loss": float(res[f"test_loss_{lim}"][j]), "n_eff": n_eff(w),
-                            "measure": float(R.total(w, P.s)) if np.all(np.isfinite(w)) else np.nan,
-                            "w": w.tolist()}
-            rows.append(row)
+            yield cfg, lam, R, int(sd), make_problem(**{**cfg["problem"], "seed": int(sd)}), j, res
+
+
+def _end_point(R, P, w) -> dict:
+    """N_eff and the measure (R's value) of an end point w (NaN measure for a NaN vector)."""
+    return {"n_eff": n_eff(w), "measure": float(R.total(w, P.s)) if np.all(np.isfinite(w)) else np.nan}
+
+
+def limit_rows(ctx) -> list:
+    """One row per (lam, problem seed, limit) of the limits sweep."""
+    rows = []
+    for _, lam, R, sd, P, j, res in _problems(ctx, "limits"):
+        row = {"lam": lam, "seed": sd,
+               "test_loss_weighted_l1": float(res["test_loss_weighted_l1"][j]),
+               "test_loss_adam_local": float(res["test_loss_adam_local"][j]),
+               "test_loss_lhalf_global": float(res["test_loss_lhalf_global"][j])}
+        for lim in LIMITS:
+            w = np.asarray(res[f"w_{lim}"][j], dtype=np.float64)
+            row[lim] = {"test_loss": float(res[f"test_loss_{lim}"][j]), **_end_point(R, P, w), "w": w.tolist()}
+        rows.append(row)
     return rows
 
 
 def flow_rows(ctx) -> list:
     """One row per (lam, problem seed) of the slow-flow sweep: the flow's end and the local limit's w."""
-    from diagsim.networks.diagonal.problem import make_problem
-    from diagsim.symbolic import regularizer, symbolic_parametrization
-    S = symbolic_parametrization("uu-vv")
     rows = []
-    for job, res in ctx.results("flow"):
-        cfg = job.config
-        lam = float(cfg["limits"]["lam"])
-        R = regularizer(S, "adame", lam)
-        for j, sd in enumerate(np.asarray(res["seeds"])):
-            P = make_problem(**{**cfg["problem"], "seed": int(sd)})
-            w = np.asarray(res["w_adam_slow_flow"][j], dtype=np.float64)
-            ok = bool(np.all(np.isfinite(w)))
-            rows.append({"lam": lam, "seed": int(sd), "lr": float(cfg["optimizer"]["lr"]),
-                         "test_loss": float(res["test_loss_adam_slow_flow"][j]), "n_eff": n_eff(w),
-                         "measure": float(R.total(w, P.s)) if ok else np.nan,
-                         "max_abs_diff_to_local": float(np.max(np.abs(w - res["w_adame_local"][j]))),
-                         "seconds": float(res["seconds_adam_slow_flow"][j]), "w": w.tolist()})
+    for cfg, lam, R, sd, P, j, res in _problems(ctx, "flow"):
+        w = np.asarray(res["w_adam_slow_flow"][j], dtype=np.float64)
+        rows.append({"lam": lam, "seed": sd, "lr": float(cfg["optimizer"]["lr"]),
+                     "test_loss": float(res["test_loss_adam_slow_flow"][j]), **_end_point(R, P, w),
+                     "max_abs_diff_to_local": float(np.max(np.abs(w - res["w_adame_local"][j]))),
+                     "seconds": float(res["seconds_adam_slow_flow"][j]), "w": w.tolist()})
     return rows
 
 
