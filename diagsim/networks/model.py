@@ -24,6 +24,10 @@ gradient(theta)             (M, P)           J^T r / n
 jvp(theta, v)               (M, n)           J v, for v of shape (M, P)
 vjp(theta, x)               (M, P)           J^T x, for x of shape (M, n)
 gn_diag(theta)              (M, P)           (1/n) diag(J^T J), the Gauss-Newton diagonal
+gn_diag_vjp(theta, c)       (M, P)           grad_theta sum_i c_i gn_diag(theta)_i for c of shape (M, P)
+                                             (c held fixed): the gradients of tr GN (c = 1),
+                                             tr diag(GN)^{1/2} (c = 1/(2 sqrt(gn_diag))) and of
+                                             tr diag(GN)^{1-lam} that the slow flows need
 hvp(theta, v)               (M, P)           H v, H the exact Hessian of L (residual term included)
 hessian_diag(theta)         (M, P)           diag H (exact)
 hessian(theta)              (M, P, P)        H (small P only; a one-line error above the family's limit)
@@ -82,6 +86,8 @@ class ModelProblem(Protocol):
     def vjp(self, theta: np.ndarray, x: np.ndarray) -> np.ndarray: ...
 
     def gn_diag(self, theta: np.ndarray) -> np.ndarray: ...
+
+    def gn_diag_vjp(self, theta: np.ndarray, c: np.ndarray) -> np.ndarray: ...
 
     def hvp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray: ...
 
