@@ -3,6 +3,7 @@
 Public API (imported lazily, so ``import diagsim`` does not compile any kernel):
 
     make_problem, load_problem, Problem          problems of the diagonal network (diagsim.networks.diagonal)
+    make_matrix_problem, load_matrix_problem     deep matrix factorization problems (diagsim.networks.matrix)
     simulate, resume, load_result, Result        runs at model="discrete" | "sde" | "slow-flow" (diagsim.engine)
     simulate_many                                many discrete runs in one GPU launch (diagsim.engine.batched)
     optimizers                                   optimizer specifications (SGD, Adam, Lion, SAM family, ...)
@@ -28,6 +29,8 @@ _LAZY = {
     "make_problem": ("networks.diagonal.problem", "make_problem"),
     "load_problem": ("networks.diagonal.problem", "load_problem"),
     "Problem": ("networks.diagonal.problem", "Problem"),
+    "make_matrix_problem": ("networks.matrix", "make_matrix_problem"),
+    "load_matrix_problem": ("networks.matrix", "load_matrix_problem"),
     "simulate": ("engine.driver", "simulate"),
     "simulate_many": ("engine.batched", "simulate_many"),
     "resume": ("engine.driver", "resume"),

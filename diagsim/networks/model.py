@@ -138,7 +138,7 @@ def family(name: str) -> Family:
 
 
 #: modules that register the built-in families when imported (imported lazily, on first lookup)
-BUILTIN_FAMILY_MODULES: tuple[str, ...] = ()
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("diagsim.networks.matrix",)
 
 
 def _load_builtin() -> None:

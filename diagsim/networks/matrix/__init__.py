@@ -1,0 +1,17 @@
+"""Deep matrix factorization: matrix sensing and completion (docs/theory.md §13).
+
+Public API: :func:`make_matrix_problem`, :func:`load_matrix_problem`, :class:`MatrixProblem` (a
+:class:`diagsim.networks.model.ModelProblem` of family "matrix"), :func:`effective_rank`. Importing this
+module registers the family "matrix".
+"""
+from .problem import (
+    HESSIAN_MAX_DIM,
+    MatrixProblem,
+    effective_rank,
+    load_matrix_problem,
+    make_matrix_problem,
+    make_target,
+)
+
+__all__ = ["MatrixProblem", "make_matrix_problem", "load_matrix_problem", "effective_rank", "make_target",
+           "HESSIAN_MAX_DIM"]
