@@ -32,6 +32,11 @@ geodesic_inv), which cost a few Newton steps with an n x n Gram product each per
 (together several times the rest on 1,000 states at d = 1000, n = 50; see benchmarks/bench_measures.py);
 ``names="all"`` adds them. geodesic_* are skipped for "depth-D", where they are undefined. ``seed``
 fixes the random restarts (``n_random``, default 0) of the ascent-based ones.
+
+Other model families (:mod:`diagsim.networks.model`, e.g. "matrix"): the measures of :data:`GENERIC`
+(lambda_max, trace, trace_diag_sqrt, trace_diag_pow, log_pdet, fisher_rao, renyi with block "all") are
+computed from the interface alone; ``evaluate(names=None)`` computes those, and naming another one is a
+one-line error.
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ import numpy as np
 
 from ..errors import DiagsimError
 from ..networks.diagonal.problem import Problem
-from ._context import Context
+from ..networks.model import family_of
+from ._context import Context, ModelContext, make_context
 from .correlation import kendall_bootstrap, kendall_table, kendall_tau, paired_interval
 from .geodesics import geodesic, geodesic_inv, geodesic_mix
 from .perturbation import (
@@ -87,12 +93,19 @@ ITERATIVE = frozenset({"worst", "worst_adaptive", "geodesic_inv"})
 #: measures defined only for some parametrizations (name -> allowed parametrization codes)
 _ONLY = {"geodesic_mix": (0, 1), "geodesic_inv": (0, 1)}
 
+#: measures computed from the model interface alone (diagsim.networks.model), so defined for every model
+#: family; the others need the diagonal network's structure (u / v blocks, w, the structured Hessian)
+GENERIC = frozenset({"lambda_max", "trace", "trace_diag_sqrt", "trace_diag_pow", "log_pdet", "fisher_rao",
+                     "renyi"})
+
 #: what evaluate(names=None) computes: everything but the ascent-based measures
 DEFAULT_MEASURES = tuple(n for n in MEASURES if n not in ITERATIVE)
 
 
 def applicable(name: str, problem: Problem) -> bool:
-    """Whether measure ``name`` is defined for the problem's parametrization."""
+    """Whether measure ``name`` is defined for the problem (its model family and parametrization)."""
+    if family_of(problem) != "diagonal":
+        return name in GENERIC
     allowed = _ONLY.get(name)
     return allowed is None or problem.param.code in allowed
 
@@ -113,6 +126,10 @@ def resolve_names(names, problem: Problem | None = None) -> list[str]:
         if n not in MEASURES:
             raise DiagsimError(f"measure must be one of {', '.join(MEASURES)} (or 'all'); got {n!r}")
         if problem is not None and not applicable(n, problem):
+            fam = family_of(problem)
+            if fam != "diagonal":
+                raise DiagsimError(f"measure {n!r} needs the diagonal network's structure; for model family "
+                                   f"{fam!r} use one of {', '.join(m for m in MEASURES if m in GENERIC)}")
             raise DiagsimError(f"measure {n!r} is not defined for parametrization {problem.param.name!r}")
     return list(dict.fromkeys(names))
 
@@ -148,7 +165,7 @@ def evaluate(problem: Problem, theta, names=None, **opts) -> dict[str, np.ndarra
     dict name -> array of shape (M,), in the order of ``names``.
     """
     names = resolve_names(names, problem)
-    ctx = Context(problem, theta)
+    ctx = make_context(problem, theta)
     used: set[str] = set()
     out: dict[str, np.ndarray] = {}
     for name in names:
@@ -168,7 +185,7 @@ def evaluate(problem: Problem, theta, names=None, **opts) -> dict[str, np.ndarra
 
 __all__ = [
     "MEASURES", "DEFAULT_MEASURES", "ITERATIVE", "ADAPTIVE_RADIUS", "evaluate", "resolve_names", "applicable",
-    "measure_options", "Context",
+    "measure_options", "Context", "ModelContext", "GENERIC",
     "lambda_max", "trace", "trace_diag_sqrt", "trace_diag_pow", "block_trace_sqrt", "log_pdet", "fisher_rao",
     "renyi", "renyi_u", "renyi_v", "renyi_entropy_of_spectrum",
     "average", "average_adaptive", "average_mc", "average_theory", "worst_quadratic",

@@ -12,8 +12,10 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import DiagsimError, check_memory
 from ..networks.diagonal.derivatives import phi_derivatives
 from ..networks.diagonal.problem import Problem
+from ..networks.model import family_of
 from .eigen import top_eigpair, weighted_gram
 
 #: eigenvalues <= ZERO_RTOL * (largest eigenvalue) count as zero (rank / pseudo-determinant / Renyi)
@@ -41,12 +43,13 @@ class Context:
 
     @classmethod
     def of(cls, problem: Problem, theta, ctx: "Context | None" = None) -> "Context":
-        """``ctx`` if it was built for this problem (and, by contract, these states), else a new one."""
+        """``ctx`` if it was built for this problem (and, by contract, these states), else a new one
+        (a :class:`ModelContext` for a problem of another family than "diagonal")."""
         if ctx is not None:
             if ctx.problem is not problem:
                 raise ValueError("ctx was built for another problem")
             return ctx
-        return cls(problem, theta)
+        return make_context(problem, theta)
 
     # ------------------------------------------------------------------ basic fields
     @property
@@ -108,6 +111,22 @@ class Context:
         return np.concatenate([s * self.wu ** 2, s * self.wv ** 2], axis=1)
 
     @cached_property
+    def full_trace(self) -> np.ndarray:
+        """tr H (exact, residual term included), (M,)."""
+        B11, _, B22 = self.residual_blocks
+        return self.gn_diag.sum(axis=1) + (B11 + B22).sum(axis=1)
+
+    def full_lambda_max(self) -> np.ndarray:
+        """lambda_max(H) (exact), (M,), by the secular equation of :mod:`._structured`."""
+        op, _ = hessian_operator(self)
+        return op.lambda_max()[0]
+
+    @cached_property
+    def j_theta(self) -> np.ndarray:
+        """J theta, (M, n)."""
+        return (self.wu * self.u + self.wv * self.v) @ self.problem.ZT
+
+    @cached_property
     def max_residual(self) -> np.ndarray:
         """max_j |(Z w - y)_j| per path, (M,)."""
         return np.abs(self.r).max(axis=1)
@@ -149,6 +168,71 @@ class Context:
         """eig > rtol * max(eig) per row (the numerically non-zero eigenvalues)."""
         top = np.maximum(eig[:, -1:], 0.0)
         return eig > rtol * top
+
+
+class ModelContext:
+    """The :class:`Context` of a problem of any family, built only from the interface members of
+    :class:`diagsim.networks.model.ModelProblem`: the Gauss-Newton diagonal, the exact Hessian's diagonal
+    (its trace), J theta, and the spectrum of the n x n Gram matrix (1/n) J J^T, whose J comes from n
+    vector-Jacobian products per path. What needs the diagonal network's structure (the u / v blocks, w,
+    the structured Hessian) is a one-line DiagsimError.
+    """
+
+    def __init__(self, problem, theta):
+        self.problem = problem
+        self.theta = problem.check_theta(theta)
+        self.M = self.theta.shape[0]
+        self.n = problem.n
+        self._spectra: dict = {}
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise DiagsimError(f"this measure needs the diagonal network's structure ({name}); it is not defined for "
+                           f"model family {family_of(self.problem)!r}")
+
+    @cached_property
+    def gn_diag(self) -> np.ndarray:
+        return self.problem.gn_diag(self.theta)
+
+    @cached_property
+    def full_trace(self) -> np.ndarray:
+        return self.problem.hessian_diag(self.theta).sum(axis=1)
+
+    def full_lambda_max(self) -> np.ndarray:
+        return np.linalg.eigvalsh(self.problem.hessian(self.theta))[:, -1]
+
+    @cached_property
+    def j_theta(self) -> np.ndarray:
+        return self.problem.jvp(self.theta, self.theta)
+
+    @cached_property
+    def jacobian(self) -> np.ndarray:
+        """J (M, n, P) from n vector-Jacobian products per path."""
+        M, n, P = self.M, self.n, self.problem.dim
+        check_memory(16.0 * M * n * P, "the Jacobian of the Gram spectrum", "evaluate fewer states at once")
+        J = self.problem.vjp(np.repeat(self.theta, n, axis=0), np.tile(np.eye(n), (M, 1)))
+        return J.reshape(M, n, P)
+
+    def gram(self, block: str = "all") -> np.ndarray:
+        if block != "all":
+            raise DiagsimError(f"the Gauss-Newton block {block!r} needs the diagonal network's u / v blocks; model "
+                               f"family {family_of(self.problem)!r} has the block 'all' only")
+        if ("gram", block) not in self._spectra:
+            J = self.jacobian
+            self._spectra[("gram", block)] = np.matmul(J, np.swapaxes(J, 1, 2)) / self.n
+        return self._spectra[("gram", block)]
+
+    spectrum = Context.spectrum
+    top_eigpair = Context.top_eigpair
+    nonzero_mask = Context.nonzero_mask
+
+
+def make_context(problem, theta):
+    """:class:`Context` for the diagonal network, :class:`ModelContext` for any other model family."""
+    if family_of(problem) == "diagonal":
+        return Context(problem, theta)
+    return ModelContext(problem, theta)
 
 
 def hessian_operator(ctx: Context, adaptive: bool = False, eta: float = 0.0, scale: np.ndarray | None = None):

@@ -10,13 +10,18 @@ Spectra come from n x n reductions ((1/n) Z diag(c) Z^T, whose spectrum is the n
 never from a 2d x 2d eigendecomposition.
 
 Every function takes ``(problem, theta)`` with theta of shape (M, 2d) (or (2d,)) and returns shape (M,).
+
+Other model families (e.g. "matrix", docs/theory.md §13): every measure here except ``block_trace_sqrt``
+is computed from the interface of :mod:`diagsim.networks.model` (gn_diag, hessian_diag, jvp, the n x n Gram
+(1/n) J J^T from n vjp's per path; ``hessian="full"`` for lambda_max builds the dense Hessian, small P
+only) through :class:`~._context.ModelContext`.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import check_choice, check_interval, check_positive
-from ._context import ZERO_RTOL, Context, hessian_operator
+from ._context import ZERO_RTOL, Context
 
 HESSIANS = ("gn", "full")
 
@@ -32,8 +37,7 @@ def lambda_max(problem, theta, *, hessian: str = "gn", ctx: Context | None = Non
     check_choice("hessian", hessian, HESSIANS)
     if hessian == "gn":
         return ctx.spectrum("all")[:, -1].copy()
-    op, _ = hessian_operator(ctx)
-    return op.lambda_max()[0]
+    return ctx.full_lambda_max()
 
 
 def trace(problem, theta, *, hessian: str = "gn", ctx: Context | None = None) -> np.ndarray:
@@ -45,11 +49,9 @@ def trace(problem, theta, *, hessian: str = "gn", ctx: Context | None = None) ->
     """
     ctx = Context.of(problem, theta, ctx)
     check_choice("hessian", hessian, HESSIANS)
-    t = ctx.gn_diag.sum(axis=1)
     if hessian == "full":
-        B11, _, B22 = ctx.residual_blocks
-        t = t + (B11 + B22).sum(axis=1)
-    return t
+        return ctx.full_trace
+    return ctx.gn_diag.sum(axis=1)
 
 
 def trace_diag_sqrt(problem, theta, *, ctx: Context | None = None) -> np.ndarray:
@@ -106,5 +108,5 @@ def fisher_rao(problem, theta, *, ctx: Context | None = None) -> np.ndarray:
     (4/n) ||Z w||^2 (D^2/n ||Z w||^2 for "depth-D"), which is constant, (4/n) ||y||^2, on Gamma.
     """
     ctx = Context.of(problem, theta, ctx)
-    Jt = (ctx.wu * ctx.u + ctx.wv * ctx.v) @ problem.ZT
+    Jt = ctx.j_theta
     return np.einsum("mj,mj->m", Jt, Jt) / ctx.n
