@@ -24,6 +24,7 @@ import sympy as sp
 
 from ..errors import DiagsimError, as_float_array, check_choice, check_int
 from ..networks.diagonal.problem import Problem
+from ..networks.model import family_of
 from ..symbolic import MEASURES, block_regularizer, regularizer, symbolic_parametrization
 from ..symbolic.expressions import u as U
 from ..symbolic.expressions import v as V
@@ -91,6 +92,26 @@ def _jsonable(x):
     return x if np.isfinite(x) else None
 
 
+#: model family -> "module:function" predicting its limits, ``f(problem, target) -> prediction`` (imported when
+#: first used); the diagonal network's predictions are this module's :func:`predict`
+FAMILY_PREDICTORS = {"matrix": "diagsim.predict.matrix:predict_matrix"}
+
+
+def _family_prediction(problem, optimizer, lam, method, x0, parametrization):
+    import importlib
+
+    fam = family_of(problem)
+    if fam not in FAMILY_PREDICTORS:
+        raise DiagsimError(f"no implicit-bias predictions for model family {fam!r}; known: "
+                           f"diagonal, {', '.join(sorted(FAMILY_PREDICTORS))}")
+    for name, given in (("method", method != "auto"), ("x0", x0 is not None),
+                        ("parametrization", parametrization is not None)):
+        if given:
+            raise DiagsimError(f"{name} applies to the diagonal network's predictions only (model family {fam!r})")
+    mod, fn = FAMILY_PREDICTORS[fam].split(":")
+    return getattr(importlib.import_module(mod), fn)(problem, target_for(optimizer, lam))
+
+
 def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto", x0=None,
             parametrization=None, max_supports: int = DEFAULT_MAX_SUPPORTS,
             support_tol: float = 1e-9) -> Prediction:
@@ -109,7 +130,14 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
     parametrization : override the problem's parametrization: any spec accepted by
         :func:`diagsim.symbolic.symbolic_parametrization` (e.g. ``"u**3 - v**3"``).
     support_tol : relative threshold for ``Prediction.support``.
+
+    A problem of another model family (e.g. ``make_matrix_problem``) goes to its predictor in
+    :data:`FAMILY_PREDICTORS` (matrix: :func:`diagsim.predict.matrix.predict_matrix`, which returns a
+    :class:`~diagsim.predict.matrix.MatrixPrediction`); ``method``, ``x0`` and ``parametrization`` are
+    the diagonal network's options.
     """
+    if family_of(problem) != "diagonal" and not isinstance(problem, Problem):
+        return _family_prediction(problem, optimizer, lam, method, x0, parametrization)
     if not isinstance(problem, Problem):
         raise DiagsimError(f"problem must be a diagsim Problem (make_problem / load_problem); "
                            f"got {type(problem).__name__}")
