@@ -11,7 +11,7 @@ import importlib
 from .errors import DiagsimError
 
 #: module -> the optional extra of pyproject.toml that installs it (others are named for pip itself)
-EXTRAS = {"pandas": "analysis", "xarray": "analysis"}
+EXTRAS = {"pandas": "analysis", "xarray": "analysis", "cvxpy": "convex"}
 
 
 def require(module: str, purpose: str):

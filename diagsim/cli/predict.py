@@ -7,6 +7,7 @@ Examples::
     diagsim predict --optimizer adame --lam 0.25 --json
     diagsim predict --optimizer sgd --w-expr "u**3 - v**3"
     diagsim predict --optimizer adam --data mydata.npz --method local
+    diagsim predict --optimizer sgd --data matrix.npz --json     # A (n, m1, m2), y: weighted nuclear norm
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import textwrap
 
 import numpy as np
 
+from ..networks.matrix import is_matrix_data, load_matrix_problem
 from ..predict import DEFAULT_MAX_SUPPORTS, METHODS, NAMES, predict
 from ..symbolic import MEASURES
 from .common import add_problem_args, print_json, print_table, problem_from_args
@@ -28,7 +30,9 @@ def register(subparsers) -> None:
                     "(weighted basis pursuit), Adam tr diag(H)^{1/2} (weighted l_1/2), AdamE-lambda "
                     "tr diag(H)^{1-lambda}, Adam-mini/Adalayer the block measure, gradient flow (gd) the "
                     "Woodworth hyperbolic-entropy interpolator. Prints the predicted w (non-zeros), its "
-                    "support and the fibre-minimized value of each measure.", 100),
+                    "support and the fibre-minimized value of each measure. With --data holding A (n, m1, m2) "
+                    "and y (matrix sensing / completion, optional W_star): SGD's limit on a depth-2 "
+                    "factorization, the minimizer of a weighted nuclear norm (cvxpy).", 100),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n" + "\n".join("  " + line.strip() for line in __doc__.splitlines()
                                           if line.strip().startswith("diagsim predict")))
@@ -45,11 +49,17 @@ def register(subparsers) -> None:
                    help="a user parametrization w(u, v) as a SymPy expression, e.g. 'u**3 - v**3' "
                         "(overrides --param for the prediction)")
     add_problem_args(p)
+    g = p.add_argument_group("matrix data (--data with A, y)")
+    g.add_argument("--depth", type=int, default=2, help="factorization depth L (default 2; the prediction "
+                   "exists at depth 2 only)")
+    g.add_argument("--width", type=int, default=None, help="factorization width (default max(m1, m2))")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if getattr(args, "data", None) and is_matrix_data(args.data):
+        return _run_matrix(args)
     problem = problem_from_args(args)
     pred = predict(problem, args.optimizer, lam=args.lam, method=args.method, max_supports=args.max_supports,
                    parametrization=args.w_expr)
@@ -85,4 +95,31 @@ def run(args) -> int:
     print(f"max|Zw - y| = {pred.residual:.3g}")
     if w_star is not None:
         print(f"||w - w*||_inf = {float(np.max(np.abs(pred.w - w_star))):.3g}")
+    return 0
+
+
+def _run_matrix(args) -> int:
+    problem = load_matrix_problem(args.data, depth=args.depth, width=args.width, alpha=args.alpha)
+    pred = predict(problem, args.optimizer, lam=args.lam, method=args.method, parametrization=args.w_expr)
+    W_star = problem.W_star
+    err = None if W_star is None else float(np.sum((pred.W - W_star) ** 2))
+    if args.json:
+        out = pred.to_dict()
+        out["problem"] = problem.describe()
+        out["error_fro2"] = err
+        print_json(out)
+        return 0
+    desc = problem.describe()
+    print(f"problem: {desc['kind']} n={desc['n']} m1={desc['m1']} m2={desc['m2']} depth={desc['depth']} "
+          f"width={desc['width']} ({desc['source']})")
+    print(f"optimizer: {pred.optimizer}   measure: {pred.measure}")
+    print(f"regularizer: {pred.regularizer}")
+    print(f"method: {pred.method}   status: {pred.status}")
+    for note in pred.notes:
+        print(f"note: {note}")
+    print_table([("weighted nuclear norm", pred.objective), ("tr H at the balanced factors", pred.trace_gn),
+                 ("||W||_*", pred.nuclear_norm), ("rank W", pred.rank),
+                 ("duality gap", pred.details["duality_gap"]), ("max|<A_j, W> - y_j|", pred.residual)]
+                + ([("||W - W*||_F^2", err)] if err is not None else []), ("quantity", "value"))
+    print("top singular values of W: " + ", ".join(f"{s:.6g}" for s in pred.singular_values[:8]))
     return 0

@@ -8,10 +8,11 @@ from .problem import (
     HESSIAN_MAX_DIM,
     MatrixProblem,
     effective_rank,
+    is_matrix_data,
     load_matrix_problem,
     make_matrix_problem,
     make_target,
 )
 
 __all__ = ["MatrixProblem", "make_matrix_problem", "load_matrix_problem", "effective_rank", "make_target",
-           "HESSIAN_MAX_DIM"]
+           "is_matrix_data", "HESSIAN_MAX_DIM"]

@@ -342,6 +342,18 @@ def make_matrix_problem(m1: int = 10, m2: int | None = None, rank: int = 2, *, d
     return MatrixProblem(op, y, W_star, depth, width, init, alpha, seed, test_rows, test_cols, meta)
 
 
+def is_matrix_data(path) -> bool:
+    """Whether the ``.npz`` at ``path`` holds matrix-family data (an array ``A``, no ``Z``); False for anything
+    unreadable (the loader then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return "A" in f.files and "Z" not in f.files
+    except (OSError, ValueError, EOFError):
+        return False
+    except Exception:  # zipfile.BadZipFile and the like: not for this test to report
+        return False
+
+
 def load_matrix_problem(path, *, depth: int = 2, width: int | None = None, init: str = "gaussian",
                         alpha: float = 0.1, seed: int = 0) -> MatrixProblem:
     """A problem from an ``.npz`` with ``A`` (n, m1, m2), ``y`` (n) and optionally ``W_star`` (m1, m2).
