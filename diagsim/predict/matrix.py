@@ -45,12 +45,16 @@ class MatrixPrediction:
     ----------
     W : (m1, m2) the predicted end-to-end matrix (<A_j, W> = y_j).
     objective : ||M_2^{1/2} W M_1^{1/2}||_* (the weighted nuclear norm minimized).
-    trace_gn : tr GN at the balanced factors, = 2 objective (the minimum of tr H on the fibre of W).
+    trace_gn : tr GN at the balanced factors below, = 2 objective up to the truncated singular values (the
+        minimum of tr H on the fibre of W).
     nuclear_norm, rank, singular_values : of W (rank: singular values > RANK_RTOL * the largest).
-    factors : [W_1 (width x m2), W_2 (m1 x width)] balanced factors attaining trace_gn; theta their
-        flattening in the problem's layout (diagsim.networks.matrix).
+    factors : [W_1 (width x m2), W_2 (m1 x width)] balanced factors attaining trace_gn, built from the
+        ``rank`` singular values above RANK_RTOL of M_2^{1/2} W M_1^{1/2} (so W_2 W_1 = W up to the solver's
+        noise below that threshold); theta their flattening in the problem's layout.
     residual : max_j |<A_j, W> - y_j|.
     status : the solver's status ("optimal" when solved to the tolerances).
+    dual : (m1, m2) the dual certificate G = sum_j nu_j B_j in the variable X = M_2^{1/2} W M_1^{1/2}
+        (B_j = M_2^{-1/2} A_j M_1^{-1/2}): X is optimal when ||G||_2 <= 1 and <G, X> = ||X||_*.
     details : solver, duality certificate (spectral norm of the dual matrix, gap), sizes.
     """
 
@@ -68,6 +72,7 @@ class MatrixPrediction:
     residual: float
     status: str
     method: str
+    dual: np.ndarray
     notes: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
 
@@ -140,6 +145,8 @@ def predict_matrix(problem, target: Target) -> MatrixPrediction:
     if k > width:
         raise DiagsimError(f"the predicted W has weighted rank {k} > width = {width}: no depth-2 factorization of "
                            "that width reaches it (the prediction assumes width >= its rank)")
+    # the k singular values above RANK_RTOL (the rest is the solver's noise, ~ its tolerance): W_2 W_1
+    # equals W up to that truncation
     W2 = np.zeros((m1, width))
     W1 = np.zeros((width, m2))
     W2[:, :k] = R2i @ U[:, :k] * np.sqrt(S[:k])
@@ -168,6 +175,6 @@ def predict_matrix(problem, target: Target) -> MatrixPrediction:
                "duality_gap": abs(objective - dual_obj), "solver_iterations": prob.solver_stats.num_iters}
     theta = problem.flatten([W1, W2])[0]
     return MatrixPrediction(W, target.label, "tr H", "2 ||M_2^{1/2} W M_1^{1/2}||_* (fibre-minimized tr H)",
-                            objective, 2.0 * objective, float(sv_W.sum()), rank_W, sv_W, [W1, W2], theta,
+                            objective, 2.0 * float(S[:k].sum()), float(sv_W.sum()), rank_W, sv_W, [W1, W2], theta,
                             residual, str(prob.status), "convex (cvxpy + Clarabel: weighted nuclear norm, SDP)",
-                            notes, details)
+                            G, notes, details)
