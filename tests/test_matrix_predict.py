@@ -120,6 +120,13 @@ def test_balanced_factors_are_stationary_for_trace_on_the_manifold(solved):
     x = np.linalg.lstsq(J.T, g, rcond=None)[0]
     # the solver's relative accuracy is ~1e-8 (gap 1e-9, tolerances 1e-9); allow 1e-5 of |g|
     assert np.linalg.norm(g - J.T @ x) <= 1e-5 * np.linalg.norm(g)
+    # negative control: an unbalanced factorization of the same W (W_2 R, R^{-1} W_1) is far from stationary
+    W1, W2 = (W[0] for W in p.factors(th))
+    R = np.eye(p.width) + 0.1 * np.random.default_rng(0).standard_normal((p.width, p.width))
+    tu = p.flatten([np.linalg.solve(R, W1), W2 @ R])
+    gu = p.gn_diag_vjp(tu, np.ones_like(tu))[0]
+    Ju = p.vjp(np.repeat(tu, p.n, axis=0), np.eye(p.n))
+    assert np.linalg.norm(gu - Ju.T @ np.linalg.lstsq(Ju.T, gu, rcond=None)[0]) > 0.1 * np.linalg.norm(gu)
 
 
 def test_known_answer_2x2_completion():
