@@ -74,10 +74,6 @@ def chain_vjp_dir(Ws, Vs, G, lo: int, hi: int) -> dict:
     return out
 
 
-def eye_batch(M: int, k: int) -> np.ndarray:
-    return np.broadcast_to(np.eye(k), (M, k, k))
-
-
 class Operator:
     """The linear map W (M, m1, m2) -> (<A_j, W>)_j (M, n) and its adjoint; two kinds below."""
 
@@ -134,34 +130,45 @@ class Sensing(Operator):
         for j0 in range(0, self.n, step):
             yield self.A[j0:j0 + step]
 
+    def _blocks(self, Ac, S, P, M):
+        """For the samples of the chunk Ac (k, m1, m2): T_j = A_j P^T (M, k, m1, q) and B_j = S^T T_j
+        (M, k, p, q), stacked GEMMs (an identity end, None, costs nothing)."""
+        k = Ac.shape[0]
+        if P is None:
+            T = np.broadcast_to(Ac[None], (M,) + Ac.shape)
+        else:
+            T = np.matmul(Ac.reshape(k * self.m1, self.m2)[None], np.swapaxes(P, 1, 2)).reshape(M, k, self.m1, -1)
+        return T, (T if S is None else np.matmul(np.swapaxes(S, 1, 2)[:, None], T))
+
     @staticmethod
-    def _ends(S, P, M, A):
-        S = eye_batch(M, A.shape[1]) if S is None else S
-        P = eye_batch(M, A.shape[2]) if P is None else P
-        return S, P
+    def _sizes(S, P, m1, m2):
+        return (m1 if S is None else S.shape[2]), (m2 if P is None else P.shape[1])
 
     def gn_layer(self, S, P):
         M = (S if S is not None else P).shape[0]
-        S, P = self._ends(S, P, M, self.A)
-        out = np.zeros((M, S.shape[2], P.shape[1]))
-        for Ac in self._chunks(M, S.shape[2], P.shape[1]):
-            B = np.einsum("map,mjaq->mjpq", S, np.einsum("jab,mqb->mjaq", Ac, P, optimize=True), optimize=True)
+        p, q = self._sizes(S, P, self.m1, self.m2)
+        out = np.zeros((M, p, q))
+        for Ac in self._chunks(M, p, q):
+            B = self._blocks(Ac, S, P, M)[1]
             out += np.einsum("mjpq,mjpq->mpq", B, B)
         return out / self.n
 
     def gn_layer_vjp(self, S, P, c):
         M = c.shape[0]
-        S_, P_ = self._ends(S, P, M, self.A)
-        GS = np.zeros_like(S_) if S is not None else None
-        GP = np.zeros_like(P_) if P is not None else None
-        for Ac in self._chunks(M, S_.shape[2], P_.shape[1]):
-            AP = np.einsum("jab,mqb->mjaq", Ac, P_, optimize=True)          # A_j P^T
-            SA = np.einsum("map,jab->mjpb", S_, Ac, optimize=True)          # S^T A_j
-            D = (2.0 / self.n) * c[:, None] * np.einsum("map,mjaq->mjpq", S_, AP, optimize=True)
-            if GS is not None:
-                GS += np.einsum("mjaq,mjpq->map", AP, D, optimize=True)     # sum_j A_j P^T D_j^T
-            if GP is not None:
-                GP += np.einsum("mjpq,mjpb->mqb", D, SA, optimize=True)     # sum_j D_j^T S^T A_j
+        p, q = self._sizes(S, P, self.m1, self.m2)
+        GS = np.zeros((M, self.m1, p)) if S is not None else None
+        GP = np.zeros((M, q, self.m2)) if P is not None else None
+        for Ac in self._chunks(M, p, q):
+            k = Ac.shape[0]
+            T, B = self._blocks(Ac, S, P, M)
+            D = (2.0 / self.n) * c[:, None] * B                                   # (M, k, p, q)
+            if GS is not None:  # sum_j A_j P^T D_j^T: one GEMM over (j, q)
+                GS += np.matmul(T.transpose(0, 2, 1, 3).reshape(M, self.m1, k * q),
+                                D.transpose(0, 1, 3, 2).reshape(M, k * q, p))
+            if GP is not None:  # sum_j D_j^T S^T A_j: one GEMM over (j, p)
+                SA = Ac[None] if S is None else np.matmul(np.swapaxes(S, 1, 2)[:, None], Ac[None])
+                SA = np.broadcast_to(SA, (M, k, p, self.m2))
+                GP += np.matmul(D.transpose(0, 3, 1, 2).reshape(M, q, k * p), SA.reshape(M, k * p, self.m2))
         return GS, GP
 
     def moments(self):
