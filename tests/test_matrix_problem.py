@@ -14,7 +14,7 @@ from diagsim.networks.matrix import (
     load_matrix_problem,
     make_matrix_problem,
 )
-from diagsim.networks.matrix.derivatives import Sensing
+from diagsim.networks.matrix.derivatives import Completion, Sensing
 from diagsim.networks.model import ModelProblem, family
 
 EPS = np.finfo(float).eps
@@ -115,10 +115,15 @@ def test_derivatives_against_sympy(kind, depth):
     np.testing.assert_allclose(p.gn_diag_vjp(th, c[None])[0], gvjp, rtol=1e-12, atol=1e-12)
 
 
-def test_completion_by_index_equals_dense_sensing():
+@pytest.mark.parametrize("repeated", [False, True])
+def test_completion_by_index_equals_dense_sensing(repeated):
     """The completion operator (gather / scatter / count matrix) against the same A_j = e_a e_b^T as dense
-    matrices handled by the sensing code."""
+    matrices handled by the sensing code; ``repeated``: an entry observed three times (loaded data)."""
     p = make_matrix_problem(5, 4, 2, depth=3, width=5, n=12, kind="completion", seed=3)
+    if repeated:
+        rows, cols = np.r_[p.op.rows, p.op.rows[0], p.op.rows[0]], np.r_[p.op.cols, p.op.cols[0], p.op.cols[0]]
+        p = MatrixProblem(Completion(rows, cols, 5, 4), np.r_[p.y, p.y[0], p.y[0]], p.W_star, 3, 5)
+        assert not p.op.unique
     q = MatrixProblem(Sensing(p.op.dense()), p.y, p.W_star, p.depth, p.width, p.init, p.alpha, p.seed)
     th = _states(p, M=3)
     rng = np.random.default_rng(1)
