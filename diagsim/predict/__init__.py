@@ -3,12 +3,15 @@
 Public API: :func:`predict` -> :class:`Prediction`; :func:`target_for` (optimizer -> measure); the solvers
 :func:`reduce_system`, :func:`weighted_l1`, :func:`pareto_vertices`, :func:`global_minimum`,
 :func:`reweighted_l1`, :func:`dual_newton` with :class:`HyperbolicEntropy` / :class:`PowerLaw`, and
-:func:`woodworth` (the gradient-flow interpolator for explicit scales a).
+:func:`woodworth` (the gradient-flow interpolator for explicit scales a); the matrix family's
+:func:`predict_matrix` -> :class:`MatrixPrediction` (reached through :func:`predict`) and
+:func:`weighted_nuclear_norm`.
 """
 from .concave import global_minimum, n_supports, reweighted_l1
 from .convex import HyperbolicEntropy, PowerLaw, dual_newton, q_woodworth
 from .core import DEFAULT_MAX_SUPPORTS, METHODS, Prediction, predict
 from .linear import System, pareto_vertices, reduce_system, weighted_l1
+from .matrix import MatrixPrediction, predict_matrix, weighted_nuclear_norm
 from .targets import NAMES, Target, target_for
 
 
@@ -24,4 +27,5 @@ def woodworth(Z, y, a):
 
 __all__ = ["predict", "Prediction", "target_for", "Target", "NAMES", "METHODS", "DEFAULT_MAX_SUPPORTS",
            "reduce_system", "System", "weighted_l1", "pareto_vertices", "global_minimum", "n_supports",
-           "reweighted_l1", "dual_newton", "HyperbolicEntropy", "PowerLaw", "q_woodworth", "woodworth"]
+           "reweighted_l1", "dual_newton", "HyperbolicEntropy", "PowerLaw", "q_woodworth", "woodworth",
+           "MatrixPrediction", "predict_matrix", "weighted_nuclear_norm"]
