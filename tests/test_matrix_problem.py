@@ -145,6 +145,7 @@ def test_layout_shapes_and_initializations():
     np.testing.assert_array_equal(th[0, :18].reshape(6, 3), W1)  # row-major layer blocks, input layer first
     np.testing.assert_allclose(p.end_to_end(th)[0], W3 @ W2 @ W1, rtol=1e-15)
     np.testing.assert_array_equal(p.flatten(p.factors(th)), th)
+    np.testing.assert_array_equal(p.parameter_blocks(), np.repeat([0, 1, 2], [18, 36, 24]))
     g = make_matrix_problem(4, 3, 2, depth=3, width=6, n=10, alpha=0.3, seed=0)
     g2 = make_matrix_problem(4, 3, 2, depth=3, width=6, n=10, alpha=0.3, seed=0)
     np.testing.assert_array_equal(g.theta0(1), g2.theta0(1))  # a pure function of the seed

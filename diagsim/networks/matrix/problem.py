@@ -119,6 +119,11 @@ class MatrixProblem:
                 raise DiagsimError(f"factor W_{i + 1} must have shape {s}, got {W.shape[1:]}")
         return np.concatenate([W.reshape(W.shape[0], -1) for W in Ws], axis=1)
 
+    def parameter_blocks(self) -> np.ndarray:
+        """Block id of every parameter, (P,) int64: the layer (0 for W_1, ..., L - 1 for W_L), the natural
+        partition of Adam-mini / Adalayer (an optional member of the model interface)."""
+        return np.repeat(np.arange(self.depth, dtype=np.int64), np.diff(self.offsets))
+
     def check_theta(self, theta, name: str = "theta") -> np.ndarray:
         """Validate a state array: shape (M, P) (or (P,), promoted), finite, float64."""
         a = np.asarray(theta, dtype=np.float64)
