@@ -62,13 +62,14 @@ def test_derivatives_against_finite_differences(kind, depth):
     v = rng.standard_normal(th.shape)
     c = rng.standard_normal(th.shape)
     L = depth
+    x = rng.standard_normal((2, p.n))
     fd_check(p.predict, th, v, p.jvp(th, v), L)
+    fd_check(lambda t: np.einsum("mj,mj->m", p.predict(t), x), th, v, np.einsum("mp,mp->m", p.vjp(th, x), v), L)
     fd_check(p.loss, th, v, np.einsum("mp,mp->m", p.gradient(th), v), 2 * L)
     fd_check(p.gradient, th, v, p.hvp(th, v), 2 * L - 1)
     fd_check(lambda t: np.einsum("mp,mp->m", c, p.gn_diag(t)), th, v,
              np.einsum("mp,mp->m", p.gn_diag_vjp(th, c), v), 2 * (L - 1))
     # vjp is the adjoint of jvp; the dense Hessian agrees with hvp; its diagonal with hessian_diag
-    x = rng.standard_normal((2, p.n))
     np.testing.assert_allclose(np.einsum("mj,mj->m", p.jvp(th, v), x), np.einsum("mp,mp->m", v, p.vjp(th, x)),
                                rtol=1e-12)
     H = p.hessian(th)
