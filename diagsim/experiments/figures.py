@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +43,17 @@ def repro_dir(path=None) -> Path:
     raise DiagsimError("cannot find the paper_repro folder (run from a source checkout or pass --repro DIR)")
 
 
+def _figure_order(name: str) -> tuple:
+    """Sort key: the figure number of ``fig<N>_...`` names (so fig10 follows fig9), then the name."""
+    m = re.match(r"fig(\d+)", name)
+    return (int(m.group(1)) if m else math.inf, name)
+
+
 def list_figures(root=None) -> list[str]:
-    """Names of the figures: ``<name>.toml`` files with a matching ``<name>.py`` script, sorted."""
+    """Names of the figures: ``<name>.toml`` files with a matching ``<name>.py`` script, in figure-number
+    order."""
     root = repro_dir(root)
-    return sorted(p.stem for p in root.glob("*.toml") if (root / f"{p.stem}.py").is_file())
+    return sorted((p.stem for p in root.glob("*.toml") if (root / f"{p.stem}.py").is_file()), key=_figure_order)
 
 
 # --------------------------------------------------------------------------- figure configs

@@ -105,10 +105,16 @@ def _residual_ring(problem, opt, theta, low):
     return np.ascontiguousarray(np.repeat(r[:, None, :], opt.delay, axis=1))
 
 
+def preconditioner(lam: float, eps: float, v: np.ndarray) -> np.ndarray:
+    """The Adam family's preconditioner 1/(v^lam + eps) of a second moment v (``sqrt`` at lam = 1/2, as the
+    update rule evaluates it; docs/theory.md §5.3); the caller chooses v (stored or bias-corrected)."""
+    with np.errstate(all="ignore"):
+        return 1.0 / ((np.sqrt(v) if lam == 0.5 else v ** lam) + eps)
+
+
 def _preconditioner_stats(lam: float, eps: float, v: np.ndarray) -> dict:
     """Per path: mean/min/max of v and of 1/(v^lam + eps) (v without bias correction)."""
-    with np.errstate(all="ignore"):
-        pre = 1.0 / ((np.sqrt(v) if lam == 0.5 else v ** lam) + eps)
+    pre = preconditioner(lam, eps, v)
     return {"v_mean": v.mean(axis=1), "v_min": v.min(axis=1), "v_max": v.max(axis=1),
             "precond_mean": pre.mean(axis=1), "precond_min": pre.min(axis=1), "precond_max": pre.max(axis=1)}
 

@@ -17,7 +17,8 @@ Built-in kinds: ``"simulate"`` (:func:`diagsim.simulate` on a generated or loade
 ``"predict"`` (the predicted limit, :mod:`diagsim.sweep.predjob`) and ``"limits"`` (several implicit-bias
 limits for many problem seeds of one (n, d, k) cell, for phase diagrams; :mod:`diagsim.sweep.limitjob`) and
 ``"population"`` (one network trained to a target loss, then every sharpness measure at its end point, for
-rank correlations with the test loss; :mod:`diagsim.sweep.popjob`).
+rank correlations with the test loss; :mod:`diagsim.sweep.popjob`) and ``"precond"`` (a discrete Adam run
+that records how its preconditioner follows the quasi-static one over a window; :mod:`diagsim.sweep.precondjob`).
 Any function ``f(config) -> {name: array}`` is a job kind too
 (:func:`kind_for`): its results are stored as ``.npz`` and its 0-d entries become columns.
 """
@@ -91,7 +92,8 @@ def _identity(cfg: dict) -> dict:
 _BUILTIN = {"simulate": ("diagsim.sweep.simjob", "SIMULATE"),
             "predict": ("diagsim.sweep.predjob", "PREDICT"),
             "limits": ("diagsim.sweep.limitjob", "LIMITS_JOB"),
-            "population": ("diagsim.sweep.popjob", "POPULATION")}
+            "population": ("diagsim.sweep.popjob", "POPULATION"),
+            "precond": ("diagsim.sweep.precondjob", "PRECOND")}
 
 
 def function_name(fn: Callable) -> str:
