@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,9 +43,11 @@ def repro_dir(path=None) -> Path:
 
 
 def list_figures(root=None) -> list[str]:
-    """Names of the figures: ``<name>.toml`` files with a matching ``<name>.py`` script, sorted."""
+    """Names of the figures: ``<name>.toml`` files with a matching ``<name>.py`` script, sorted with numbers
+    compared as numbers (fig9 before fig11)."""
     root = repro_dir(root)
-    return sorted(p.stem for p in root.glob("*.toml") if (root / f"{p.stem}.py").is_file())
+    names = [p.stem for p in root.glob("*.toml") if (root / f"{p.stem}.py").is_file()]
+    return sorted(names, key=lambda s: [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s)])
 
 
 # --------------------------------------------------------------------------- figure configs
