@@ -18,6 +18,7 @@ import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 #: sweep label -> (legend label, colour, marker)
 OPTS = {"adam": ("Adam ($\\beta_1$ 0.9)", "C0", "o"), "rmsprop": ("RMSProp ($\\beta_1$ 0)", "C1", "s"),
@@ -188,6 +189,7 @@ def plot(ctx):
     ax.set(xlabel="lr ($1-\\beta_2 = 4\\,$lr$^2$)", ylabel=f"distance of ensemble means at $\\tau$ = {mom['tau']:g}",
            title=f"(d) momentum: Adam vs RMSProp ({mom['paths']} paths)")
     ax.legend(fontsize=6)
+    ax.xaxis.set_minor_formatter(NullFormatter())
     d = len(rows[0]["w"])
     steps = int(ctx.results("adam")[0][0].config["simulate"]["steps"])
     fig.suptitle(f"Adam-mini and Adalayer on d = {d} ({len(seeds)} problem seeds, {steps:.0e} steps, lr 0.05, "
