@@ -3,14 +3,15 @@
 On "uu-vv" the block measure sum_b sqrt(|b| tr H_bb) of Adalayer (blocks {u}, {v}) has the fibre minimum
 2 sqrt(d) (sqrt(G+) + sqrt(G-)), which favours interpolators of one sign; Adam-mini with the per-coordinate-pair
 blocks {u_i, v_i} minimizes Adam's weighted l_{1/2} (docs/theory.md §9.4-9.5). Each optimizer's predicted limit is
-:func:`diagsim.predict.predict` of its own spec (global minimizers), computed here (a few seconds).
+:func:`diagsim.predict.predict` of its own spec (global minimizers), computed here (a few seconds); beside them the
+local l_{1/2} minimizer that reweighted l1 reaches from the gradient-flow limit (where slow flows tend to stop).
 
 Panels: (a) every discrete end point and slow-flow end, by its relative distance to the l_{1/2} limit (x) and to
-the block limit (y); (b) test loss 1/2 ||w - w*||^2 per problem seed: both predicted limits, the discrete runs
-and the slow flows; (c) how many runs have each limit's sign pattern; (d) the momentum effect: the distance of
-the Adam (beta1 0.9) and RMSProp (beta1 0) ensemble means from each other and from the slow flow at a fixed slow
-time, against lr, with fitted slopes (verify's slow-limit estimators, diagsim/verify/slow_limit.py). Numbers go
-to ``<out>/fig11_adam_mini.json``.
+the block limit (y); (b) test loss 1/2 ||w - w*||^2 per problem seed: the three limits, the discrete runs
+and the slow flows; (c) how many runs (and flows) have each limit's sign pattern; (d) the momentum effect: the
+distance of the Adam (beta1 0.9) and RMSProp (beta1 0) ensemble means from each other and from the slow flow at a
+fixed slow time, against lr, with fitted slopes (verify's slow-limit estimators, diagsim/verify/slow_limit.py).
+Numbers go to ``<out>/fig11_adam_mini.json``.
 
 Reads cached results only: compute them with ``diagsim figures --only fig11_adam_mini [--quick]``.
 """
@@ -23,9 +24,13 @@ from matplotlib.ticker import NullFormatter
 #: sweep label -> (legend label, colour, marker)
 OPTS = {"adam": ("Adam ($\\beta_1$ 0.9)", "C0", "o"), "rmsprop": ("RMSProp ($\\beta_1$ 0)", "C1", "s"),
         "adalayer": ("Adalayer {u}, {v}", "C2", "^"), "adam_mini": ("Adam-mini {u$_i$, v$_i$}", "C3", "v")}
-#: the two predicted limits: key -> (label, colour)
-LIMITS = {"lhalf": ("weighted $\\ell_{1/2}$ (Adam, RMSProp, Adam-mini pairs)", "k"),
-          "block": ("block (Adalayer)", "0.55")}
+#: the predicted limits: key -> (label, colour, line style); "lhalf_local" is the local l_{1/2} minimizer that
+#: reweighted l1 reaches from the gradient-flow limit (the limits job's "adam-local" surrogate)
+LIMITS = {"lhalf": ("weighted $\\ell_{1/2}$, global (Adam, RMSProp, Adam-mini pairs)", "k", "-"),
+          "lhalf_local": ("weighted $\\ell_{1/2}$, local from GF", "C4", "--"),
+          "block": ("block, global (Adalayer)", "0.55", ":")}
+#: a slow flow "ends at" a limit when max |w_flow - w_limit| <= this
+AT_TOL = 1e-6
 FLOOR = 1e-10
 
 
@@ -36,9 +41,13 @@ def sign_pattern(w, rel: float) -> np.ndarray:
 
 
 def predictions(problem) -> dict:
-    """The global l_{1/2} (Adam) and block (Adalayer) limits of a problem."""
+    """The global l_{1/2} (Adam) and block (Adalayer) limits of a problem, and the local l_{1/2} one from the
+    gradient-flow limit."""
     from diagsim.predict import predict
-    return {"lhalf": predict(problem, "adam", method="global"), "block": predict(problem, "adalayer")}
+    gf = predict(problem, "gd").w
+    return {"lhalf": predict(problem, "adam", method="global"),
+            "lhalf_local": predict(problem, "adam", method="local", x0=gf),
+            "block": predict(problem, "adalayer")}
 
 
 def limit_of(opt_cfg) -> str:
@@ -55,6 +64,7 @@ def _end_row(P, preds, w, rel) -> dict:
     for k, pr in preds.items():
         row[f"dist_{k}"] = float(np.linalg.norm(w - pr.w) / np.linalg.norm(pr.w)) if ok else np.nan
         row[f"pattern_{k}"] = bool(ok and np.array_equal(sign_pattern(w, rel), sign_pattern(pr.w, rel)))
+        row[f"at_{k}"] = bool(ok and np.max(np.abs(w - pr.w)) <= AT_TOL)
     return row
 
 
@@ -141,9 +151,9 @@ def plot(ctx):
     ax = axes[1]
     for i, sd in enumerate(seeds):
         P, pr = preds[sd]
-        for k, (lab, col) in LIMITS.items():
-            ax.hlines(max(P.test_loss_w(pr[k].w), FLOOR), i - 0.4, i + 0.4, color=col, lw=2 if k == "lhalf" else 3,
-                      ls="-" if k == "lhalf" else ":", label=f"predicted: {lab}" if i == 0 else None)
+        for k, (lab, col, ls) in LIMITS.items():
+            ax.hlines(max(P.test_loss_w(pr[k].w), FLOOR), i - 0.4, i + 0.4, color=col, lw=2.5, ls=ls,
+                      label=f"predicted: {lab}" if i == 0 else None)
         for j, (opt, (_, col, mk)) in enumerate(OPTS.items()):
             x = i - 0.3 + 0.2 * j
             dis = [max(r["test_loss"], FLOOR) for r in rows if r["optimizer"] == opt and r["seed"] == sd
@@ -160,15 +170,17 @@ def plot(ctx):
     summary = {"support_rel": rel, "problem_seeds": seeds, "by_optimizer": {}}
     for j, opt in enumerate(OPTS):
         entry = {}
-        for k, (klab, kcol) in LIMITS.items():
+        for q, (k, (klab, kcol, _)) in enumerate(LIMITS.items()):
             m, n = _frac(rows, optimizer=opt, kind="discrete", **{f"pattern_{k}": True})
             fm, fn = _frac(rows, optimizer=opt, kind="slow-flow", **{f"pattern_{k}": True})
             entry[f"discrete_pattern_{k}"] = [m, n]
             entry[f"flow_pattern_{k}"] = [fm, fn]
-            x = j + (-0.2 if k == "lhalf" else 0.2)
-            ax.bar(x, m / n if n else np.nan, width=0.38, color=kcol, alpha=0.8,
+            entry[f"flow_at_{k}"] = sum(r[f"at_{k}"] for r in rows if r["optimizer"] == opt
+                                        and r["kind"] == "slow-flow")
+            x = j + 0.27 * (q - 1)
+            ax.bar(x, m / n if n else np.nan, width=0.26, color=kcol, alpha=0.8,
                    label=f"{klab} pattern" if j == 0 else None)
-            ax.text(x, (m / n if n else 0) + 0.02, f"{m}/{n}\nflow {fm}/{fn}", ha="center", fontsize=6)
+            ax.text(x, (m / n if n else 0) + 0.02, f"{m}/{n}\nflow\n{fm}/{fn}", ha="center", fontsize=5)
         dis = [r for r in rows if r["optimizer"] == opt and r["kind"] == "discrete"]
         entry["predicted"] = dis[0]["predicted"] if dis else None
         entry["discrete_test_loss_mean"] = float(np.nanmean([r["test_loss"] for r in dis])) if dis else np.nan
@@ -200,6 +212,9 @@ def plot(ctx):
                                             "pattern": sign_pattern(pr.w, rel).tolist(),
                                             "objective": float(pr.objective)} for k, pr in p.items()}
                               for sd, (P, p) in preds.items()}
+    flow_w = {(r["optimizer"], r["seed"]): np.asarray(r["w"]) for r in rows if r["kind"] == "slow-flow"}
+    summary["flow_max_abs_diff_to_adam"] = {o: {str(sd): float(np.max(np.abs(flow_w[(o, sd)] - flow_w[("adam", sd)])))
+                                               for sd in seeds} for o in OPTS if o != "adam"}
     summary["runs"] = rows
     summary["momentum"] = mom
     ctx.save(fig)

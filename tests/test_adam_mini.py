@@ -113,6 +113,7 @@ def test_quick_renders(quick):
     assert (out / f"{NAME}.png").stat().st_size > 10_000
     assert len(js["runs"]) == 4 * 2 * (4 + 1)  # 4 optimizers x 2 seeds x (4 paths + 1 flow)
     assert js["momentum"]["lr"] == [0.04, 0.02, 0.01]
+    assert set(js["predictions"]["1"]) == {"lhalf", "lhalf_local", "block"}
 
 
 def test_quick_end_point_is_a_direct_run(quick):

@@ -8,7 +8,7 @@ optimizer                          measure minimized on Gamma        predicted l
 "adam", "rmsprop", Adam, RMSProp   tr diag(H)^{1/2} (lambda = 1/2)   weighted l_{1/2} ("uu-vv")
 "adame" + lam, Adam(lam=lambda)    tr diag(H)^{1-lambda}             weighted l_{1-lambda} ("uu-vv")
 "adam-mini", "adalayer", AdamMini  sum_b sqrt(|b| tr H_bb)           block regularizer, blocks {u}, {v}
-AdamMini(blocks = pairs {u_i, v_i})  sum_i sqrt(2 (h_ui + h_vi))     weighted l_{1/2} (Adam's; "uu-vv" only)
+AdamMini, blocks {u_i, v_i}        sum_i sqrt(2 (h_ui + h_vi))       weighted l_{1/2}, Adam's ("uu-vv" only)
 =================================  ================================  ========================================
 
 The predictions for SGD and the adaptive methods assume label noise, whose covariance is c H on Gamma
