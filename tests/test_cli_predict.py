@@ -30,6 +30,16 @@ def test_json_contract_and_agreement_with_api(capsys):
     assert out["support"] == [i for i in range(12) if abs(out["w"][i]) > 0]
 
 
+def test_adam_mini_pairs_is_adam(capsys):
+    """--blocks pairs: Adam-mini with blocks {u_i, v_i} is predicted to reach Adam's limit (docs/theory.md §9.4);
+    the default partition {u}, {v} is the block regularizer's."""
+    pairs = _json(capsys, ["predict", "--optimizer", "adam-mini", "--blocks", "pairs", *SMALL, "--json"])
+    pb = make_problem(5, 12, 2, seed=3)
+    np.testing.assert_allclose(pairs["w"], predict(pb, "adam").w, atol=1e-12)
+    uv = _json(capsys, ["predict", "--optimizer", "adam-mini", *SMALL, "--json"])
+    np.testing.assert_allclose(uv["w"], predict(pb, "adam-mini").w, atol=1e-12)
+
+
 def test_adame_text_output(capsys):
     assert main(["predict", "--optimizer", "adame", "--lam", "0.3", *SMALL]) == 0
     text = capsys.readouterr().out
@@ -59,6 +69,8 @@ def test_default_problem_adam_is_local_with_a_note(capsys):
     (["predict", "--optimizer", "sgd", "--lam", "0.2", *SMALL], "lam applies"),
     (["predict", "--optimizer", "adam", "--method", "global", "--max-supports", "10", *SMALL],
      "C(12, 5) = 792"),
+    (["predict", "--optimizer", "sgd", "--blocks", "pairs", *SMALL], "--blocks applies to adam-mini"),
+    (["predict", "--optimizer", "adam-mini", "--blocks", "pairs", "--param", "uv", *SMALL], "'uu-vv'"),
 ])
 def test_errors_are_one_line(capsys, argv, msg):
     assert main(argv) == 2

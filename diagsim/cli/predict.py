@@ -5,6 +5,7 @@ Examples::
     diagsim predict --optimizer sgd                      # weighted basis pursuit (LP)
     diagsim predict --optimizer adam --n 6 --d 16        # global weighted l_1/2 by support enumeration
     diagsim predict --optimizer adame --lam 0.25 --json
+    diagsim predict --optimizer adam-mini --blocks pairs  # one block per pair {u_i, v_i}: Adam's l_1/2
     diagsim predict --optimizer sgd --w-expr "u**3 - v**3"
     diagsim predict --optimizer adam --data mydata.npz --method local
     diagsim predict --optimizer sgd --data matrix.npz --json     # A (n, m1, m2), y: weighted nuclear norm
@@ -17,6 +18,7 @@ import textwrap
 import numpy as np
 
 from ..networks.matrix import is_matrix_data, load_matrix_problem
+from ..errors import DiagsimError
 from ..predict import DEFAULT_MAX_SUPPORTS, METHODS, NAMES, predict
 from ..symbolic import MEASURES
 from .common import add_problem_args, print_json, print_table, problem_from_args
@@ -45,6 +47,9 @@ def register(subparsers) -> None:
                         "else local; default)")
     p.add_argument("--max-supports", type=int, default=DEFAULT_MAX_SUPPORTS,
                    help=f"largest C(d, n) the global method enumerates (default {DEFAULT_MAX_SUPPORTS:g})")
+    p.add_argument("--blocks", default="uv", choices=("uv", "pairs"),
+                   help="the partition of adam-mini / adalayer: uv (blocks {u}, {v}; default) or pairs "
+                        "(blocks {u_i, v_i})")
     p.add_argument("--w-expr", metavar="EXPR", default=None,
                    help="a user parametrization w(u, v) as a SymPy expression, e.g. 'u**3 - v**3' "
                         "(overrides --param for the prediction)")
@@ -60,8 +65,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if getattr(args, "data", None) and is_matrix_data(args.data):
         return _run_matrix(args)
+    if args.blocks != "uv" and args.optimizer not in ("adam-mini", "adalayer"):
+        raise DiagsimError(f"--blocks applies to adam-mini and adalayer only; got --optimizer {args.optimizer}")
     problem = problem_from_args(args)
-    pred = predict(problem, args.optimizer, lam=args.lam, method=args.method, max_supports=args.max_supports,
+    optimizer = args.optimizer
+    if args.blocks == "pairs":  # the spec carries the partition (its lr and noise level do not enter the bias)
+        from ..optimizers.specs import OPTIMIZERS, LabelNoise
+        optimizer = OPTIMIZERS[args.optimizer](lr=0.1, blocks=tuple(range(problem.d)) * 2, noise=LabelNoise(1.0))
+    pred = predict(problem, optimizer, lam=args.lam, method=args.method, max_supports=args.max_supports,
                    parametrization=args.w_expr)
     if args.json:
         out = pred.to_dict()

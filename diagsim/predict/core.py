@@ -145,11 +145,14 @@ def predict(problem: Problem, optimizer="sgd", *, lam=None, method: str = "auto"
     max_supports = check_int("max_supports", max_supports)
     target = target_for(optimizer, lam)
     P = symbolic_parametrization(parametrization if parametrization is not None else problem.param)
+    if target.param is not None and P.name != target.param:
+        raise DiagsimError(f"the prediction for {target.label} is derived for the {target.param!r} "
+                           f"parametrization only; got {P.name!r}")
     system = reduce_system(problem.Z, problem.y)
     s = problem.s
     if x0 is not None:
         x0 = as_float_array("x0", x0, (problem.d,))
-    notes: list[str] = []
+    notes: list[str] = [target.note] if target.note else []
     details: dict = {"rank": system.rank, "n": problem.n, "d": problem.d}
 
     if target.kind == "woodworth":

@@ -8,6 +8,7 @@ optimizer                          measure minimized on Gamma        predicted l
 "adam", "rmsprop", Adam, RMSProp   tr diag(H)^{1/2} (lambda = 1/2)   weighted l_{1/2} ("uu-vv")
 "adame" + lam, Adam(lam=lambda)    tr diag(H)^{1-lambda}             weighted l_{1-lambda} ("uu-vv")
 "adam-mini", "adalayer", AdamMini  sum_b sqrt(|b| tr H_bb)           block regularizer, blocks {u}, {v}
+AdamMini, blocks {u_i, v_i}        sum_i sqrt(2 (h_ui + h_vi))       weighted l_{1/2}, Adam's ("uu-vv" only)
 =================================  ================================  ========================================
 
 The predictions for SGD and the adaptive methods assume label noise, whose covariance is c H on Gamma
@@ -34,6 +35,10 @@ class Target:
     measure: str
     lam: float | None
     label: str
+    #: the one parametrization the target is derived for (None: any the measure's regularizer handles)
+    param: str | None = None
+    #: a note for the prediction (how the target was reduced to ``measure``)
+    note: str | None = None
 
 
 def _adaptive(label: str, lam: float) -> Target:
@@ -70,13 +75,26 @@ def _adam_target(opt) -> Target:  # Adam, RMSProp, AdamE-lambda
     return _adaptive(opt.name, opt.lam)
 
 
+def is_pair_partition(blocks) -> bool:
+    """Whether ``blocks`` (2d block ids) is the per-coordinate-pair partition {u_i, v_i}, i = 1..d (any ids)."""
+    if blocks is None or len(blocks) % 2:
+        return False
+    d = len(blocks) // 2
+    return all(blocks[i] == blocks[d + i] for i in range(d)) and len(set(blocks[:d])) == d
+
+
 def _block_target(opt) -> Target:  # Adam-mini, Adalayer
     _check_label_noise(opt)
-    if opt.blocks is not None:
-        raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} only "
-                           "(blocks=None); got a custom partition")
     if opt.lam != 0.5:
         raise DiagsimError(f"prediction for {opt.name} is derived for lam = 1/2 only; got lam={opt.lam}")
+    if is_pair_partition(opt.blocks):
+        return Target("separable", "adam", 0.5, f"{opt.name} (blocks {{u_i, v_i}})", param="uu-vv",
+                      note="blocks {u_i, v_i}: on 'uu-vv' the measure sum_i sqrt(2 (h_ui + h_vi)) is sqrt(2) "
+                           "tr diag(H)^{1/2} at every fibre minimum (docs/theory.md §9.4), so the limit is "
+                           "Adam's; the objective reported is Adam's regularizer")
+    if opt.blocks is not None:
+        raise DiagsimError(f"prediction for {opt.name} is derived for the blocks {{u}}, {{v}} (blocks=None) and "
+                           "the pairs {u_i, v_i} only; got another partition")
     return Target("block", "block", 0.5, opt.name)
 
 

@@ -52,18 +52,27 @@ def _optimizer(kind, lr, p):
 
 
 def distance(W: np.ndarray, w_ref: np.ndarray, scale: float, n_boot: int, seed: int) -> tuple[float, float]:
-    """Noise-corrected ||mean W - w_ref|| / scale and its bootstrap SE (W (M, d))."""
-    M = W.shape[0]
+    """Noise-corrected ||mean W - w_ref|| / scale and its bootstrap SE (W (M, d)).
 
-    def stat(idx):
-        Wb = W[idx]
-        m, se = mean_se(Wb)
-        d2 = float(np.sum((m - w_ref) ** 2) - np.sum(se ** 2))
-        return math.sqrt(max(d2, 0.0)) / scale
+    ``w_ref`` is a point (d,) or a second, independent ensemble (M2, d): then the distance is between the two
+    means, both noise floors are removed and both ensembles are resampled."""
+    M = W.shape[0]
+    R = np.asarray(w_ref, dtype=np.float64)
+    M2 = R.shape[0] if R.ndim == 2 else 0
+
+    def stat(idx, idx2):
+        m, se = mean_se(W[idx])
+        d2 = float(np.sum(se ** 2))
+        if M2:
+            ref, se2 = mean_se(R[idx2])
+            d2 += float(np.sum(se2 ** 2))
+        else:
+            ref = R
+        return math.sqrt(max(float(np.sum((m - ref) ** 2)) - d2, 0.0)) / scale
 
     g = np.random.default_rng(seed)
-    boots = [stat(g.integers(0, M, M)) for _ in range(n_boot)]
-    return stat(np.arange(M)), float(np.std(boots, ddof=1))
+    boots = [stat(g.integers(0, M, M), g.integers(0, M2, M2) if M2 else None) for _ in range(n_boot)]
+    return stat(np.arange(M), np.arange(M2)), float(np.std(boots, ddof=1))
 
 
 def _ensemble(problem, opt, model, tau, M, seed, device="cpu"):
