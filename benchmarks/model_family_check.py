@@ -60,9 +60,12 @@ def main(argv=None):
     ap.add_argument("--out", help="write the JSON here")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--compare", help="a JSON written by an earlier run: print ratios and hash equality")
+    ap.add_argument("--only", action="append", help="run only this one (repeatable)")
     a = ap.parse_args(argv)
     out = {}
     for name, fn in runs().items():
+        if a.only and name not in a.only:
+            continue
         res = fn()  # warm-up (compilation)
         best = np.inf
         for _ in range(a.repeat):
@@ -74,8 +77,8 @@ def main(argv=None):
     if a.compare:
         with open(a.compare) as f:
             before = json.load(f)["runs"]
-        same = all(before[k]["sha256"] == out[k]["sha256"] for k in out)
-        for k in out:
+        same = all(before[k]["sha256"] == out[k]["sha256"] for k in out if k in before)
+        for k in (k for k in out if k in before):
             print(f"{k:20s} same hash: {before[k]['sha256'] == out[k]['sha256']}  time ratio after/before: "
                   f"{out[k]['seconds'] / before[k]['seconds']:.3f}")
         print("all hashes identical:", same)
