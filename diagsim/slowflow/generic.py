@@ -51,6 +51,12 @@ class ModelManifold:
         raise DiagsimError(f"retraction did not converge in {max_iter} Newton steps "
                            f"(max residual {float(err.max()):.3g}); the start point is too far from the manifold")
 
+    def relative_speed(self, theta: np.ndarray, vel: np.ndarray, floor: float) -> np.ndarray:
+        """max_i |vel_i| / max(max_i |theta_i|, floor) per path: the slow flow's substep control (kappa / this).
+        Relative to the size of the whole state, not of each coordinate: a model's parameters (a factor's
+        entries) do not move multiplicatively one by one, and entries near 0 must not stall the flow."""
+        return np.abs(vel).max(axis=1) / np.maximum(np.abs(theta).max(axis=1), floor)
+
     def project(self, theta: np.ndarray, vec: np.ndarray, S: np.ndarray | None = None) -> np.ndarray:
         """P vec (S None) or P^S vec, (M, P)."""
         P = self.problem
@@ -74,6 +80,12 @@ class DiagonalManifold:
 
     def retract(self, theta, *, tol: float = 1e-12, max_iter: int = 50) -> np.ndarray:
         return _diagonal.retract(self.problem, theta, tol=tol, max_iter=max_iter)
+
+    def relative_speed(self, theta: np.ndarray, vel: np.ndarray, floor: float) -> np.ndarray:
+        """max_i |vel_i / theta_i| (:func:`diagsim.slowflow.flows.rate_bound`): coordinates of a diagonal network
+        move multiplicatively."""
+        from .flows import rate_bound
+        return rate_bound(theta, vel, floor)
 
     def project(self, theta: np.ndarray, vec: np.ndarray, S: np.ndarray | None = None) -> np.ndarray:
         return _diagonal.project_tangent(self.problem, theta, vec, S)

@@ -31,7 +31,7 @@ from ..networks.diagonal.problem import Problem
 from ..networks.model import parameter_blocks
 from ..optimizers import specs as O
 from ..registry import SpecRegistry
-from .flows import SlowFlow, rate_bound
+from .flows import SlowFlow
 from .generic import manifold_of
 
 #: a substep whose stage cannot be retracted is retried with half its size, at most this many times
@@ -260,7 +260,9 @@ class SlowFlowStepper:
     def _step(self, th, v, alive):
         """One step of dtau for the rows with ``alive``; returns (theta, v, still finite).
 
-        Substeps h <= kappa / max_i |vel_i / theta_i| (and h <= 0.5 / C for v following its ODE); each substep
+        Substeps h <= kappa / (the flow's relative speed: max_i |vel_i / theta_i| on the diagonal family, whose
+        coordinates move multiplicatively; max_i |vel_i| / max_i |theta_i| on the others) (and h <= 0.5 / C
+        for v following its ODE); each substep
         is explicit Euler ("euler") or Heun's predictor-corrector ("heun"), every stage retracted onto Gamma
         (a projection method keeps the order of the underlying scheme: 1 for Euler, 2 for Heun).
         """
@@ -274,7 +276,7 @@ class SlowFlowStepper:
             t_r = th[rows]
             v_r = None if v is None else v[rows]
             vel, dv = self.flow.velocity(t_r, v_r)
-            rate = rate_bound(t_r, vel, floor)
+            rate = self.flow.manifold.relative_speed(t_r, vel, floor)
             with np.errstate(divide="ignore"):
                 h = np.minimum(rem[rows], np.where(rate > 0, self.kappa / rate, np.inf))
             if dv is not None:  # explicit steps of dv/dtau = -C v + ...: stable for C h < 2
