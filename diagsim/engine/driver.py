@@ -592,7 +592,7 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end, device=device, n_paths=M)
     N = horizon_steps(stepper, steps, t, tau)
     grid = record_steps(N, record, n_records, M)
-    _check_run_memory(problem, stepper, M, grid.size)
+    _check_run_memory(problem, stepper, M, grid.size, None if th0 is None else th0[:1])
     dt, lr = float(stepper.dt), float(stepper.lr)
     config = {
         "problem": _problem_config(problem),
@@ -610,10 +610,11 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     return RunPlan(problem, optimizer, stepper, config, ids, grid, th0, factor)
 
 
-def _check_run_memory(problem: Problem, stepper, n_paths: int, n_records: int) -> None:
+def _check_run_memory(problem: Problem, stepper, n_paths: int, n_records: int, theta0=None) -> None:
     """Refuse, before allocating anything of the ensemble's size, a run that cannot fit in memory: its
-    state (measured on one path), a copy for the result, the start states and the records."""
-    one = stepper.init_state(problem.theta0(1))
+    state (measured on one path: the first given start state, else the problem's), a copy for the result,
+    the start states and the records."""
+    one = stepper.init_state(problem.theta0(1) if theta0 is None else theta0)
     state = sum(np.asarray(a).nbytes for a in one.values())
     per_path = 2 * state + 8 * problem.dim + 8 * (n_records + 1) * 16
     check_memory(n_paths * per_path, f"the run ({n_paths} paths x {per_path / 2**20:.3g} MiB per path: "
