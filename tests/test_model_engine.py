@@ -436,3 +436,15 @@ def test_bad_input_is_one_line_errors():
         simulate(toy, SGD(lr=0.01), steps=1, theta0=np.zeros(3))
     with pytest.raises(DiagsimError, match="GD without label noise has no slow flow|gd without"):
         simulate(toy, GD(lr=0.01), steps=1, model="slow-flow")
+
+
+def test_slow_flow_from_a_given_start_point_far_from_the_problems_theta0():
+    """start='given' with theta0 on Gamma, while problem.theta0 is far from it (planning once measured the
+    state at problem.theta0 and refused the run)."""
+    from diagsim.slowflow import gradient_flow_limit
+    toy = ScalarFactorization([1.0, -0.5, 2.0], 1.5, [0.1, 0.3])
+    z = gradient_flow_limit(toy, toy.theta0(1))
+    res = simulate(toy, SGD(lr=0.01, noise=LabelNoise(1.0)), steps=1, model="slow-flow", theta0=z,
+                   model_options={"dtau": 0.1, "start": "given"}, progress=False)
+    assert res.config["stepper"]["start_used"] == "given"
+    assert abs(res.theta[0, 0] * res.theta[0, 1] - 1.5) < 1e-10
