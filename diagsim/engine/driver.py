@@ -552,7 +552,7 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     """Validate the arguments of :func:`simulate` and decide everything about the run without running it
     (and without allocating the ensemble): its stepper, configuration, path ids and record grid. Raises
     a one-line :class:`DiagsimError` for bad input, and when the run would not fit in memory."""
-    if not isinstance(problem, ModelProblem):
+    if not is_diagonal(problem) and not isinstance(problem, ModelProblem):
         raise DiagsimError("problem must be a diagsim model problem (make_problem / load_problem, or a model "
                            f"family's maker: diagsim.networks.model.family(name).make); got {type(problem).__name__}")
     from ..optimizers.specs import Optimizer

@@ -166,5 +166,5 @@ def parameter_blocks(problem) -> np.ndarray:
 
 def is_diagonal(problem) -> bool:
     """Whether ``problem`` is the diagonal family's Problem (which the fast Numba paths run)."""
-    from .diagonal.problem import Problem
-    return isinstance(problem, Problem)
+    from .diagonal import problem as _diagonal  # lazily: that module registers itself here
+    return isinstance(problem, _diagonal.Problem)

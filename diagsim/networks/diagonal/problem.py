@@ -154,47 +154,40 @@ class Problem:
         return self.w(self._rows(theta)) @ self.ZT
 
     def residual(self, theta) -> np.ndarray:
-        from .derivatives import residual
-        return residual(self, theta)
+        return _derivatives.residual(self, theta)
 
     def loss(self, theta) -> np.ndarray:
-        from .derivatives import loss
-        return loss(self, theta)
+        return _derivatives.loss(self, theta)
 
     def gradient(self, theta) -> np.ndarray:
-        from .derivatives import gradient
-        return gradient(self, theta)
+        return _derivatives.gradient(self, theta)
 
     def jvp(self, theta, v) -> np.ndarray:
         """J v = Z (wu * v_u + wv * v_v), (M, n)."""
-        from .derivatives import phi_derivatives
         from .manifold import jvp
         th = self._rows(theta)
-        wu, wv, *_ = phi_derivatives(self, th)
+        wu, wv, *_ = _derivatives.phi_derivatives(self, th)
         return jvp(self, wu, wv, self._rows(v))
 
     def vjp(self, theta, x) -> np.ndarray:
         """J^T x = [wu * Z^T x, wv * Z^T x], (M, 2d)."""
-        from .derivatives import phi_derivatives
         from .manifold import jt
         th = self._rows(theta)
-        wu, wv, *_ = phi_derivatives(self, th)
+        wu, wv, *_ = _derivatives.phi_derivatives(self, th)
         return jt(self, wu, wv, self._rows(x))
 
     def gn_diag(self, theta) -> np.ndarray:
         """(1/n) diag(J^T J) = [s wu^2, s wv^2], (M, 2d) (diag H on the manifold r = 0)."""
-        from .derivatives import phi_derivatives
-        wu, wv, *_ = phi_derivatives(self, self._rows(theta))
+        wu, wv, *_ = _derivatives.phi_derivatives(self, self._rows(theta))
         return np.concatenate([self.s * wu * wu, self.s * wv * wv], axis=1)
 
     def gn_diag_vjp(self, theta, c) -> np.ndarray:
         """grad_theta sum_i c_i gn_diag_i (c fixed): [2 s (c_u wu w_uu + c_v wv w_uv),
         2 s (c_u wu w_uv + c_v wv w_vv)], (M, 2d) (the slow flows' semi-gradient)."""
-        from .derivatives import phi_derivatives
         th = self._rows(theta)
         c = np.asarray(c, dtype=np.float64)
         d = self.d
-        wu, wv, huu, huv, hvv = phi_derivatives(self, th)
+        wu, wv, huu, huv, hvv = _derivatives.phi_derivatives(self, th)
         s2 = 2.0 * self.s
         cu, cv = c[:, :d], c[:, d:]
         gu = s2 * (cu * wu * huu + cv * wv * huv)
@@ -202,16 +195,13 @@ class Problem:
         return np.concatenate([gu, gv], axis=1)
 
     def hvp(self, theta, v) -> np.ndarray:
-        from .derivatives import hvp
-        return hvp(self, theta, v)
+        return _derivatives.hvp(self, theta, v)
 
     def hessian_diag(self, theta) -> np.ndarray:
-        from .derivatives import hessian_diag
-        return hessian_diag(self, theta)
+        return _derivatives.hessian_diag(self, theta)
 
     def hessian(self, theta) -> np.ndarray:
-        from .derivatives import hessian
-        return hessian(self, theta)
+        return _derivatives.hessian(self, theta)
 
     def test_loss(self, theta) -> np.ndarray:
         """:meth:`test_loss_w` of w(theta), (M,)."""
@@ -345,6 +335,9 @@ def load_problem(path, *, parametrization: str | None = None, init: str | None =
                    check_int("seed", seed if seed is not None else saved.get("seed", 0), minimum=0),
                    meta, Zt, yt)
 
+
+# the members above call the batched derivatives; imported last because that module imports Problem
+from . import derivatives as _derivatives  # noqa: E402
 
 register_family("diagonal", make_problem, load_problem,
                 "diagonal linear networks w = phi(u, v) on sparse regression (make_problem / load_problem)")
