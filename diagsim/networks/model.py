@@ -164,7 +164,12 @@ def parameter_blocks(problem) -> np.ndarray:
     return np.zeros(problem.dim, np.int64)
 
 
+_DIAGONAL_PROBLEM: list = []  # the diagonal Problem class, imported on first use (that module imports this one)
+
+
 def is_diagonal(problem) -> bool:
     """Whether ``problem`` is the diagonal family's Problem (which the fast Numba paths run)."""
-    from .diagonal import problem as _diagonal  # lazily: that module registers itself here
-    return isinstance(problem, _diagonal.Problem)
+    if not _DIAGONAL_PROBLEM:
+        from .diagonal.problem import Problem
+        _DIAGONAL_PROBLEM.append(Problem)
+    return isinstance(problem, _DIAGONAL_PROBLEM[0])
