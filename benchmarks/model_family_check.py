@@ -4,7 +4,7 @@ Runs a few fixed diagonal runs through ``simulate`` (discrete SGD with label noi
 label-noise SDE and the Adam SDE; SGD's and Adam's slow flows), prints a SHA-256 of every run's final
 state and records, and times each run (best of ``--repeat``, after one warm-up that compiles).
 
-    python benchmarks/model_family_check.py --out benchmarks/results/model_family_before.json
+    python benchmarks/model_family_check.py --out benchmarks/model_family_before.json
 
 Run it on the code before and after a change: equal hashes mean the diagonal runs are bitwise unchanged.
 ``--compare BEFORE.json`` prints the time ratios (after / before) and whether every hash matches.
