@@ -140,6 +140,8 @@ def make_linear(n: int = 4, P: int = 6, seed: int = 0) -> LinearToy:
 
 def load_linear(path, seed: int = 0) -> LinearToy:
     f = np.load(path)
+    if not {"X", "y", "init"} <= set(f.files):
+        raise DiagsimError(f"{path}: needs arrays X, y, init")
     return LinearToy(f["X"], f["y"], f["init"], seed)
 
 
@@ -406,6 +408,14 @@ def test_cli_model_family_and_data(tmp_path, capsys):
     assert main(["simulate", "--model-family", "toy-linear", "--data", str(data), "--optimizer", "gd", "--lr", "0.1",
                  "--steps", "30", "--json", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["train_loss"] == out["train_loss"]
+    # without --model-family: a file without Z goes to the family whose loader reads it
+    assert main(["simulate", "--data", str(data), "--optimizer", "gd", "--lr", "0.1", "--steps", "30", "--json",
+                 "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["train_loss"] == out["train_loss"]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, q=np.zeros(3))
+    assert main(["simulate", "--data", str(bad), "--steps", "2", "--quiet"]) == 2
+    assert "no other model family reads it" in capsys.readouterr().err
     assert main(argv[:-2] + ["--quiet"]) == 0  # the text summary
     assert "norm" in capsys.readouterr().out
 

@@ -18,7 +18,9 @@ problem flags). Another family is built by its registered maker, ``family(NAME).
 options ``--family-option KEY=VALUE`` (repeatable, VALUE parsed as JSON; a ``[family_options]`` table in
 --config; ``seed`` is --seed unless given), or read from ``--data FILE`` by the family's loader
 (``family(NAME).load(FILE, **options)``; for the matrix family an .npz with ``A`` (n, m1, m2), ``y`` (n) and
-optionally ``W_star``). The diagonal problem flags (--n, --d, ...) do not apply to the other families.
+optionally ``W_star``). Without --model-family, a --data file with ``Z`` is the diagonal family's, and one
+without is read by the first other registered family whose loader accepts it. The diagonal problem flags
+(--n, --d, ...) do not apply to the other families.
 --json prints one JSON object: w_mean, w_se (d floats; diagonal family only), the final observables (mean and ``*_se``),
 n_paths, n_diverged, diverged, model, optimizer, steps, t, tau, seed, elapsed_s.
 """
@@ -204,6 +206,32 @@ def _model_options(a) -> dict:
 DIAGONAL_PROBLEM_FLAGS = ("n", "d", "k", "design", "teacher", "support", "param", "init", "alpha")
 
 
+def _family_of_data(path, opts: dict) -> str:
+    """The family of a --data file given without --model-family: "diagonal" for a file with ``Z`` (or one
+    that cannot be read: its loader says why), else the first other registered family (by name) whose loader
+    reads it; a one-line error when none does."""
+    from ..networks.model import family, family_names
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+    except Exception:  # noqa: BLE001 - unreadable: the diagonal loader reports it
+        return "diagonal"
+    if "Z" in keys:
+        return "diagonal"
+    tried = []
+    for name in family_names():
+        if name == "diagonal":
+            continue
+        try:
+            family(name).load(path, **opts)
+        except (DiagsimError, TypeError) as exc:
+            tried.append(f"{name}: {exc}")
+            continue
+        return name
+    raise DiagsimError(f"--data {path!r} has no 'Z' (the diagonal family's format) and no other model family reads "
+                       f"it ({'; '.join(tried) or 'none registered'}); give --model-family")
+
+
 def build_problem(a):
     """The problem of the resolved arguments: the diagonal family's from the problem flags / --data, or another
     family's through the registry (``family(name).make(**options)`` / ``.load(--data, **options)``), so that
@@ -213,6 +241,8 @@ def build_problem(a):
     from ..networks.model import family
     name = a.model_family
     opts = _key_values(a.family_options_table, a.family_option, "--family-option")
+    if a.data and "model_family" not in a.given:
+        name = _family_of_data(a.data, opts)
     if name == "diagonal":
         if opts:
             raise DiagsimError("--family-option applies to the other model families; the diagonal family takes "
