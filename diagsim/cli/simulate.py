@@ -4,6 +4,8 @@
     diagsim simulate --optimizer sgd --lr 0.005 --label-noise 0.5 --tau 1.0 --json
     diagsim simulate --config run.toml --paths 16          # flags override the file
     diagsim simulate --resume run.ckpt.npz                 # continue an interrupted run
+    diagsim simulate --model-family matrix --family-option depth=3 --optimizer adam --steps 1000
+    diagsim simulate --model-family matrix --data sensing.npz --optimizer sgd --steps 1000
 
 The horizon is one of --steps N, --t T (SDE time, dt per step) or --tau TAU (slow time, lr * t).
 --seed seeds the generated problem and, unless --noise-seed is given, the noise.
@@ -11,7 +13,15 @@ The horizon is one of --steps N, --t T (SDE time, dt per step) or --tau TAU (slo
 [optimizer] and [run] are flattened; a table [model_options] gives the model options. Flags given on
 the command line override the file.
 --checkpoint-every: seconds (``60``, ``60s``) or steps (``5000steps``).
---json prints one JSON object: w_mean, w_se (d floats), the final observables (mean and ``*_se``),
+--model-family NAME: the model family of the problem (default ``diagonal``, the diagonal network of the
+problem flags). Another family is built by its registered maker, ``family(NAME).make(**options)``, with the
+options ``--family-option KEY=VALUE`` (repeatable, VALUE parsed as JSON; a ``[family_options]`` table in
+--config; ``seed`` is --seed unless given), or read from ``--data FILE`` by the family's loader
+(``family(NAME).load(FILE, **options)``; for the matrix family an .npz with ``A`` (n, m1, m2), ``y`` (n) and
+optionally ``W_star``). Without --model-family, a --data file with ``Z`` is the diagonal family's, and one
+without is read by the first other registered family whose loader accepts it. The diagonal problem flags
+(--n, --d, ...) do not apply to the other families.
+--json prints one JSON object: w_mean, w_se (d floats; diagonal family only), the final observables (mean and ``*_se``),
 n_paths, n_diverged, diverged, model, optimizer, steps, t, tau, seed, elapsed_s.
 """
 from __future__ import annotations
@@ -109,6 +119,12 @@ def register(sub) -> None:
     add_device_arg(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_problem_args(p)
+    f = p.add_argument_group("model family")
+    f.add_argument("--model-family", default="diagonal",
+                   help="the problem's model family (default diagonal; see diagsim.networks.model.family_names)")
+    f.add_argument("--family-option", action="append", default=None, metavar="KEY=VALUE",
+                   help="option of the family's maker or loader, e.g. depth=3 (repeatable; VALUE parsed as JSON "
+                        "if possible)")
     for a in p._actions:  # mark argparse's defaults (an append action must keep its list default: None)
         if (a.dest not in ("help", "config") and a.default is not argparse.SUPPRESS
                 and not isinstance(a, argparse._AppendAction)):
@@ -131,10 +147,11 @@ def _load_config(path) -> dict:
         if isinstance(val, dict) and key in ("problem", "optimizer", "run"):
             for k2, v2 in val.items():
                 out[k2.replace("-", "_")] = v2
-        elif key in ("model_options", "model-options"):
+        elif key in ("model_options", "model-options", "family_options", "family-options"):
+            name = key.replace("-", "_")
             if not isinstance(val, dict):
-                raise DiagsimError("config key model_options must be a table")
-            out["model_options"] = val
+                raise DiagsimError(f"config key {name} must be a table")
+            out[name] = val
         else:
             out[key.replace("-", "_")] = val
     return out
@@ -144,7 +161,7 @@ def _resolve(args) -> argparse.Namespace:
     """Command-line values, then the --config file, then the defaults."""
     cfg = _load_config(args.config) if args.config else {}
     known = set(vars(args)) - {"func", "command", "config"}
-    unknown = sorted(set(cfg) - known - {"model_options"})
+    unknown = sorted(set(cfg) - known - {"model_options", "family_options"})
     if unknown:
         raise DiagsimError(f"unknown key(s) in {args.config}: {', '.join(unknown)} "
                            f"(keys mirror the flags, e.g. lr, beta2, label-noise, steps, paths)")
@@ -157,6 +174,7 @@ def _resolve(args) -> argparse.Namespace:
             out.given.add(key)
         setattr(out, key, val)
     out.model_options_table = cfg.get("model_options", {})
+    out.family_options_table = cfg.get("family_options", {})
     if sum(getattr(out, k) is not None for k in ("steps", "t", "tau")) > 1:
         raise DiagsimError("give only one of --steps, --t, --tau (the config file and the flags together)")
     return out
@@ -169,14 +187,84 @@ def _parse_value(text: str):
         return text
 
 
-def _model_options(a) -> dict:
-    opts = dict(a.model_options_table)
-    for item in a.model_option or []:
+def _key_values(table: dict, items, flag: str) -> dict:
+    """The options of a config table, then those of a repeatable KEY=VALUE flag (VALUE as JSON if it parses)."""
+    opts = dict(table)
+    for item in items or []:
         if "=" not in item:
-            raise DiagsimError(f"--model-option must be KEY=VALUE, got {item!r}")
+            raise DiagsimError(f"{flag} must be KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         opts[k.strip().replace("-", "_")] = _parse_value(v.strip())
     return opts
+
+
+def _model_options(a) -> dict:
+    return _key_values(a.model_options_table, a.model_option, "--model-option")
+
+
+#: the problem flags of the diagonal family (they do not apply to the other families)
+DIAGONAL_PROBLEM_FLAGS = ("n", "d", "k", "design", "teacher", "support", "param", "init", "alpha")
+
+
+def _family_of_data(path, opts: dict) -> str:
+    """The family of a --data file given without --model-family: "diagonal" for a file with ``Z`` (or one
+    that cannot be read: its loader says why), else the first other registered family (by name) whose loader
+    reads it; a one-line error when none does."""
+    from ..networks.model import family, family_names
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+    except Exception:  # noqa: BLE001 - unreadable: the diagonal loader reports it
+        return "diagonal"
+    if "Z" in keys:
+        return "diagonal"
+    tried = []
+    for name in family_names():
+        if name == "diagonal":
+            continue
+        try:
+            family(name).load(path, **opts)
+        except (DiagsimError, TypeError) as exc:
+            tried.append(f"{name}: {exc}")
+            continue
+        return name
+    raise DiagsimError(f"--data {path!r} has no 'Z' (the diagonal family's format) and no other model family reads "
+                       f"it ({'; '.join(tried) or 'none registered'}); give --model-family")
+
+
+def build_problem(a):
+    """The problem of the resolved arguments: the diagonal family's from the problem flags / --data, or another
+    family's through the registry (``family(name).make(**options)`` / ``.load(--data, **options)``), so that
+    this command knows no family but by its name."""
+    from inspect import Parameter, signature
+
+    from ..networks.model import family
+    name = a.model_family
+    opts = _key_values(a.family_options_table, a.family_option, "--family-option")
+    if a.data and "model_family" not in a.given:
+        name = _family_of_data(a.data, opts)
+    if name == "diagonal":
+        if opts:
+            raise DiagsimError("--family-option applies to the other model families; the diagonal family takes "
+                               "the problem flags (--n, --d, --k, ...)")
+        return problem_from_args(a)
+    fam = family(name)
+    wrong = [f"--{k}" for k in DIAGONAL_PROBLEM_FLAGS if k in a.given]
+    if wrong:
+        raise DiagsimError(f"{', '.join(wrong)} belong to the diagonal family; for --model-family {name} give its "
+                           "options as --family-option KEY=VALUE")
+    make = fam.make if not a.data else fam.load
+    params = signature(make).parameters
+    if "seed" not in opts and "seed" in params and (not a.data or "seed" in a.given):
+        opts["seed"] = a.seed
+    if not any(p.kind is Parameter.VAR_KEYWORD for p in params.values()):
+        names = list(params)[1:] if a.data else list(params)  # a loader's first parameter is the file
+        allowed = [k for k in names if params[k].kind in (Parameter.KEYWORD_ONLY, Parameter.POSITIONAL_OR_KEYWORD)]
+        bad = sorted(set(opts) - set(allowed))
+        if bad:
+            raise DiagsimError(f"model family {name!r} has no option {', '.join(map(repr, bad))}; its options: "
+                               f"{', '.join(allowed) or 'none'}")
+    return fam.load(a.data, **opts) if a.data else fam.make(**opts)
 
 
 def build_optimizer(a, dim: int):
@@ -240,7 +328,34 @@ def _record(text):
 
 
 # --------------------------------------------------------------------------- output
+def _print_model_summary(res, out_path, elapsed) -> None:
+    """The summary of a run on a non-diagonal model family: configuration and final observables."""
+    cfg = res.config
+    pr = {k: v for k, v in cfg["problem"].items() if k != "data_sha256"}
+    print(f"optimizer   {json.dumps(cfg['optimizer'])}")
+    print(f"model       {cfg['model']}" + (f" {cfg['model_options']}" if cfg["model_options"] else ""))
+    print(f"problem     {json.dumps(pr, default=str)}")
+    print(f"run         {res.n_paths} paths x {res.n_steps} steps, t = {cfg['t']:.6g}, tau = {cfg['tau']:.6g}, "
+          f"noise seed {cfg['seed']}, {elapsed:.3g} s")
+    print()
+    n_ok = res.n_paths - int(res.diverged_mask.sum())
+    rows = []
+    for key, val in res.final_observables.items():
+        mean, se = res.mean_se(val)
+        rows.append((key, float(mean), "-" if not np.isfinite(se) else float(se)))
+    print(f"final state: mean and standard error over {n_ok} path(s)")
+    print_table(rows, ("observable", "mean", "se"))
+    for rep in res.diverged[:10]:
+        print(f"diverged: {rep['message']}")
+    if out_path:
+        print()
+        print(f"saved: {out_path}")
+
+
 def _print_summary(res, out_path, elapsed, w_star=None) -> None:
+    if res.family != "diagonal":
+        _print_model_summary(res, out_path, elapsed)
+        return
     cfg = res.config
     oc = dict(cfg["optimizer"])
     name = oc.pop("optimizer")
@@ -332,8 +447,8 @@ def main(args) -> int:
             from pathlib import Path
             if not Path(a.resume).is_file():
                 raise DiagsimError(f"--resume checkpoint {a.resume!r} does not exist")
-        problem = problem_from_args(a)
-        w_star = problem.w_star
+        problem = build_problem(a)
+        w_star = getattr(problem, "w_star", None) if a.model_family == "diagonal" else None
         opt = build_optimizer(a, problem.dim)
         seed = a.seed if a.noise_seed is None else a.noise_seed
         try:

@@ -60,7 +60,9 @@ from ..errors import (
     check_positive,
 )
 from ..networks.diagonal.problem import Problem
+from ..networks.model import ModelProblem, family_of, is_diagonal
 from ..storage import check_output_file, config_diff, describe_diff, read_npz, write_npz_atomic
+from .model_records import model_losses, observe_model
 from .progress import RunProgress
 from .recording import N_RECORDS, SUPPORT_THRESHOLD, Recorder, loss_and_diag, observe, record_steps
 from .result import Result
@@ -68,6 +70,10 @@ from .stepper import divergence_hint
 
 #: model name -> module providing ``make_stepper``
 MODELS = {"discrete": "diagsim.optimizers", "sde": "diagsim.sde", "slow-flow": "diagsim.slowflow"}
+#: the same for problems of the other model families (the generic steppers on the model's products; the
+#: slow flows take any model problem)
+GENERIC_MODELS = {"discrete": "diagsim.optimizers.generic", "sde": "diagsim.sde.generic",
+                  "slow-flow": "diagsim.slowflow"}
 CHECKPOINT_FORMAT = "diagsim-checkpoint"
 #: wall-clock seconds one chunk of steps aims at (progress / interrupt / checkpoint granularity)
 CHUNK_SECONDS = 0.5
@@ -84,9 +90,17 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-def data_hash(problem: Problem) -> str:
-    """sha256 of the problem's arrays (Z, y, w_star, Z_test, y_test), in that order."""
+def data_hash(problem) -> str:
+    """sha256 of the problem's arrays: for the diagonal family (Z, y, w_star, Z_test, y_test), in that order;
+    for another family every array of ``data_arrays()`` (name, shape and float64 bytes, by name)."""
     h = hashlib.sha256()
+    if not is_diagonal(problem):
+        h.update(f"family:{family_of(problem)}".encode())
+        for name, a in sorted(problem.data_arrays().items()):
+            a = np.ascontiguousarray(a, dtype=np.float64)
+            h.update(f"{name}:{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
     for a in (problem.Z, problem.y, problem.w_star, problem.Z_test, problem.y_test):
         h.update(b"-" if a is None else np.ascontiguousarray(a, dtype=np.float64).tobytes())
     return h.hexdigest()
@@ -126,7 +140,11 @@ def make_stepper(model: str, problem: Problem, optimizer, seed: int, model_optio
     (:mod:`diagsim.cuda.steppers`), which keeps the ensemble on the GPU.
     """
     check_choice("model", model, MODELS)
-    mod = importlib.import_module(MODELS[model])
+    generic = not is_diagonal(problem)
+    if generic and device == "cuda":
+        raise DiagsimError(f"device='cuda' runs the diagonal family only; model family {family_of(problem)!r} "
+                           "runs on the CPU (device='cpu')")
+    mod = importlib.import_module((GENERIC_MODELS if generic else MODELS)[model])
     opts = dict(model_options or {})
     reserved = sorted(set(opts) & set(DRIVER_ARGUMENTS))
     if reserved:
@@ -234,6 +252,21 @@ class _DeferredInterrupt:
             signal.signal(sig, old)
 
 
+def _losses(problem, theta: np.ndarray) -> np.ndarray:
+    """Training loss per path of finite states: the compiled diagonal path, or the model's ``loss``."""
+    if is_diagonal(problem):
+        return loss_and_diag(problem, theta)[0]
+    return model_losses(problem, theta)
+
+
+def _problem_config(problem) -> dict:
+    """The configuration's "problem" entry: ``describe()`` and the data hash (and the family's name for the
+    families other than the diagonal one, whose entry is as it always was)."""
+    if is_diagonal(problem):
+        return {**problem.describe(), "data_sha256": data_hash(problem)}
+    return {"family": family_of(problem), **problem.describe(), "data_sha256": data_hash(problem)}
+
+
 # --------------------------------------------------------------------------- the run
 class _Run:
     """Everything a run needs to continue; what a checkpoint stores."""
@@ -266,7 +299,7 @@ class _Run:
         out = np.full(th.shape[0], np.nan)
         ok = np.all(np.isfinite(th), axis=1)
         if ok.any():
-            out[ok] = loss_and_diag(self.problem, th[ok])[0]
+            out[ok] = _losses(self.problem, th[ok])
         return out
 
     def _check(self, k: int) -> None:
@@ -290,6 +323,8 @@ class _Run:
         if callable(on_device):  # a stepper that keeps its state on the GPU records there
             return on_device(self.state, self.config["support_threshold"])
         stats = self.stepper.preconditioner_stats(self.state) or {}
+        if not is_diagonal(self.problem):
+            return observe_model(self.problem, self.state["theta"], extra=stats)
         return observe(self.problem, self.state["theta"], support_threshold=self.config["support_threshold"],
                        extra=stats)
 
@@ -326,33 +361,52 @@ class _Run:
         arrays = {f"state__{k}": v for k, v in self.state.items()}
         arrays.update({f"rec__{k}": v for k, v in self.recorder.records.items()})
         arrays.update(grid=self.recorder.grid, paths=self.paths, active=self.active, div_step=self.div_step,
-                      div_loss=self.div_loss, limit=self.limit, problem__Z=P.Z, problem__y=P.y)
-        for name in ("w_star", "Z_test", "y_test"):
-            if getattr(P, name) is not None:
-                arrays[f"problem__{name}"] = getattr(P, name)
+                      div_loss=self.div_loss, limit=self.limit)
+        if is_diagonal(P):
+            arrays.update(problem__Z=P.Z, problem__y=P.y)
+            for name in ("w_star", "Z_test", "y_test"):
+                if getattr(P, name) is not None:
+                    arrays[f"problem__{name}"] = getattr(P, name)
+            about = {"parametrization": P.param.name, "init": P.init, "alpha": P.alpha, "seed": P.seed,
+                     "meta": P.meta}
+        else:
+            arrays.update({f"problem__{k}": v for k, v in P.data_arrays().items()})
+            about = {"family": family_of(P), "describe": P.describe()}
         meta = {"format": CHECKPOINT_FORMAT, "version": 1, "config": self.config, "step": self.step,
                 "recorded": self.recorder.filled, "records": list(self.recorder.records),
                 "state": list(self.state), "elapsed_s": self.elapsed, "resumes": self.resumes,
                 "checkpoint_every": checkpoint_every, "complete": self.step >= self.n_steps,
-                "problem": {"parametrization": P.param.name, "init": P.init, "alpha": P.alpha, "seed": P.seed,
-                            "meta": P.meta}}
+                "problem": about}
         write_npz_atomic(path, arrays, meta)
 
     @classmethod
-    def from_checkpoint(cls, path):
+    def from_checkpoint(cls, path, problem=None):
+        """The run stored at ``path`` (and its checkpoint period). The diagonal family's problem is rebuilt
+        from the stored arrays; a run of another model family needs its ``problem`` (checked against the
+        stored data hash)."""
         arrays, meta = read_npz(path, CHECKPOINT_FORMAT, "checkpoint")
         try:
-            return cls._from_arrays(path, arrays, meta)
+            return cls._from_arrays(path, arrays, meta, problem)
         except KeyError as exc:
             raise CorruptFileError(f"checkpoint {str(path)!r} is incomplete (no {exc.args[0]!r})") from None
 
     @classmethod
-    def _from_arrays(cls, path, arrays, meta):
+    def _from_arrays(cls, path, arrays, meta, problem=None):
         cfg = meta["config"]
         pm = meta["problem"]
-        get = lambda k: arrays.get(f"problem__{k}")  # noqa: E731
-        problem = Problem(arrays["problem__Z"], arrays["problem__y"], get("w_star"), pm["parametrization"],
-                          pm["init"], pm["alpha"], pm["seed"], pm["meta"], get("Z_test"), get("y_test"))
+        fam = pm.get("family", "diagonal")
+        if fam != "diagonal":
+            if problem is None:
+                raise DiagsimError(f"checkpoint {str(path)!r} holds a run of model family {fam!r}: pass its problem "
+                                   "(resume(checkpoint, problem=...), or simulate(...) with the same arguments)")
+            if family_of(problem) != fam or data_hash(problem) != cfg["problem"]["data_sha256"]:
+                raise StoredWorkMismatch(f"checkpoint {str(path)!r} holds a run on other data (model family "
+                                         f"{fam!r}) than the problem given", path=path,
+                                         differences=["problem.data_sha256"])
+        else:
+            get = lambda k: arrays.get(f"problem__{k}")  # noqa: E731
+            problem = Problem(arrays["problem__Z"], arrays["problem__y"], get("w_star"), pm["parametrization"],
+                              pm["init"], pm["alpha"], pm["seed"], pm["meta"], get("Z_test"), get("y_test"))
         if data_hash(problem) != cfg["problem"]["data_sha256"]:
             raise CorruptFileError(f"checkpoint {str(path)!r} is corrupt: its data do not match the recorded hash")
         if cfg.get("versions") != versions():
@@ -498,9 +552,9 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     """Validate the arguments of :func:`simulate` and decide everything about the run without running it
     (and without allocating the ensemble): its stepper, configuration, path ids and record grid. Raises
     a one-line :class:`DiagsimError` for bad input, and when the run would not fit in memory."""
-    if not isinstance(problem, Problem):
-        raise DiagsimError("problem must be a diagsim Problem (make_problem / load_problem); "
-                           f"got {type(problem).__name__}")
+    if not is_diagonal(problem) and not isinstance(problem, ModelProblem):
+        raise DiagsimError("problem must be a diagsim model problem (make_problem / load_problem, or a model "
+                           f"family's maker: diagsim.networks.model.family(name).make); got {type(problem).__name__}")
     from ..optimizers.specs import Optimizer
     if not isinstance(optimizer, Optimizer):
         raise DiagsimError(f"optimizer must be a diagsim.optimizers spec (SGD(...), Adam(...), ...); got {optimizer!r}")
@@ -527,14 +581,21 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
         t_end = check_positive("t", t, allow_zero=True)
     elif tau is not None:
         t_end = check_positive("tau", tau, allow_zero=True) / optimizer.lr
-    device = resolve_device(device, model)
+    if is_diagonal(problem):
+        device = resolve_device(device, model)
+    else:  # the other model families run on the CPU ("auto" is the CPU for them)
+        check_choice("device", device, DEVICES)
+        if device == "cuda":
+            raise DiagsimError(f"device='cuda' runs the diagonal family only; model family "
+                               f"{family_of(problem)!r} runs on the CPU (device='cpu')")
+        device = "cpu"
     stepper = make_stepper(model, problem, optimizer, seed, model_options, t_end=t_end, device=device, n_paths=M)
     N = horizon_steps(stepper, steps, t, tau)
     grid = record_steps(N, record, n_records, M)
-    _check_run_memory(problem, stepper, M, grid.size)
+    _check_run_memory(problem, stepper, M, grid.size, None if th0 is None else th0[:1])
     dt, lr = float(stepper.dt), float(stepper.lr)
     config = {
-        "problem": {**problem.describe(), "data_sha256": data_hash(problem)},
+        "problem": _problem_config(problem),
         "optimizer": optimizer.config(),
         "model": model, "model_options": model_options, "stepper": stepper.config(),
         "seed": seed, "n_paths": M, "steps": N, "dt": dt, "lr": lr, "t": N * dt, "tau": N * dt * lr,
@@ -549,10 +610,11 @@ def plan_run(problem: Problem, optimizer, *, steps: int | None = None, t: float 
     return RunPlan(problem, optimizer, stepper, config, ids, grid, th0, factor)
 
 
-def _check_run_memory(problem: Problem, stepper, n_paths: int, n_records: int) -> None:
+def _check_run_memory(problem: Problem, stepper, n_paths: int, n_records: int, theta0=None) -> None:
     """Refuse, before allocating anything of the ensemble's size, a run that cannot fit in memory: its
-    state (measured on one path), a copy for the result, the start states and the records."""
-    one = stepper.init_state(problem.theta0(1))
+    state (measured on one path: the first given start state, else the problem's), a copy for the result,
+    the start states and the records."""
+    one = stepper.init_state(problem.theta0(1) if theta0 is None else theta0)
     state = sum(np.asarray(a).nbytes for a in one.values())
     per_path = 2 * state + 8 * problem.dim + 8 * (n_records + 1) * 16
     check_memory(n_paths * per_path, f"the run ({n_paths} paths x {per_path / 2**20:.3g} MiB per path: "
@@ -563,7 +625,7 @@ def _start(plan: RunPlan) -> _Run:
     """The run of ``plan`` at step 0."""
     problem, M = plan.problem, plan.paths.size
     state = plan.stepper.init_state(plan.start_states())
-    L0 = loss_and_diag(problem, state["theta"])[0]
+    L0 = _losses(problem, state["theta"])
     if not np.all(np.isfinite(L0)):
         raise DiagsimError("theta0 gives a non-finite loss")
     return _Run(problem, plan.optimizer, plan.stepper, plan.config, plan.paths, state, np.ones(M, bool),
@@ -577,7 +639,7 @@ def _stored_run(plan: RunPlan, checkpoint) -> _Run | None:
     path = Path(checkpoint)
     if not path.exists():
         return None
-    run, _ = _Run.from_checkpoint(path)
+    run, _ = _Run.from_checkpoint(path, None if is_diagonal(plan.problem) else plan.problem)
     diffs = plan.differences(run.config, run.recorder.grid, run.paths)
     if diffs:
         raise StoredWorkMismatch(f"checkpoint {str(path)!r} holds a run with other settings ({describe_diff(diffs)}); "
@@ -596,7 +658,12 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
 
     Parameters
     ----------
-    problem : a :class:`~diagsim.networks.diagonal.problem.Problem` (``make_problem`` / ``load_problem``).
+    problem : a :class:`~diagsim.networks.diagonal.problem.Problem` (``make_problem`` / ``load_problem``: the
+        compiled kernels), or a problem of another model family (:class:`diagsim.networks.model.ModelProblem`,
+        e.g. ``family("matrix").make(...)``), run by the generic steppers on the model's products
+        (:mod:`diagsim.optimizers.generic`, :mod:`diagsim.sde.generic`, the slow flows of
+        :mod:`diagsim.slowflow` with :mod:`diagsim.slowflow.generic`) and recorded by
+        :mod:`diagsim.engine.model_records`; CPU only.
     optimizer : an optimizer spec (``diagsim.optimizers.SGD(lr=...)``, ``Adam(...)``, ...).
     steps, t, tau : the horizon, exactly one of: a number of steps; SDE time t = dt k; slow time
         tau = lr t (dt = lr for discrete optimizers, so tau = lr^2 k). t and tau round to the nearest step
@@ -649,12 +716,13 @@ def simulate(problem: Problem, optimizer, *, steps: int | None = None, t: float 
 
 
 def resume(checkpoint, *, progress: bool | None = None, checkpoint_every: float | int | None = None,
-           callback=None) -> Result:
+           callback=None, problem=None) -> Result:
     """Continue the run saved in ``checkpoint`` to its horizon; the result equals, bit for bit, that of
     the uninterrupted run. Further checkpoints go to the same file (period as saved unless
-    ``checkpoint_every`` is given). A finished run's checkpoint returns its result at once."""
+    ``checkpoint_every`` is given). A finished run's checkpoint returns its result at once. A run of a
+    non-diagonal model family needs its ``problem`` (checked against the stored data hash)."""
     check_output_file(checkpoint, "checkpoint")
-    run, every = _Run.from_checkpoint(checkpoint)
+    run, every = _Run.from_checkpoint(checkpoint, problem)
     return run.execute(progress=progress, checkpoint=checkpoint,
                        checkpoint_every=every if checkpoint_every is None else checkpoint_every,
                        callback=callback)

@@ -58,6 +58,10 @@ def _parameter_labels(d: int) -> np.ndarray:
 def to_xarray(result):
     """The result as an ``xarray.Dataset``; see :meth:`diagsim.engine.result.Result.to_xarray`."""
     xr = require("xarray", "Result.to_xarray")
+    if result.family != "diagonal":
+        from ..errors import DiagsimError
+        raise DiagsimError(f"Result.to_xarray labels the diagonal network's parameters; this run is of model "
+                           f"family {result.family!r} (use Result.records / Result.final)")
     steps = np.asarray(result.steps, dtype=np.int64)
     coords = {"step": ("step", steps), "t": ("step", result.t), "tau": ("step", result.tau),
               "path": ("path", np.asarray(result.paths, dtype=np.int64))}

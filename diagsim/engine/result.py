@@ -108,8 +108,17 @@ class Result:
         return self.final["theta"]
 
     @property
+    def family(self) -> str:
+        """The model family of the run's problem ("diagonal" for results written before there were others)."""
+        return self.config.get("problem", {}).get("family", "diagonal")
+
+    @property
     def w(self) -> np.ndarray:
-        """Final w(theta), (n_paths, d)."""
+        """Final w(theta), (n_paths, d) (diagonal family only: the others have :attr:`theta`)."""
+        if self.family != "diagonal":
+            from ..errors import DiagsimError
+            raise DiagsimError(f"Result.w is the diagonal network's w(theta); this run is of model family "
+                               f"{self.family!r}: use Result.theta")
         p = parametrization(self.config["problem"]["parametrization"])
         return w_numpy(p, self.final["theta"])
 
@@ -232,9 +241,12 @@ class Result:
             mean, se = self.mean_se(val)
             out[name] = _json_float(mean)
             out[f"{name}_se"] = _json_float(se)
-        mean, se = self.mean_se(self.w)
-        out["w_mean"] = [_json_float(x) for x in mean]
-        out["w_se"] = [_json_float(x) for x in se]
+        if self.family == "diagonal":
+            mean, se = self.mean_se(self.w)
+            out["w_mean"] = [_json_float(x) for x in mean]
+            out["w_se"] = [_json_float(x) for x in se]
+        else:
+            out["family"] = self.family
         out["diverged"] = [{**rep, "loss": _json_float(rep["loss"])} for rep in self.diverged]
         return out
 

@@ -36,6 +36,8 @@ observables(theta)          dict of (M,)     family-specific records (e.g. l1 / 
 describe()                  dict             JSON-able description (sizes, seeds, how it was made)
 data_arrays()               dict of arrays   every array the results depend on (hashed for caches and
                                              checkpoints)
+parameter_blocks()          (P,) int64       OPTIONAL: the default partition of Adam-mini / Adalayer
+                                             (block ids 0..B-1); without it, one block of all P
 ==========================  ===============  ===========================================================
 
 Label noise (docs/theory.md) enters only through these products: the noisy gradient of a step is
@@ -138,7 +140,7 @@ def family(name: str) -> Family:
 
 
 #: modules that register the built-in families when imported (imported lazily, on first lookup)
-BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("diagsim.networks.matrix",)
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("diagsim.networks.diagonal.problem", "diagsim.networks.matrix")
 
 
 def _load_builtin() -> None:
@@ -151,3 +153,23 @@ def _load_builtin() -> None:
 def family_of(problem) -> str:
     """The family name of a problem object (``problem.family``), "diagonal" for the diagonal Problem."""
     return getattr(problem, "family", "diagonal")
+
+
+def parameter_blocks(problem) -> np.ndarray:
+    """The default block partition of ``problem`` (its optional ``parameter_blocks()``; else one block of all
+    ``dim`` parameters), int64 (P,)."""
+    get = getattr(problem, "parameter_blocks", None)
+    if callable(get):
+        return np.asarray(get(), dtype=np.int64)
+    return np.zeros(problem.dim, np.int64)
+
+
+_DIAGONAL_PROBLEM: list = []  # the diagonal Problem class, imported on first use (that module imports this one)
+
+
+def is_diagonal(problem) -> bool:
+    """Whether ``problem`` is the diagonal family's Problem (which the fast Numba paths run)."""
+    if not _DIAGONAL_PROBLEM:
+        from .diagonal.problem import Problem
+        _DIAGONAL_PROBLEM.append(Problem)
+    return isinstance(problem, _DIAGONAL_PROBLEM[0])

@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DiagsimError
-from ..networks.diagonal.parametrization import check_blocks, default_blocks
+from ..networks.diagonal.parametrization import check_blocks
+from ..networks.model import parameter_blocks
 from ..registry import SpecRegistry
 from . import specs as S
 from . import updates as U
@@ -141,7 +142,7 @@ DISCRETE.register(S.Adam, Discrete(  # and RMSProp, AdamE-lambda
 
 def _pack_adam_mini(opt, problem, fp, ip):
     _pack_adam(opt, problem, fp, ip)
-    blocks = default_blocks(problem.d) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
+    blocks = parameter_blocks(problem) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
     ip[I_N_BLOCKS] = int(blocks.max()) + 1
     return blocks
 

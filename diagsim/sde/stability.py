@@ -13,8 +13,8 @@ import warnings
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from ..networks.diagonal.derivatives import hvp
 from ..networks.diagonal.problem import Problem
+from ..networks.model import is_diagonal
 
 #: dt * rate above which a warning is issued (explicit Euler is unstable above 2)
 WARN_AT = 1.0
@@ -23,13 +23,14 @@ AUTO_TARGET = 0.25
 
 
 def lambda_max(problem: Problem, theta: np.ndarray, S: np.ndarray | None = None) -> float:
-    """Largest |eigenvalue| of S^{1/2} H(theta) S^{1/2} (H exact, residual term included); theta (2d,)."""
+    """Largest |eigenvalue| of S^{1/2} H(theta) S^{1/2} (H exact, residual term included, by ``problem.hvp``:
+    any model problem); theta (P,)."""
     th = np.ascontiguousarray(theta, dtype=np.float64).reshape(1, -1)
     dim = th.shape[1]
     rs = np.ones(dim) if S is None else np.sqrt(np.asarray(S, dtype=np.float64).reshape(-1))
 
     def mv(x):
-        return rs * hvp(problem, th, rs * np.asarray(x).reshape(-1))[0]
+        return rs * problem.hvp(th, rs * np.asarray(x).reshape(-1))[0]
 
     op = LinearOperator((dim, dim), matvec=mv, dtype=np.float64)
     v0 = np.linspace(1.0, 2.0, dim)
@@ -41,7 +42,10 @@ def lambda_max(problem: Problem, theta: np.ndarray, S: np.ndarray | None = None)
 
 
 def teacher_point(problem: Problem) -> np.ndarray | None:
-    """A point of Gamma with w = w_star (None without a teacher): u = (w*_+)^{1/D}, v = (w*_-)^{1/D}."""
+    """A point of Gamma with w = w_star (None without a teacher, or for a non-diagonal model family):
+    u = (w*_+)^{1/D}, v = (w*_-)^{1/D}."""
+    if not is_diagonal(problem):
+        return None
     if problem.w_star is None or not np.allclose(problem.Z @ problem.w_star, problem.y):
         return None
     w = problem.w_star

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DiagsimError, check_choice, check_interval, check_positive
-from ..networks.diagonal.derivatives import phi_derivatives
-from ..networks.diagonal.manifold import project_tangent
 from ..networks.diagonal.problem import Problem
+from .generic import manifold_of
 
 V_MODES = ("quasi-static", "ode")
 
@@ -46,7 +45,9 @@ class SlowFlow:
 
     Parameters
     ----------
-    problem : the problem.
+    problem : the problem: the diagonal family's, or any model problem
+        (:class:`diagsim.networks.model.ModelProblem`: diag H on Gamma is its ``gn_diag``, the semi-gradient
+        its ``gn_diag_vjp``, the projections those of :func:`diagsim.slowflow.generic.manifold_of`).
     c : delta^2 / n (> 0).
     lam : the preconditioner's exponent (0: SGD's flow, 1/2: Adam, other: AdamE-lam).
     eps : S = 1/(v^lam + eps).
@@ -78,6 +79,7 @@ class SlowFlow:
             object.__setattr__(self, "blocks", b)
         if self.v_mode == "ode":
             object.__setattr__(self, "C", check_positive("C", self.C))
+        object.__setattr__(self, "manifold", manifold_of(self.problem))
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -94,10 +96,9 @@ class SlowFlow:
 
     # ---------------------------------------------------------------- pieces
     def diag_hessian(self, theta: np.ndarray) -> np.ndarray:
-        """diag H on Gamma, [s wu^2, s wv^2], shape (M, 2d)."""
-        wu, wv, *_ = phi_derivatives(self.problem, theta)
-        s = self.problem.s
-        return np.concatenate([s * wu * wu, s * wv * wv], axis=1)
+        """diag H on Gamma: the Gauss-Newton diagonal (1/n) diag(J^T J) (diagonal family: [s wu^2, s wv^2]),
+        shape (M, P)."""
+        return self.problem.gn_diag(theta)
 
     def block_mean(self, x: np.ndarray) -> np.ndarray:
         """Mean of x (M, 2d) over each block, (M, nb) (x itself without blocks)."""
@@ -127,23 +128,18 @@ class SlowFlow:
         return S
 
     def semi_gradient(self, theta: np.ndarray, S: np.ndarray) -> np.ndarray:
-        """grad_theta tr(S H(theta)) with S fixed (H = (1/n) J^T J), (M, 2d)."""
-        d = self.problem.d
-        wu, wv, huu, huv, hvv = phi_derivatives(self.problem, theta)
-        s2 = 2.0 * self.problem.s
-        Su, Sv = S[:, :d], S[:, d:]
-        gu = s2 * (Su * wu * huu + Sv * wv * huv)
-        gv = s2 * (Su * wu * huv + Sv * wv * hvv)
-        return np.concatenate([gu, gv], axis=1)
+        """grad_theta tr(S H(theta)) with S fixed (H = (1/n) J^T J): the model's ``gn_diag_vjp(theta, S)``,
+        (M, P)."""
+        return self.problem.gn_diag_vjp(theta, S)
 
     def velocity(self, theta: np.ndarray, v: np.ndarray | None = None):
         """(d zeta/d tau (M, 2d), dv/d tau (M, n_v) or None) at points of Gamma."""
         S = self.preconditioner(theta, v)
         g = self.semi_gradient(theta, S)
         if self.adaptive:
-            vel = -0.25 * self.c * project_tangent(self.problem, theta, S * g, S)
+            vel = -0.25 * self.c * self.manifold.project(theta, S * g, S)
         else:
-            vel = -0.25 * self.c * project_tangent(self.problem, theta, g)
+            vel = -0.25 * self.c * self.manifold.project(theta, g)
         dv = None
         if self.v_mode == "ode" and self.adaptive:
             dv = self.C * (self.v_quasi_static(theta) - v)

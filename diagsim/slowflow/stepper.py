@@ -26,13 +26,13 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from ..errors import DiagsimError, check_choice, check_int, check_positive
-from ..networks.diagonal.derivatives import gradient
-from ..networks.diagonal.manifold import residual_norm, retract
-from ..networks.diagonal.parametrization import check_blocks, default_blocks
+from ..networks.diagonal.parametrization import check_blocks
 from ..networks.diagonal.problem import Problem
+from ..networks.model import parameter_blocks
 from ..optimizers import specs as O
 from ..registry import SpecRegistry
-from .flows import SlowFlow, rate_bound
+from .flows import SlowFlow
+from .generic import manifold_of
 
 #: a substep whose stage cannot be retracted is retried with half its size, at most this many times
 MAX_HALVINGS = 30
@@ -52,7 +52,7 @@ def _adaptive_flow(problem, opt, c, v, eps):
                            "bias_correction=False")
     blocks = None
     if isinstance(opt, O.AdamMini):
-        blocks = default_blocks(problem.d) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
+        blocks = parameter_blocks(problem) if opt.blocks is None else check_blocks(opt.blocks, problem.dim)
     label = opt.name if opt.lam == 0.5 else f"{opt.name}-e{opt.lam:g}"
     return SlowFlow(problem, c, lam=opt.lam, eps=opt.eps if eps is None else eps, blocks=blocks, v_mode=v,
                     C=(1.0 - opt.beta2) / opt.lr ** 2, name=f"{label}-slow-flow")
@@ -98,13 +98,14 @@ def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e
     th = problem.check_theta(theta0).copy()
     out = np.empty_like(th)
     scale = 1.0 + np.abs(problem.y).max()
+    gamma = manifold_of(problem)
     for p in range(th.shape[0]):
         y = th[p]
         t, span = 0.0, 10.0
-        while residual_norm(problem, y[None])[0] > 1e-6 * scale:
+        while gamma.residual_norm(y[None])[0] > 1e-6 * scale:
             if t > t_max:
                 raise DiagsimError(f"gradient flow from path {p} did not reach the manifold by t = {t_max:g}")
-            sol = solve_ivp(lambda _t, z: -gradient(problem, z[None])[0], (t, t + span), y, method="DOP853",
+            sol = solve_ivp(lambda _t, z: -problem.gradient(z[None])[0], (t, t + span), y, method="DOP853",
                             rtol=1e-10, atol=1e-13)
             if not sol.success:
                 raise DiagsimError(f"gradient flow from path {p} failed: {sol.message}")
@@ -112,7 +113,7 @@ def gradient_flow_limit(problem: Problem, theta0: np.ndarray, *, tol: float = 1e
             t += span
             span *= 2.0
         out[p] = y
-    return retract(problem, out, tol=tol)
+    return gamma.retract(out, tol=tol)
 
 
 class SlowFlowStepper:
@@ -171,7 +172,7 @@ class SlowFlowStepper:
         if self.start != "auto":
             return self.start
         th = self.problem.check_theta(theta0, "theta0")
-        r0 = residual_norm(self.problem, th)
+        r0 = self.flow.manifold.residual_norm(th)
         return "given" if np.all(r0 <= self.max_start_residual) else "gradient-flow"
 
     def start_point(self, theta0: np.ndarray) -> np.ndarray:
@@ -181,7 +182,7 @@ class SlowFlowStepper:
         self.start_used = used
         if used == "gradient-flow":
             return gradient_flow_limit(self.problem, th, tol=self.retract_tol)
-        r0 = residual_norm(self.problem, th)
+        r0 = self.flow.manifold.residual_norm(th)
         if np.any(r0 > self.max_start_residual):
             p = int(np.argmax(r0))
             raise DiagsimError(f"start point of path {p} is not near the manifold of minimizers "
@@ -189,7 +190,7 @@ class SlowFlowStepper:
                                f"{self.max_start_residual:g}); start the slow flow with "
                                "start='auto' or 'gradient-flow' (model_options), from a trained state, or "
                                "raise max_start_residual")
-        return retract(self.problem, th, tol=self.retract_tol)
+        return self.flow.manifold.retract(th, tol=self.retract_tol)
 
     def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
         th = np.ascontiguousarray(self.start_point(theta0))
@@ -235,7 +236,7 @@ class SlowFlowStepper:
         out = np.full_like(new, np.nan)
         if fin.any():
             try:
-                out[fin] = retract(self.problem, new[fin], tol=self.retract_tol)
+                out[fin] = self.flow.manifold.retract(new[fin], tol=self.retract_tol)
             except DiagsimError as exc:
                 raise DiagsimError(f"slow flow left the manifold ({exc}); use a smaller dtau or kappa"
                                    ) from None
@@ -259,7 +260,9 @@ class SlowFlowStepper:
     def _step(self, th, v, alive):
         """One step of dtau for the rows with ``alive``; returns (theta, v, still finite).
 
-        Substeps h <= kappa / max_i |vel_i / theta_i| (and h <= 0.5 / C for v following its ODE); each substep
+        Substeps h <= kappa / (the flow's relative speed: max_i |vel_i / theta_i| on the diagonal family, whose
+        coordinates move multiplicatively; max_i |vel_i| / max_i |theta_i| on the others) (and h <= 0.5 / C
+        for v following its ODE); each substep
         is explicit Euler ("euler") or Heun's predictor-corrector ("heun"), every stage retracted onto Gamma
         (a projection method keeps the order of the underlying scheme: 1 for Euler, 2 for Heun).
         """
@@ -273,7 +276,7 @@ class SlowFlowStepper:
             t_r = th[rows]
             v_r = None if v is None else v[rows]
             vel, dv = self.flow.velocity(t_r, v_r)
-            rate = rate_bound(t_r, vel, floor)
+            rate = self.flow.manifold.relative_speed(t_r, vel, floor)
             with np.errstate(divide="ignore"):
                 h = np.minimum(rem[rows], np.where(rate > 0, self.kappa / rate, np.inf))
             if dv is not None:  # explicit steps of dv/dtau = -C v + ...: stable for C h < 2
@@ -380,7 +383,7 @@ def make_stepper(problem: Problem, optimizer, *, seed: int = 0, t_end: float | N
         check_choice("dtau", dtau, ("auto",))
         probe = SlowFlowStepper(flow, dtau=1.0, **kw)
         th0 = problem.theta0(1)
-        if probe.resolve_start(th0) == "gradient-flow" or residual_norm(problem, th0)[0] <= max_start_residual:
+        if probe.resolve_start(th0) == "gradient-flow" or flow.manifold.residual_norm(th0)[0] <= max_start_residual:
             ref = probe.start_point(th0)
         else:
             from ..sde.stability import teacher_point

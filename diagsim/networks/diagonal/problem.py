@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ...errors import DiagsimError, as_float_array, check_choice, check_int, check_memory, check_positive
 from ...storage import load_npz, write_npz_atomic
+from ..model import register_family
 from . import parametrization as _parametrization_module
 from .parametrization import Parametrization, parametrization, w_numpy
 
@@ -25,7 +27,9 @@ INITS = ("constant", "gaussian")
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Data + network + initialization.
+    """Data + network + initialization; the diagonal family of the model interface
+    (:class:`diagsim.networks.model.ModelProblem`: its members below delegate to
+    :mod:`diagsim.networks.diagonal.derivatives`, f(theta) = Z w(theta)).
 
     Attributes
     ----------
@@ -49,6 +53,7 @@ class Problem:
     meta: dict = field(default_factory=dict)
     Z_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    family: ClassVar[str] = "diagonal"
 
     def __post_init__(self):
         Z = as_float_array("Z", self.Z, (None, None))
@@ -135,6 +140,90 @@ class Problem:
             return np.full(w.shape[:-1], np.nan)
         e = w - self.w_star
         return 0.5 * np.sum(e * e, axis=-1)
+
+    # ---------------------------------------------------------------- the model interface
+    # (diagsim.networks.model: shapes (M, .), a (P,) state promoted to (1, P); P = 2d)
+    @staticmethod
+    def _rows(a) -> np.ndarray:
+        """float64 (M, k) view of a batch (a (k,) vector promoted), unchecked (the products' inputs)."""
+        a = np.asarray(a, dtype=np.float64)
+        return a[None, :] if a.ndim == 1 else a
+
+    def predict(self, theta) -> np.ndarray:
+        """f(theta) = Z w(theta), (M, n)."""
+        return self.w(self._rows(theta)) @ self.ZT
+
+    def residual(self, theta) -> np.ndarray:
+        return _derivatives.residual(self, theta)
+
+    def loss(self, theta) -> np.ndarray:
+        return _derivatives.loss(self, theta)
+
+    def gradient(self, theta) -> np.ndarray:
+        return _derivatives.gradient(self, theta)
+
+    def jvp(self, theta, v) -> np.ndarray:
+        """J v = Z (wu * v_u + wv * v_v), (M, n)."""
+        from .manifold import jvp
+        th = self._rows(theta)
+        wu, wv, *_ = _derivatives.phi_derivatives(self, th)
+        return jvp(self, wu, wv, self._rows(v))
+
+    def vjp(self, theta, x) -> np.ndarray:
+        """J^T x = [wu * Z^T x, wv * Z^T x], (M, 2d)."""
+        from .manifold import jt
+        th = self._rows(theta)
+        wu, wv, *_ = _derivatives.phi_derivatives(self, th)
+        return jt(self, wu, wv, self._rows(x))
+
+    def gn_diag(self, theta) -> np.ndarray:
+        """(1/n) diag(J^T J) = [s wu^2, s wv^2], (M, 2d) (diag H on the manifold r = 0)."""
+        wu, wv, *_ = _derivatives.phi_derivatives(self, self._rows(theta))
+        return np.concatenate([self.s * wu * wu, self.s * wv * wv], axis=1)
+
+    def gn_diag_vjp(self, theta, c) -> np.ndarray:
+        """grad_theta sum_i c_i gn_diag_i (c fixed): [2 s (c_u wu w_uu + c_v wv w_uv),
+        2 s (c_u wu w_uv + c_v wv w_vv)], (M, 2d) (the slow flows' semi-gradient)."""
+        th = self._rows(theta)
+        c = np.asarray(c, dtype=np.float64)
+        d = self.d
+        wu, wv, huu, huv, hvv = _derivatives.phi_derivatives(self, th)
+        s2 = 2.0 * self.s
+        cu, cv = c[:, :d], c[:, d:]
+        gu = s2 * (cu * wu * huu + cv * wv * huv)
+        gv = s2 * (cu * wu * huv + cv * wv * hvv)
+        return np.concatenate([gu, gv], axis=1)
+
+    def hvp(self, theta, v) -> np.ndarray:
+        return _derivatives.hvp(self, theta, v)
+
+    def hessian_diag(self, theta) -> np.ndarray:
+        return _derivatives.hessian_diag(self, theta)
+
+    def hessian(self, theta) -> np.ndarray:
+        return _derivatives.hessian(self, theta)
+
+    def test_loss(self, theta) -> np.ndarray:
+        """:meth:`test_loss_w` of w(theta), (M,)."""
+        return self.test_loss_w(self.w(self._rows(theta)))
+
+    def observables(self, theta, support_threshold: float = 1e-3) -> dict[str, np.ndarray]:
+        """l1 = ||w||_1 and support = #{i : |w_i| > support_threshold}, each (M,)."""
+        a = np.abs(self.w(self._rows(theta)))
+        return {"l1": a.sum(axis=1), "support": (a > support_threshold).sum(axis=1).astype(np.float64)}
+
+    def parameter_blocks(self) -> np.ndarray:
+        """The default block partition of Adam-mini / Adalayer: {u} (block 0) and {v} (block 1)."""
+        from .parametrization import default_blocks
+        return default_blocks(self.d)
+
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        """Z, y and those of w_star, Z_test, y_test that are set."""
+        out = {"Z": self.Z, "y": self.y}
+        for key in ("w_star", "Z_test", "y_test"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     # ---------------------------------------------------------------- i/o
     def describe(self) -> dict:
@@ -245,3 +334,10 @@ def load_problem(path, *, parametrization: str | None = None, init: str | None =
                    alpha if alpha is not None else saved.get("alpha", 0.1),
                    check_int("seed", seed if seed is not None else saved.get("seed", 0), minimum=0),
                    meta, Zt, yt)
+
+
+# the members above call the batched derivatives; imported last because that module imports Problem
+from . import derivatives as _derivatives  # noqa: E402
+
+register_family("diagonal", make_problem, load_problem,
+                "diagonal linear networks w = phi(u, v) on sparse regression (make_problem / load_problem)")
