@@ -5,7 +5,9 @@ Job configuration (each table optional except the horizon)::
     problem    keyword arguments of diagsim.make_problem (n, d, k, design, teacher, parametrization,
                init, alpha, seed, support), or ``data = "file.npz"`` (+ parametrization, init, alpha,
                seed) for diagsim.load_problem; the file's SHA-256 joins the config, so editing the data
-               invalidates the cache.
+               invalidates the cache. ``family = "matrix"`` (any registered model family other than the
+               diagonal one, docs/guide/matrix.md) takes that family's maker's keyword arguments instead
+               (for "matrix": diagsim.make_matrix_problem's m1, m2, rank, depth, width, n, kind, ...).
     optimizer  an optimizer config for diagsim.optimizers.from_config: ``optimizer = "adam"``, its
                hyperparameters, and ``noise = {kind = "label", delta = 0.5}`` or the shorthand
                ``label_noise = 0.5`` (label noise, Rademacher unless ``noise.dist`` says otherwise).
@@ -63,6 +65,9 @@ def _file_sha256(path: Path) -> str:
 def canonical_problem(p: dict) -> dict:
     from ..networks.diagonal.problem import make_problem
     p = dict(p)
+    if p.get("family", "diagonal") != "diagonal":
+        return _canonical_family_problem(p)
+    p.pop("family", None)  # the diagonal family keeps its keys (and so its cache keys) as before
     if "data" in p:
         bad = sorted(set(p) - set(_DATA_KEYS) - {"data_sha256"})
         if bad:
@@ -83,6 +88,18 @@ def canonical_problem(p: dict) -> dict:
     if out.get("support") is not None:
         out["support"] = [int(i) for i in out["support"]]
     return out
+
+
+def _canonical_family_problem(p: dict) -> dict:
+    """A problem table of a non-diagonal family: its maker's defaults filled in, unknown keys refused."""
+    from ..networks.model import family
+    fam = family(str(p.pop("family")))
+    allowed = _defaults(fam.make)
+    bad = sorted(set(p) - set(allowed))
+    if bad:
+        raise DiagsimError(f"unknown problem argument(s) {', '.join(bad)} for family {fam.name!r}; allowed: "
+                           f"{', '.join(allowed)}")
+    return {"family": fam.name, **allowed, **p}
 
 
 def canonical_optimizer(o: dict) -> dict:
@@ -128,6 +145,9 @@ def canonicalize(cfg: dict) -> dict:
 def build_problem(p: dict):
     """The :class:`~diagsim.networks.diagonal.problem.Problem` of a canonical ``problem`` table."""
     from ..networks.diagonal.problem import load_problem, make_problem
+    if "family" in p:
+        from ..networks.model import family
+        return family(p["family"]).make(**{k: v for k, v in p.items() if k != "family"})
     if "data" in p:
         return load_problem(p["data"], **{k: p[k] for k in _DATA_KEYS[1:] if k in p})
     return make_problem(**p)
@@ -148,6 +168,8 @@ def batchable(cfg: dict) -> bool:
     (or on "auto" where that is a GPU)."""
     from ..engine.driver import resolve_device
     sim = cfg["simulate"]
+    if "family" in cfg["problem"]:  # the GPU launch groups diagonal problems only
+        return False
     if sim.get("model", "discrete") != "discrete" or sim.get("device") not in ("cuda", "auto"):
         return False
     try:
@@ -210,7 +232,7 @@ def summarize(result, options: dict, config: dict) -> dict:
     tol = float(options.get("recovery_tol", 0.1))
     w_star = None
     try:
-        w_star = build_problem(config["problem"]).w_star
+        w_star = getattr(build_problem(config["problem"]), "w_star", None)  # diagonal problems only
     except DiagsimError:
         pass
     if w_star is not None and np.any(w_star != 0):
