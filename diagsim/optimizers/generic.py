@@ -26,8 +26,9 @@ import numpy as np
 from ..errors import DiagsimError
 from ..registry import SpecRegistry
 from . import specs as S
-from .entries import BUF, DISCRETE, S1, S2
-from .lowering import F_DELTA, GRAD_PLAIN, I_BATCH, lower
+from .discrete import DiscreteStepper
+from .entries import DISCRETE
+from .lowering import F_DELTA, GRAD_PLAIN, I_BATCH
 from .rows import noise_rows, update_rows
 
 #: the optimizers the generic discrete stepper runs (plain noisy gradient + an update rule of .updates)
@@ -51,48 +52,23 @@ def residual_and_loss(problem, theta: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return r, 0.5 * np.einsum("mj,mj->m", r, r) / n
 
 
-class GenericDiscreteStepper:
+class GenericDiscreteStepper(DiscreteStepper):
     """Advances paths of a discrete optimizer on a model problem (the Stepper protocol of
-    :mod:`diagsim.engine.stepper`); ``dt = lr``."""
-
-    level = "discrete"
+    :mod:`diagsim.engine.stepper`); ``dt = lr``. State, slots, statistics and hints are the diagonal
+    stepper's (:class:`.discrete.DiscreteStepper`); only the step itself runs on the model's products."""
 
     def __init__(self, problem, optimizer: S.Optimizer, seed: int = 0):
         GENERIC_DISCRETE.lookup(optimizer)
         if DISCRETE.lookup(optimizer).gradient != GRAD_PLAIN:  # pragma: no cover - a registry inconsistency
             raise DiagsimError(f"{optimizer.name} does not use the plain noisy gradient")
-        self.problem = problem
-        self.optimizer = optimizer
-        self.seed = int(seed)
-        self.low = lower(problem, optimizer, self.seed)
-        self.lr = float(optimizer.lr)
-        self.dt = self.lr
-
-    def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
-        th = np.array(self.problem.check_theta(theta0), dtype=np.float64, order="C")
-        st = {"theta": th}
-        for slot in self.low.slots:
-            st[slot.name] = slot.init(self.problem, self.optimizer, th, self.low)
-        return st
-
-    def advance(self, state, paths, step0: int, n_steps: int, active) -> None:
-        M = state["theta"].shape[0]
-        self.advance_checked(state, paths, step0, n_steps, active, np.full(M, np.inf), np.full(M, -1, np.int64),
-                             np.full(M, np.nan))
-
-    def _slots(self, state):
-        M = state["theta"].shape[0]
-        args = {S1: np.zeros((M, 0)), S2: np.zeros((M, 0)), BUF: None}
-        for slot in self.low.slots:
-            args[slot.arg] = state[slot.name]
-        return args[S1], args[S2]
+        super().__init__(problem, optimizer, seed)
 
     def advance_checked(self, state, paths, step0: int, n_steps: int, active, limit, div_step, div_loss) -> None:
         """As :meth:`advance`; a path whose loss at step k is not finite or above ``limit[p]`` stops at theta_k
         with ``div_step[p] = k`` and ``div_loss[p]`` = that loss."""
         P, lo = self.problem, self.low
         th = state["theta"]
-        s1, s2 = self._slots(state)
+        s1, s2, _ = self.kernel_slots(state)
         paths = np.ascontiguousarray(paths, dtype=np.int64)
         n = P.n
         for k in range(int(step0), int(step0) + int(n_steps)):
@@ -117,16 +93,7 @@ class GenericDiscreteStepper:
             update_rows(lo.update, th, s1, s2, G, rows, lo.fp, lo.ip, lo.blocks, lo.block_size, k)
 
     def config(self) -> dict:
-        return {"level": self.level, "optimizer": self.optimizer.config(), "seed": self.seed,
-                "engine": "generic (model products)"}
-
-    def preconditioner_stats(self, state) -> dict[str, np.ndarray]:
-        stats = DISCRETE.lookup(self.optimizer).stats
-        return {} if stats is None else stats(self.optimizer, state)
-
-    def divergence_hint(self) -> str:
-        hint = DISCRETE.lookup(self.optimizer).hint
-        return f"lr={self.optimizer.lr:g} is likely too large" + ("" if hint is None else hint(self.optimizer))
+        return {**super().config(), "engine": "generic (model products)"}
 
 
 def make_stepper(problem, optimizer: S.Optimizer, *, seed: int = 0, t_end: float | None = None

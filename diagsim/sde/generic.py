@@ -32,7 +32,7 @@ from ..optimizers.generic import residual_and_loss
 from ..registry import SpecRegistry
 from . import stability
 from .brownian import BrownianPath, increments
-from .stepper import _label_noise_delta, _one_variant
+from .stepper import SDEStepper, _label_noise_delta, _one_variant
 
 #: steps of Brownian increments drawn at once (memory: paths x this x n floats)
 STEP_BLOCK = 256
@@ -127,25 +127,10 @@ GENERIC_SDE.register(O.SGD, _sgd)
 GENERIC_SDE.register(O.Adam, _adam)  # Adam, RMSProp, AdamE-lambda, Adam-mini, Adalayer
 
 
-class ModelSDEStepper:
-    """Euler–Maruyama for a :class:`ModelSDE` on a model problem (the Stepper protocol)."""
-
-    level = "sde"
-
-    def __init__(self, problem, model: ModelSDE, *, lr: float, dt: float, brownian: BrownianPath, optimizer=None,
-                 v0=0.0, check_stability: bool = True):
-        self.problem = problem
-        self.model = model
-        self.lr = check_positive("lr", lr)
-        self.dt = check_positive("dt", dt)
-        self.brownian = brownian
-        self.sub = brownian.substeps(self.dt)
-        self.optimizer = optimizer
-        if not (isinstance(v0, str) and v0 == "target"):
-            v0 = check_positive("v0", v0, allow_zero=True)
-        self.v0 = v0
-        self.check_stability = bool(check_stability)
-        self._checked = False
+class ModelSDEStepper(SDEStepper):
+    """Euler–Maruyama for a :class:`ModelSDE` on a model problem (the Stepper protocol). Construction, options
+    and the stiffness rate are the diagonal stepper's (:class:`.stepper.SDEStepper`); the state and the step
+    use the model's products."""
 
     def init_state(self, theta0: np.ndarray) -> dict[str, np.ndarray]:
         th = np.array(self.problem.check_theta(theta0, "theta0"), dtype=np.float64, order="C")
@@ -157,9 +142,6 @@ class ModelSDEStepper:
                 state["v"] = np.full((th.shape[0], self.model.n_v(self.problem.dim)), float(self.v0))
         return state
 
-    def rate(self, theta: np.ndarray, S: np.ndarray | None = None) -> float:
-        return max(stability.lambda_max(self.problem, theta, S), self.model.relaxation)
-
     def advance(self, state, paths, step0, n_steps, active) -> None:
         n_steps = check_int("n_steps", n_steps, minimum=0)
         if n_steps == 0:
@@ -168,11 +150,11 @@ class ModelSDEStepper:
         th = state["theta"]
         v = state.get("v")
         paths = np.ascontiguousarray(paths, dtype=np.int64)
-        if self.check_stability and not self._checked and active.any():
+        if self.check_stability and not self._warned and active.any():
             p = int(np.flatnonzero(active)[0])
             S = None if v is None else mdl.preconditioner(v[p:p + 1])[0]
             stability.warn_if_unstable(dt, self.rate(th[p], S), f"step {step0} (path {p})")
-            self._checked = True
+            self._warned = True  # checked once, at the first step
         inv_n = 1.0 / P.n
         k, end = int(step0), int(step0) + n_steps
         while k < end:
