@@ -212,8 +212,8 @@ def _family_of_data(path, opts: dict) -> str:
     reads it; a one-line error when none does."""
     from ..networks.model import family, family_names
     try:
-        with np.load(path, allow_pickle=False) as f:
-            keys = set(f.files)
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # np.load leaks its own handle on
+            keys = set(f.files)                                              # a corrupt zip
     except Exception:  # noqa: BLE001 - unreadable: the diagonal loader reports it
         return "diagonal"
     if "Z" in keys:

@@ -351,11 +351,10 @@ def is_matrix_data(path) -> bool:
     """Whether the ``.npz`` at ``path`` holds matrix-family data (an array ``A``, no ``Z``); False for anything
     unreadable (the loader then says why)."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # our own file handle: np.load leaves the file it opened unclosed when the zip is corrupt
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             return "A" in f.files and "Z" not in f.files
-    except (OSError, ValueError, EOFError):
-        return False
-    except Exception:  # zipfile.BadZipFile and the like: not for this test to report
+    except Exception:  # unreadable (OSError, ValueError, zipfile.BadZipFile, ...): the loader then says why
         return False
 
 
