@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DiagsimError
 from ..networks.diagonal.parametrization import check_blocks
-from ..networks.model import parameter_blocks
+from ..networks.model import is_diagonal, parameter_blocks
 from ..registry import SpecRegistry
 from . import specs as S
 from . import updates as U
@@ -102,7 +102,8 @@ def _theta_copy(problem, opt, theta, low):
 
 
 def _residual_ring(problem, opt, theta, low):
-    r = problem.w(theta) @ problem.Z.T - problem.y
+    # the diagonal family's own product (the numbers its runs have always started from); any other: residual()
+    r = problem.w(theta) @ problem.Z.T - problem.y if is_diagonal(problem) else problem.residual(theta)
     return np.ascontiguousarray(np.repeat(r[:, None, :], opt.delay, axis=1))
 
 
