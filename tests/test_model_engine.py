@@ -362,6 +362,26 @@ def test_generic_sam_one_step_against_the_gradient():
     np.testing.assert_allclose(s["theta"], th0 - lr * grad, rtol=0, atol=64 * EPS * (1 + np.abs(th0).max()))
 
 
+def test_generic_saf_and_mesa_two_steps_against_their_definitions():
+    """Two noiseless steps of SAF (delay 1) and MESA on a matrix problem against their definitions written with
+    problem.gradient / vjp: step 1 adds 2 lam_tra J^T (f(theta_1) - fhat) / n, fhat = f(theta_0) (SAF) or
+    f(ema_1), ema_1 = beta theta_0 + (1 - beta) theta_1 (MESA); step 0's trajectory term is zero."""
+    P = _matrix()
+    rng = np.random.default_rng(1)
+    th0 = P.theta0(1) + 0.3 * rng.standard_normal((1, P.dim))
+    lr, lam, beta = 0.05, 0.3, 0.9
+    th1 = th0 - lr * P.gradient(th0)
+    for opt, fhat_of in ((SAF(lr=lr, lam_tra=lam, delay=1, noise=NoNoise()), lambda: P.predict(th0)),
+                         (MESA(lr=lr, lam_tra=lam, beta_ema=beta, noise=NoNoise()),
+                          lambda: P.predict(beta * th0 + (1 - beta) * th1))):
+        ref = th1 - lr * (P.gradient(th1) + 2 * lam * P.vjp(th1, P.predict(th1) - fhat_of()) / P.n)
+        st = generic_discrete(P, opt, seed=0)
+        s = st.init_state(th0)
+        st.advance(s, np.array([0]), 0, 2, np.ones(1, bool))
+        np.testing.assert_allclose(s["theta"], ref, rtol=0, atol=256 * EPS * (1 + np.abs(ref).max()), err_msg=opt.name)
+        assert np.abs(ref - (th1 - lr * P.gradient(th1))).max() > 1e6 * EPS  # the trajectory term matters
+
+
 def test_simulate_dispatches_and_records_through_the_model():
     """simulate on the wrapped diagonal problem (generic steppers, model records) against the fast path."""
     opt = SGD(lr=0.01)
