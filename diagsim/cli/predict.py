@@ -17,8 +17,8 @@ import textwrap
 
 import numpy as np
 
-from ..networks.matrix import is_matrix_data, load_matrix_problem
 from ..errors import DiagsimError
+from ..networks.matrix import is_matrix_data, load_matrix_problem
 from ..predict import DEFAULT_MAX_SUPPORTS, METHODS, NAMES, predict
 from ..symbolic import MEASURES
 from .common import add_problem_args, print_json, print_table, problem_from_args
