@@ -23,7 +23,8 @@ def test_every_figure_has_config_script_and_readme_row():
     names = list_figures(REPRO)
     assert names == ["fig1_trajectories", "fig2_sample_size", "fig3_sharpness", "fig4_phase", "fig5_adam_phase",
                      "fig6_paper_scale", "fig7_sharpness_correlation", "fig8_sam_family",
-                     "fig9_adame_lambda", "fig10_beta2_scaling", "fig11_adam_mini", "fig12_three_levels"]
+                     "fig9_adame_lambda", "fig10_beta2_scaling", "fig11_adam_mini", "fig12_three_levels",
+                     "fig13_matrix_factorization"]
     readme = (REPRO / "README.md").read_text()
     assert (REPRO / "diagsim.mplstyle").is_file()
     for n in names:
