@@ -95,7 +95,7 @@ class GenericDiscreteStepper(DiscreteStepper):
         super().__init__(problem, optimizer, seed)
 
     def advance_checked(self, state, paths, step0: int, n_steps: int, active, limit, div_step, div_loss) -> None:
-        """As :meth:`advance`; a path whose loss at step k is not finite or above ``limit[p]`` stops at theta_k
+        """As ``advance`` (inherited); a path whose loss at step k is not finite or above ``limit[p]`` stops at theta_k
         with ``div_step[p] = k`` and ``div_loss[p]`` = that loss."""
         P, lo = self.problem, self.low
         th = state["theta"]
