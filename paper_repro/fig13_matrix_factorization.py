@@ -179,14 +179,14 @@ def plot(ctx):
                                                  for k, v in r.items()} for r in prows]}
             pred_note = "dashed: SGD's predicted limit"
         else:
-            pred_note = "no closed-form SGD prediction at this depth (dotted: its slow flow)"
+            pred_note = "no SGD prediction at depth 3;\ndotted: its slow flow"
         seeds_a = [r["seed"] for r in _by_seed(runs["adam"], depth)]
         assert seeds_a == [r["seed"] for r in _by_seed(runs["sgd"], depth)]
         entry["adam_vs_sgd"] = verdict([r["test_loss"] for r in _by_seed(runs["adam"], depth)],
                                        [r["test_loss"] for r in _by_seed(runs["sgd"], depth)])
         v = entry["adam_vs_sgd"]
         ax_row[0].set(xscale="log", yscale="log", xlabel="step", ylabel="$\\|W - W^*\\|_F^2$",
-                      title=f"depth {depth}: (a) test loss; Adam - SGD = {v['mean_diff']:.2g} \u00b1 {v['se']:.2g} "
+                      title=f"depth {depth}: (a) test loss\nAdam - SGD = {v['mean_diff']:.2g} \u00b1 {v['se']:.2g} "
                             f"({v['verdict']})")
         ax_row[1].set(xscale="log", xlabel="step", ylabel="effective rank", title=f"(b) effective rank ({pred_note})")
         ax_row[2].set(xscale="log", xlabel="step", ylabel="$\\|W\\|_*$", title="(c) nuclear norm")
