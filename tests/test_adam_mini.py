@@ -4,14 +4,14 @@ figure against direct runs and a plain NumPy distance; RMSProp's slow flow is Ad
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 
 import diagsim
 from diagsim.errors import DiagsimError
-from diagsim.experiments.figures import make_figure, repro_dir
+from diagsim.experiments.figures import repro_dir
 from diagsim.optimizers import Adalayer, Adam, AdamMini, LabelNoise
 from diagsim.predict import predict
 from diagsim.verify.estimates import Z_SCORE
@@ -103,9 +103,8 @@ def test_instances_have_different_predictions():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig11")
-    rep = make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
-    return rep, json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out"
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
+    return rep, js, out
 
 
 def test_quick_renders(quick):

@@ -4,15 +4,15 @@ brute-force enumeration written here, the lam option's cache keys, and the quick
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 from scipy.optimize import linprog
 
 import diagsim
 from diagsim.errors import DiagsimError
-from diagsim.experiments.figures import make_figure, repro_dir
+from diagsim.experiments.figures import repro_dir
 from diagsim.optimizers import Adam, LabelNoise
 from diagsim.predict import predict
 from diagsim.sweep.limitjob import canonicalize, solve_limits
@@ -101,9 +101,8 @@ def test_lam_option_and_cache_keys():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig9")
-    rep = make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
-    return rep, json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out"
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
+    return rep, js, out
 
 
 def test_quick_renders(quick):

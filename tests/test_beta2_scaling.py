@@ -3,13 +3,12 @@
 checks, the boundary estimate, and the quick figure against a direct run of the job."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 
 from diagsim.errors import DiagsimError
-from diagsim.experiments.figures import make_figure, repro_dir
+from diagsim.experiments.figures import repro_dir
 from diagsim.lowlevel import rng
 from diagsim.networks.diagonal.problem import make_problem
 from diagsim.sweep import plan_sweep
@@ -188,9 +187,8 @@ def test_figure_config_plans_the_full_grid():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig10")
-    rep = make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
-    return rep, json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out"
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
+    return rep, js, out
 
 
 def test_quick_renders(quick):

@@ -4,13 +4,12 @@ stays above its lower bound 2 ||M_2^{1/2} W M_1^{1/2}||_* along the way and decr
 numbers are the cached runs', its verdict is the paired rule recomputed here, and its prediction is predict's."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 
 import diagsim
-from diagsim.experiments.figures import FigureContext, load_figure, make_figure, repro_dir
+from diagsim.experiments.figures import FigureContext, load_figure, repro_dir
 from diagsim.optimizers import GD, SGD, LabelNoise
 from diagsim.predict import predict
 from diagsim.predict.matrix import weighted_nuclear_norm
@@ -65,11 +64,10 @@ def test_sgd_slow_flow_reaches_the_depth2_prediction(seed):
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig13")
-    rep = make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
     spec = load_figure(NAME, quick=True, root=REPRO)
     ctx = FigureContext(spec, tmp / "cache", tmp / "out")
-    return rep, json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out", ctx
+    return rep, js, out, ctx
 
 
 def test_quick_renders(quick):

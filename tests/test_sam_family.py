@@ -3,13 +3,13 @@ evaluations per step against an instrumented count, and the verdict rule on cons
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 
 import diagsim
-from diagsim.experiments.figures import make_figure, repro_dir
+from diagsim.experiments.figures import repro_dir
 from diagsim.optimizers import GD, MESA, SAF, SAM, NoNoise
 
 REPRO = repro_dir()
@@ -29,9 +29,8 @@ def _script():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig8")
-    rep = make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
-    return rep, json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out"
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
+    return rep, js, out
 
 
 def _direct(alpha, opt, n_paths=1):

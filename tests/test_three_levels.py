@@ -3,14 +3,14 @@ a slow flow, verify's distance (now also between two ensembles) against plain Nu
 direct runs; the slow flow does not depend on lr at fixed C, and the SDE does not depend on beta1."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
+from quick_figure import quick_figure
 
 import diagsim
-from diagsim.experiments.figures import load_figure, make_figure, repro_dir
+from diagsim.experiments.figures import load_figure, repro_dir
 from diagsim.optimizers import Adam, LabelNoise
 from diagsim.optimizers.specs import OPTIMIZERS, from_config
 from diagsim.sde.stepper import SDE_MODELS
@@ -60,9 +60,8 @@ def test_distance_against_numpy():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fig12")
-    make_figure(NAME, quick=True, cache_dir=tmp / "cache", out_dir=tmp / "out", root=REPRO, progress=False)
-    return json.loads((tmp / "out" / f"{NAME}.json").read_text()), tmp / "out"
+    rep, js, out, tmp = quick_figure(NAME, tmp_path_factory, REPRO)
+    return js, out
 
 
 def test_quick_renders(quick):
