@@ -107,6 +107,7 @@ def quick(tmp_path_factory):
     return rep, js, out
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_renders(quick):
     _, js, out = quick
     assert (out / f"{NAME}.png").stat().st_size > 10_000
@@ -115,6 +116,7 @@ def test_quick_renders(quick):
     assert set(js["predictions"]["1"]) == {"lhalf", "lhalf_local", "block"}
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_end_point_is_a_direct_run(quick):
     """An Adam-mini (pairs) end point in the JSON is diagsim.simulate's; its test loss is recomputed here."""
     _, js, _ = quick
@@ -130,6 +132,7 @@ def test_quick_end_point_is_a_direct_run(quick):
     assert next(r for r in js["runs"] if r["optimizer"] == "adalayer")["predicted"] == "block"
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_rmsprop_slow_flow_is_adams(quick):
     """beta1 does not enter the slow flow (docs/theory.md §7.5, §8): RMSProp's flow ends where Adam's does."""
     _, js, _ = quick
@@ -140,6 +143,7 @@ def test_rmsprop_slow_flow_is_adams(quick):
     assert js["momentum"]["flow_max_abs_diff_adam_rmsprop"] <= 1e-14  # v following its ODE: the same
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_momentum_distance_and_slope(quick):
     """The paired Adam - RMSProp distance at lr 0.04 recomputed in NumPy from direct runs; its fitted exponent is
     1 (the O(lr) momentum effect) within Z_SCORE standard errors."""

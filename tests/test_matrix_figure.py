@@ -70,6 +70,7 @@ def quick(tmp_path_factory):
     return rep, js, out, ctx
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_renders(quick):
     rep, js, out, _ = quick
     assert rep.computed == 3 * 4 + 2 and (out / f"{NAME}.png").stat().st_size > 10_000
@@ -78,6 +79,7 @@ def test_quick_renders(quick):
     assert "sgd_slow_flow" in js["by_depth"][0]
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_verdict_is_the_paired_rule_on_the_cached_runs(quick):
     """Final test loss = mean of the last `window` records of the cached run; the verdict is the config's rule
     (mean paired difference against 2 standard errors), recomputed here with plain NumPy."""
@@ -99,6 +101,7 @@ def test_quick_verdict_is_the_paired_rule_on_the_cached_runs(quick):
         assert v["verdict"] == want
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_prediction_and_end_point_are_direct(quick):
     """The JSON's depth-2 prediction is predict's on the same problem; an SGD end point is simulate's."""
     _, js, _, _ = quick

@@ -64,12 +64,14 @@ def quick(tmp_path_factory):
     return js, out
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_renders(quick):
     js, out = quick
     assert (out / f"{NAME}.png").stat().st_size > 10_000
     assert set(js) == {"adam", "rmsprop", "adame", "adam_mini", "adalayer"}
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_flow_is_lr_independent_and_sde_beta1_free(quick):
     """At fixed C = (1 - beta2)/lr^2 the slow flow is the same at every lr; the paper-variant SDE has no beta1, so
     RMSProp's SDE ensemble (same seeds) is Adam's."""
@@ -80,6 +82,7 @@ def test_quick_flow_is_lr_independent_and_sde_beta1_free(quick):
     assert js["adam"]["discrete"]["D"] != js["rmsprop"]["discrete"]["D"]
 
 
+@pytest.mark.slow  # draws the quick figure (20-35 s); CI runs the slow suite
 def test_quick_distance_is_a_direct_run(quick):
     """AdamE-1/4's discrete D at lr 0.04 recomputed from diagsim.simulate and the slow flow, in NumPy."""
     js, _ = quick
